@@ -1,0 +1,71 @@
+"""Settings read from ``OTEL_PYTHON_COLDSTART_*`` environment variables.
+
+Read once, on demand, with nothing but ``os.environ``: this module sits on the start-up path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PREFIX = "OTEL_PYTHON_COLDSTART_"
+READY_MODES = ("auto", "explicit", "exit")
+
+
+class ConfigError(ValueError):
+    """An ``OTEL_PYTHON_COLDSTART_*`` variable holds a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: ``auto``: ``mark_ready()`` if the app calls it, else process exit. ``explicit``: only
+    #: ``mark_ready()`` (and exit, so the trace is never lost). ``exit``: ignore ``mark_ready()``.
+    ready: str = "auto"
+    #: Declare ready after this many seconds even if nobody did (0 disables).
+    ready_timeout_s: float = 0.0
+    #: Write the cold-start trace as OTLP JSON lines to this file (no collector needed).
+    trace_file: str | None = None
+    #: Drop import spans shorter than this (Datadog's DD_MIN_COLD_START_DURATION idea); 0 keeps all.
+    min_import_duration_ms: float = 0.0
+    #: Upper bound on the time our exit handler may hold the process after the app is done.
+    exit_timeout_s: float = 0.5
+    #: Record imports that happen after the ready moment as live spans.
+    live_imports: bool = True
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(PREFIX + name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(PREFIX + name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{PREFIX}{name}={raw!r} is not a boolean (use true or false)")
+
+
+def load() -> Settings:
+    ready = os.environ.get(PREFIX + "READY", "auto").strip().lower() or "auto"
+    if ready not in READY_MODES:
+        raise ConfigError(f"{PREFIX}READY={ready!r} must be one of {', '.join(READY_MODES)}")
+    return Settings(
+        ready=ready,
+        ready_timeout_s=_float("READY_TIMEOUT", 0.0),
+        trace_file=os.environ.get(PREFIX + "TRACE_FILE") or None,
+        min_import_duration_ms=_float("MIN_IMPORT_DURATION_MS", 0.0),
+        exit_timeout_s=_float("EXIT_TIMEOUT", 0.5),
+        live_imports=_bool("LIVE_IMPORTS", True),
+    )

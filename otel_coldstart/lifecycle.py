@@ -1,0 +1,238 @@
+"""The ready moment and everything after it: SDK set-up, span building, export, bounded exit.
+
+Before ready only ``arm()`` runs (hook + exit handlers). After ready the work happens off the
+application's main thread, except at process exit, where it must happen before the interpreter
+goes away; there the network part is bounded by ``OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import time
+from typing import Any
+
+import wrapt
+
+from otel_coldstart import config, imports, timeline
+from otel_coldstart.timeline import Timeline
+
+_lock = threading.Lock()
+_armed = False
+_forked = False
+_settings = config.Settings()
+_configure_globals = False
+_auto_version: str | None = None
+_worker: threading.Thread | None = None
+_exporting: threading.Thread | None = None
+_pipeline: Any = None
+_exit_deadline: float | None = None
+_real_exit = os._exit
+#: The name of our import instrumentor's entry point (see pyproject.toml).
+IMPORTS_ENTRY_POINT = "coldstart_imports"
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("otel_coldstart")
+
+
+def imports_disabled() -> bool:
+    """``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` names our import instrumentor (or ``*``)."""
+    disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
+    names = {name.strip() for name in disabled.split(",")}
+    return "*" in names or IMPORTS_ENTRY_POINT in names
+
+
+def arm(origin: str, record_imports: bool = True) -> None:
+    """Start the timeline, the import hook (unless disabled) and the exit handlers.
+
+    Idempotent and cheap: it runs on the start-up path.
+    """
+    global _armed, _settings
+    if record_imports:
+        imports.install(origin)
+    else:
+        timeline.begin(origin)
+    with _lock:
+        if _armed:
+            return
+        _armed = True
+    try:
+        _settings = config.load()
+    except config.ConfigError as exc:
+        _log().warning("otel-coldstart: %s; using the default", exc)
+    atexit.register(_on_exit)
+    wrapt.wrap_function_wrapper(threading, "_shutdown", _threading_shutdown)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os._exit = _exit_wrapper
+    if _settings.ready_timeout_s > 0:
+        timer = threading.Timer(_settings.ready_timeout_s, mark_ready, kwargs={"trigger": "timeout"})
+        timer.daemon = True
+        timer.start()
+
+
+def settings() -> config.Settings:
+    return _settings
+
+
+def request_sdk(auto_instrumentation_version: str | None) -> None:
+    """The configurator's wish: configure the global SDK providers, but only after ready."""
+    global _configure_globals, _auto_version
+    _configure_globals = True
+    _auto_version = auto_instrumentation_version
+
+
+def mark_ready(trigger: str = "explicit") -> bool:
+    """Declare the application ready: the cold start ends now. Returns ``False`` if it already had.
+
+    The trace is built and exported on a background thread; this call returns at once.
+    """
+    global _worker
+    if _settings.ready == "exit" and trigger != "exit":
+        return False
+    if trigger == "critical_tier" and _settings.ready != "auto":
+        return False
+    frozen = timeline.freeze(trigger)
+    if frozen is None:
+        return False
+    _worker = threading.Thread(target=_finish, args=(frozen,), name="otel-coldstart-ready", daemon=True)
+    _worker.start()
+    return True
+
+
+def _finish(frozen: Timeline) -> None:
+    spans = _build(frozen)
+    if spans:
+        _export(spans)
+
+
+def _build(frozen: Timeline) -> list[Any]:
+    """Local work: SDK set-up, spans, the trace file. Everything here is our own, never recorded."""
+    global _pipeline
+    with timeline.suppressed():
+        try:
+            from otel_coldstart import otlp_json, sdk_setup, spans
+
+            for callback in list(timeline.state.ready_callbacks):
+                callback(frozen)
+            _pipeline = sdk_setup.setup(_auto_version, _configure_globals)
+            spans.build(
+                frozen,
+                _pipeline.tracer(),
+                process_start_ns(),
+                min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
+            )
+            built = _pipeline.take_spans()
+            if _settings.trace_file:
+                otlp_json.append_lines(_settings.trace_file, [otlp_json.encode(built)])
+            if _settings.live_imports:
+                from opentelemetry import trace
+
+                imports.live_handler = spans.make_live_import_handler(
+                    trace.get_tracer("otel_coldstart.imports"), timeline.suppressed
+                )
+            return built
+        except Exception as exc:  # the application must never pay for our failure
+            _log().warning("otel-coldstart: could not build the cold-start trace: %s", exc, exc_info=True)
+            return []
+
+
+def _export(built: list[Any]) -> None:
+    global _exporting
+    _exporting = threading.current_thread()
+    with timeline.suppressed():
+        from otel_coldstart import sdk_setup
+
+        failed = sdk_setup.export(_pipeline.exporters, built)
+        if failed:
+            _log().warning("otel-coldstart: cold-start trace export failed for %s", ", ".join(failed))
+        for exporter in _pipeline.exporters:
+            try:
+                exporter.shutdown()
+            except Exception:
+                pass
+
+
+def process_start_ns() -> int:
+    import psutil
+
+    return int(psutil.Process().create_time() * 1_000_000_000)
+
+
+def _at_main_exit() -> None:
+    """The main thread is done (or ``os._exit`` was called): if nobody declared ready, now is ready.
+
+    Runs from a wrapper around ``threading._shutdown``, which the interpreter calls before it
+    joins threads and before atexit handlers: the last moment at which the interpreter can still
+    import modules and start threads (the SDK needs both).
+    """
+    global _exit_deadline
+    if _forked or _exit_deadline is not None:
+        return
+    _exit_deadline = time.monotonic() + _settings.exit_timeout_s
+    frozen = timeline.freeze("exit")
+    if frozen is not None:
+        built = _build(frozen)
+        if built:
+            thread = threading.Thread(target=_export, args=(built,), name="otel-coldstart-export", daemon=True)
+            thread.start()
+            _join(thread, _exit_deadline, "cold-start trace export")
+    elif _worker is not None:
+        _join(_worker, _exit_deadline, "cold-start trace export")
+
+
+def _on_exit() -> None:
+    """atexit: flush what was recorded after ready, within the same exit bound."""
+    if _forked:
+        return
+    _at_main_exit()
+    if _pipeline is not None and _pipeline.shutdowns and _exit_deadline is not None:
+        thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
+        thread.start()
+        _join(thread, _exit_deadline, "telemetry flush")
+
+
+def _threading_shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+    if threading.current_thread() is threading.main_thread():
+        try:
+            _at_main_exit()
+        except Exception:  # never let our exit work change how the process ends
+            pass
+    return wrapped(*args, **kwargs)
+
+
+def _join(thread: threading.Thread, deadline: float, what: str) -> None:
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        _log().warning(
+            "otel-coldstart: %s did not finish within %.2f s of exit; not waiting longer",
+            what,
+            _settings.exit_timeout_s,
+        )
+
+
+def _shutdown_providers() -> None:
+    with timeline.suppressed():
+        for provider in _pipeline.shutdowns:
+            try:
+                provider.shutdown()
+            except Exception:
+                pass
+
+
+def _exit_wrapper(status: int) -> None:
+    # os._exit skips atexit: without this, an app that ends with it would lose its cold start.
+    try:
+        _on_exit()
+    finally:
+        _real_exit(status)
+
+
+def _after_fork_in_child() -> None:
+    global _forked, _worker
+    _forked = True
+    _worker = None
+    timeline.reset_after_fork()

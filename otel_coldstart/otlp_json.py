@@ -1,0 +1,117 @@
+"""Spans to OTLP JSON (the protobuf JSON mapping of ``ExportTraceServiceRequest``).
+
+Written by hand rather than through ``google.protobuf.json_format`` because OTLP JSON differs
+from the generic mapping: trace and span ids are hex, not base64 (OTLP spec, "JSON Protobuf
+Encoding"). 64-bit integers are strings, enums are integers, default values may be omitted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+_KIND = {
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
+}
+_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+
+
+def any_value(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, (bytes, bytearray)):
+        import base64
+
+        return {"bytesValue": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return {"arrayValue": {"values": [any_value(v) for v in value]}}
+    return {"stringValue": str(value)}
+
+
+def attributes(attrs: Any) -> list[dict[str, Any]]:
+    return [{"key": key, "value": any_value(value)} for key, value in (attrs or {}).items()]
+
+
+def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
+    ctx = span.get_span_context()
+    out: dict[str, Any] = {
+        "traceId": format(ctx.trace_id, "032x"),
+        "spanId": format(ctx.span_id, "016x"),
+        "name": span.name,
+        "kind": _KIND.get(span.kind, 1),
+        "startTimeUnixNano": str(span.start_time or 0),
+        "endTimeUnixNano": str(span.end_time or 0),
+    }
+    if span.parent is not None:
+        out["parentSpanId"] = format(span.parent.span_id, "016x")
+    if span.attributes:
+        out["attributes"] = attributes(span.attributes)
+    if span.events:
+        out["events"] = [
+            {"timeUnixNano": str(event.timestamp), "name": event.name, "attributes": attributes(event.attributes)}
+            for event in span.events
+        ]
+    status = span.status
+    if status is not None and status.status_code is not StatusCode.UNSET:
+        out["status"] = {"code": _STATUS[status.status_code]}
+        if status.description:
+            out["status"]["message"] = status.description
+    return out
+
+
+def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
+    """One ``ExportTraceServiceRequest`` document, spans grouped by resource and scope."""
+    groups: dict[int, tuple[Any, dict[tuple[str, str], list[ReadableSpan]]]] = {}
+    for span in spans:
+        resource = span.resource
+        scopes = groups.setdefault(id(resource), (resource, {}))[1]
+        scope = span.instrumentation_scope
+        key = (scope.name, scope.version or "") if scope is not None else ("", "")
+        scopes.setdefault(key, []).append(span)
+    resource_spans = []
+    for resource, scopes in groups.values():
+        resource_spans.append(
+            {
+                "resource": {"attributes": attributes(resource.attributes if resource else {})},
+                "scopeSpans": [
+                    {
+                        "scope": {"name": name, **({"version": version} if version else {})},
+                        "spans": [span_to_dict(s) for s in scope_spans],
+                    }
+                    for (name, version), scope_spans in scopes.items()
+                ],
+            }
+        )
+    return {"resourceSpans": resource_spans}
+
+
+def append_lines(path: str, documents: Iterable[dict[str, Any]], mode: int = 0o644) -> None:
+    """Append each document as one JSON line (the collector file exporter's layout).
+
+    One ``write`` call on an ``O_APPEND`` descriptor, so that several processes sharing a trace
+    file (a launcher-traced app that starts traced subprocesses) never interleave their lines.
+    """
+    payload = "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    try:
+        view = memoryview(payload)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    finally:
+        os.close(fd)

@@ -1,0 +1,137 @@
+"""The OpenTelemetry SDK, brought up after the ready moment through its standard configuration.
+
+Importing the SDK and an OTLP exporter costs more than a hundred milliseconds; doing it before
+ready would add that to the very start-up we measure. So the configurator only records the wish,
+and this module does the work once the cold start is over.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+
+from otel_coldstart.version import __version__
+
+#: Spans per export call: well under the 4 MiB default gRPC message limit for import spans.
+EXPORT_CHUNK = 512
+
+
+class _Collect(SpanProcessor):
+    """Keeps every ended span: the cold-start trace is exported in full, never through a queue
+    that drops the oldest spans once it holds 2,048 (the batch processor's default)."""
+
+    def __init__(self) -> None:
+        self.spans: list[ReadableSpan] = []
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self.spans.append(span)
+
+
+@dataclass
+class Pipeline:
+    resource: Resource
+    coldstart_provider: TracerProvider
+    collector: _Collect
+    exporters: list[SpanExporter]
+    #: Providers whose shutdown we run ourselves, bounded, instead of the SDK's unbounded atexit.
+    shutdowns: list[Any] = field(default_factory=list)
+
+    def tracer(self) -> trace.Tracer:
+        return self.coldstart_provider.get_tracer("otel_coldstart", __version__)
+
+    def take_spans(self) -> list[ReadableSpan]:
+        spans, self.collector.spans = self.collector.spans, []
+        return spans
+
+
+def process_attributes() -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "process.pid": os.getpid(),
+        "process.parent_pid": os.getppid(),
+        "process.executable.path": sys.executable,
+        "process.executable.name": os.path.basename(sys.executable),
+        "process.command_args": list(getattr(sys, "orig_argv", sys.argv)),
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": ".".join(map(str, sys.implementation.version[:3])),
+        "process.runtime.description": sys.version,
+        "telemetry.distro.name": "otel-coldstart",
+        "telemetry.distro.version": __version__,
+    }
+    return attrs
+
+
+def _take_over_atexit(provider: Any) -> None:
+    handler = getattr(provider, "_atexit_handler", None)
+    if handler is not None:
+        atexit.unregister(handler)
+        provider._atexit_handler = None
+
+
+def setup(auto_instrumentation_version: str | None, configure_globals: bool) -> Pipeline:
+    """Configure the global providers (if asked) and a private one for the cold-start trace."""
+    from opentelemetry.sdk._configuration import (
+        _get_exporter_names,
+        _import_exporters,
+        _initialize_components,
+    )
+
+    shutdowns: list[Any] = []
+    if configure_globals:
+        _initialize_components(
+            auto_instrumentation_version=auto_instrumentation_version,
+            resource_attributes=process_attributes(),
+        )
+        for provider in (trace.get_tracer_provider(), metrics.get_meter_provider(), _logger_provider()):
+            if hasattr(provider, "shutdown"):
+                _take_over_atexit(provider)
+                shutdowns.append(provider)
+    global_provider = trace.get_tracer_provider()
+    resource = getattr(global_provider, "resource", None) or Resource.create(process_attributes())
+
+    exporter_classes = _import_exporters(_get_exporter_names("traces"), [], [])[0]
+    collector = _Collect()
+    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider.add_span_processor(collector)
+    return Pipeline(
+        resource=resource,
+        coldstart_provider=provider,
+        collector=collector,
+        exporters=[cls() for cls in exporter_classes.values()],
+        shutdowns=shutdowns,
+    )
+
+
+def _logger_provider() -> Any:
+    try:
+        from opentelemetry._logs import get_logger_provider
+    except ImportError:  # pragma: no cover - older API
+        return None
+    return get_logger_provider()
+
+
+def export(exporters: Sequence[SpanExporter], spans: Sequence[ReadableSpan]) -> list[str]:
+    """Send ``spans`` through every exporter in chunks; returns the names of exporters that failed."""
+    failed = []
+    for exporter in exporters:
+        ok = True
+        for offset in range(0, len(spans), EXPORT_CHUNK):
+            try:
+                result = exporter.export(spans[offset : offset + EXPORT_CHUNK])
+            except Exception:
+                result = SpanExportResult.FAILURE
+            if result is not SpanExportResult.SUCCESS:
+                ok = False
+                break
+        if not ok:
+            failed.append(type(exporter).__name__)
+    return failed

@@ -1,0 +1,132 @@
+"""The cheap in-memory recorder that sits on the start-up path.
+
+Everything here runs while the application starts, so it only appends plain Python lists and
+reads a monotonic clock. No OpenTelemetry span objects, no psutil, no I/O: those happen after the
+ready moment, in ``spans.py`` and ``lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from _thread import get_ident
+from collections.abc import Callable
+from typing import Any
+
+_now = time.perf_counter_ns
+
+# Field positions of an import record. A record is a list rather than a tuple because its end
+# time and outcome are only known when the import returns; lists also make a record usable as its
+# own identity for parent links, so no index bookkeeping is needed across threads.
+NAME, START, END, PARENT, THREAD, VIA, ERROR, MODULE = range(8)
+
+
+class Timeline:
+    """Everything recorded before the ready moment, with the anchors needed to turn it into spans."""
+
+    def __init__(self, origin: str) -> None:
+        #: ``launcher`` when installed by ``opentelemetry-instrument``, ``start`` for ``otel_coldstart.start()``.
+        self.origin = origin
+        self.wall_anchor_ns = time.time_ns()
+        self.mono_anchor_ns = _now()
+        self.hook_installed_ns = self.mono_anchor_ns
+        self.prehook_modules: tuple[str, ...] = tuple(sys.modules)
+        self.imports: list[list[Any]] = []
+        self.phases: list[tuple[str, int, int]] = []
+        self.marks: dict[str, int] = {}
+        self.memory_snapshots: list[tuple[str, int, Any]] = []
+        self.thread_names: dict[int, str] = {get_ident(): threading.current_thread().name}
+        self.ready_ns: int | None = None
+        self.ready_trigger: str | None = None
+
+    def to_epoch_ns(self, mono_ns: int) -> int:
+        return self.wall_anchor_ns + (mono_ns - self.mono_anchor_ns)
+
+    def mark(self, name: str) -> None:
+        self.marks.setdefault(name, _now())
+
+
+class _State:
+    """Process-wide recorder state. A module-level singleton: there is one cold start per process."""
+
+    def __init__(self) -> None:
+        self.timeline: Timeline | None = None
+        self.ready = False
+        #: Threads whose imports are our own work (span building, SDK set-up): never recorded.
+        self.suppressed: set[int] = set()
+        self.stacks: dict[int, list[list[Any]]] = {}
+        self.ready_callbacks: list[Callable[[Timeline], None]] = []
+        self.ready_lock = threading.Lock()
+
+
+state = _State()
+
+
+def begin(origin: str) -> Timeline:
+    """Start recording (idempotent): the first caller's moment is the hook-installed moment."""
+    if state.timeline is None:
+        state.timeline = Timeline(origin)
+    return state.timeline
+
+
+def current() -> Timeline | None:
+    return state.timeline
+
+
+def is_recording() -> bool:
+    return state.timeline is not None and not state.ready
+
+
+def record_phase(name: str, start_ns: int, end_ns: int) -> None:
+    """Record a named interval (e.g. a service tier) on the monotonic clock."""
+    timeline = state.timeline
+    if timeline is not None and not state.ready:
+        timeline.phases.append((name, start_ns, end_ns))
+
+
+def on_ready(callback: Callable[[Timeline], None]) -> None:
+    """Run ``callback(timeline)`` once, at the ready moment, on the thread that builds the spans."""
+    state.ready_callbacks.append(callback)
+
+
+def freeze(trigger: str) -> Timeline | None:
+    """Mark the ready moment. Returns the timeline the first time, ``None`` on every later call."""
+    with state.ready_lock:
+        timeline = state.timeline
+        if timeline is None or state.ready:
+            return None
+        timeline.ready_ns = _now()
+        timeline.ready_trigger = trigger
+        state.ready = True
+        return timeline
+
+
+def reset_after_fork() -> None:
+    """In a forked child the parent's cold start is not ours to report: forget it."""
+    state.timeline = None
+    state.ready = True
+    state.stacks = {}
+    state.suppressed = set()
+    state.ready_lock = threading.Lock()
+
+
+def suppressed(tid: int | None = None) -> _Suppress:
+    """Context manager: imports on this thread are our own work, not the application's."""
+    return _Suppress(get_ident() if tid is None else tid)
+
+
+class _Suppress:
+    __slots__ = ("tid", "was")
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+        self.was = False
+
+    def __enter__(self) -> None:
+        self.was = self.tid in state.suppressed
+        state.suppressed.add(self.tid)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.was:
+            state.suppressed.discard(self.tid)

@@ -72,6 +72,12 @@ def _find_and_load(wrapped: Callable[..., Any], instance: object, args: tuple, k
     return module
 
 
+# CPython strips frames whose file is "<frozen importlib._bootstrap>" from import tracebacks
+# (import.c, remove_importlib_frames). Giving our wrapper's code that file name makes a failing
+# import's traceback identical to the one without us, instead of ending in this module.
+_find_and_load.__code__ = _find_and_load.__code__.replace(co_filename="<frozen importlib._bootstrap>")
+
+
 def _describe(exc: BaseException) -> tuple[str, str]:
     cls = type(exc)
     qualname = cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"

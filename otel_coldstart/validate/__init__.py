@@ -1,0 +1,1 @@
+"""The validator: read cold-start traces, judge them against targets, explain the result."""

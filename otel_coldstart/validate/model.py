@@ -1,0 +1,102 @@
+"""The trace model every reader produces and every judgement reads.
+
+Format-neutral: OTLP JSON, Jaeger's classic JSON and Jaeger's v3 API all become ``Trace`` objects
+with times in nanoseconds since the epoch and attributes as plain Python values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TraceError(ValueError):
+    """The input is not a usable trace (malformed, truncated, no root...). One line, for humans."""
+
+
+@dataclass
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[SpanEvent] = field(default_factory=list)
+    status_code: int = 0  # OTLP: 0 unset, 1 ok, 2 error
+    status_message: str = ""
+    resource: dict[str, Any] = field(default_factory=dict)
+    children: list[Span] = field(default_factory=list, repr=False)
+    parent: Span | None = field(default=None, repr=False)
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+    @property
+    def self_ns(self) -> int:
+        """Time not covered by children (children may overlap when they ran in threads)."""
+        return max(0, self.duration_ns - _covered_ns(self.children))
+
+    @property
+    def kind(self) -> str:
+        return str(self.attributes.get("coldstart.kind", ""))
+
+    def walk(self) -> Iterator[Span]:
+        stack = [self]
+        while stack:
+            span = stack.pop()
+            yield span
+            stack.extend(reversed(span.children))
+
+    def path(self) -> tuple[str, ...]:
+        names = []
+        node: Span | None = self
+        while node is not None:
+            names.append(node.name)
+            node = node.parent
+        return tuple(reversed(names))
+
+
+def _covered_ns(children: list[Span]) -> int:
+    intervals = sorted((c.start_ns, c.end_ns) for c in children)
+    covered = 0
+    current_start = current_end = None
+    for start, end in intervals:
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                covered += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        covered += current_end - current_start
+    return covered
+
+
+@dataclass
+class Trace:
+    trace_id: str
+    spans: list[Span]
+    source: str = ""
+    #: Repairs made while linking (orphans re-attached, duplicates dropped...), for the report.
+    warnings: list[str] = field(default_factory=list)
+    root: Span | None = None
+
+    @property
+    def service_name(self) -> str:
+        if self.root is not None:
+            return str(self.root.resource.get("service.name", ""))
+        return ""
+
+
+ROOT_NAME = "coldstart"

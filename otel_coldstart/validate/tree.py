@@ -1,0 +1,91 @@
+"""Rebuilding the span tree from flat spans, with documented repairs.
+
+Repairs (each adds a line to ``Trace.warnings``):
+- duplicate span ids: the first span wins, later ones are dropped;
+- a parent id that is not in the trace: the span is attached to the cold-start root;
+- a cycle in parent links: the link that closes the cycle is cut, the span goes under the root;
+- a child outside its parent's interval (clock skew) is kept as is and counted.
+A trace with no cold-start root span is an error, not something to guess.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from otel_coldstart.validate.model import ROOT_NAME, Span, Trace, TraceError
+
+
+def group_by_trace(spans: Iterable[Span], source: str) -> list[Trace]:
+    by_id: dict[str, list[Span]] = defaultdict(list)
+    for span in spans:
+        by_id[span.trace_id].append(span)
+    return [Trace(trace_id=trace_id, spans=members, source=source) for trace_id, members in by_id.items()]
+
+
+def _find_root(trace: Trace) -> Span:
+    roots = [s for s in trace.spans if s.name == ROOT_NAME and not s.parent_id]
+    if not roots:
+        roots = [s for s in trace.spans if s.attributes.get("coldstart.kind") == "root"]
+    if not roots:
+        raise TraceError(f"trace {trace.trace_id or '?'} has no '{ROOT_NAME}' root span (is it a cold-start trace?)")
+    if len(roots) > 1:
+        trace.warnings.append(f"{len(roots)} root spans; judging the earliest")
+        roots.sort(key=lambda s: s.start_ns)
+    return roots[0]
+
+
+def link(trace: Trace) -> Trace:
+    """Fill ``children``/``parent`` links and ``trace.root``. Raises ``TraceError`` without a root."""
+    unique: dict[str, Span] = {}
+    duplicates = 0
+    for span in trace.spans:
+        span.children = []
+        span.parent = None
+        if span.span_id in unique:
+            duplicates += 1
+            continue
+        unique[span.span_id] = span
+    if duplicates:
+        trace.warnings.append(f"{duplicates} span(s) with a duplicate id dropped")
+    trace.spans = list(unique.values())
+    root = _find_root(trace)
+    trace.root = root
+
+    orphans = cycles = skewed = 0
+    for span in trace.spans:
+        if span is root:
+            continue
+        parent = unique.get(span.parent_id) if span.parent_id else None
+        if parent is None:
+            orphans += 1
+            parent = root
+        elif _creates_cycle(span, parent):
+            cycles += 1
+            parent = root
+        span.parent = parent
+        parent.children.append(span)
+        if span.start_ns < parent.start_ns or span.end_ns > parent.end_ns:
+            skewed += 1
+    for span in trace.spans:
+        span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
+    if orphans:
+        trace.warnings.append(f"{orphans} span(s) whose parent is missing attached to the root")
+    if cycles:
+        trace.warnings.append(f"{cycles} cycle(s) in parent links cut")
+    if skewed:
+        trace.warnings.append(f"{skewed} span(s) lie outside their parent's time (clock skew?)")
+    return trace
+
+
+def _creates_cycle(span: Span, parent: Span) -> bool:
+    node: Span | None = parent
+    seen = 0
+    while node is not None:
+        if node is span:
+            return True
+        node = node.parent
+        seen += 1
+        if seen > 100_000:
+            return True
+    return False

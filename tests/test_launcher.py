@@ -1,0 +1,212 @@
+"""Real processes launched through ``opentelemetry-instrument``: entry points, trace file, edge cases."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import parse_importtime, run_instrumented, write
+from otel_coldstart.validate.analysis import is_import
+
+APP = """
+import json, decimal, email.mime.text
+try:
+    import not_installed_anywhere
+except ImportError:
+    pass
+print("app done")
+"""
+
+
+def import_spans(trace):
+    return [s for s in trace.spans if is_import(s)]
+
+
+def test_launcher_loads_distro_and_writes_the_cold_start_trace(tmp_path: Path):
+    script = write(tmp_path / "app.py", APP)
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert "app done" in run.completed.stdout
+    trace = run.trace()
+    root = trace.root
+    assert root.name == "coldstart"
+    assert root.attributes["coldstart.origin"] == "launcher"
+    assert root.attributes["coldstart.ready.trigger"] == "exit"
+    assert root.resource["service.name"] == "coldstart-test"
+    assert root.resource["telemetry.distro.name"] == "otel-coldstart"
+    assert root.resource["process.pid"] > 0
+    phases = {c.name for c in root.children}
+    assert {"coldstart.boot", "coldstart.launcher", "coldstart.main"} <= phases
+    boot = next(c for c in root.children if c.name == "coldstart.boot")
+    assert boot.start_ns == root.start_ns and boot.duration_ns > 0
+    main = next(c for c in root.children if c.name == "coldstart.main")
+    top = {s.attributes["coldstart.module.name"]: s for s in main.children if is_import(s)}
+    assert {"json", "decimal", "email.mime.text", "not_installed_anywhere"} <= set(top)
+    assert top["not_installed_anywhere"].status_code == 2
+    assert top["json"].attributes["code.file.path"].endswith("json/__init__.py")
+    # Nothing of ours is recorded as the application's: the SDK is set up after ready.
+    assert not any(s.attributes.get("coldstart.module.name", "").startswith("opentelemetry.sdk") for s in main.walk())
+
+
+def test_import_tree_equals_python_x_importtime(tmp_path: Path):
+    """Same modules, same parents as `-X importtime` for real third-party packages."""
+    script = write(
+        tmp_path / "app.py",
+        "import sys\n"
+        "import psutil\n"
+        "import google.protobuf.json_format\n"
+        "import opentelemetry.sdk.trace\n"
+        "import email.mime.text, decimal\n"
+        "sys.stderr.write('--- app done ---\\n'); sys.stderr.flush()\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl", python_args=("-X", "importtime"))
+    assert run.completed.returncode == 0, run.completed.stderr[-2000:]
+    stderr = run.completed.stderr
+    # The program's imports: after `site` (which holds sitecustomize, i.e. the launcher) finished,
+    # before the marker (what follows is our own work at exit).
+    program = stderr.split("| site\n", 1)[1].split("--- app done ---", 1)[0]
+    expected = sorted((m, p) for m, p in parse_importtime(program))
+    assert len(expected) > 50
+
+    trace = run.trace()
+    main = next(c for c in trace.root.children if c.name == "coldstart.main")
+
+    def module(span):
+        return span.attributes["coldstart.module.name"]
+
+    got = []
+    for span in main.walk():
+        if not is_import(span) or module(span) == "usercustomize":  # site imports it before the program
+            continue
+        parent = module(span.parent) if is_import(span.parent) else None
+        got.append((module(span), parent))
+    assert sorted(got) == expected
+
+
+def test_ready_marked_by_the_app_and_late_imports(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import json\nimport otel_coldstart\nassert otel_coldstart.mark_ready()\n"
+        "assert not otel_coldstart.mark_ready()\nimport time\ntime.sleep(0.3)\nimport decimal\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"
+    modules = {s.attributes.get("coldstart.module.name") for s in trace.spans}
+    assert "json" in modules and "decimal" not in modules  # decimal came after ready
+
+
+def test_disabled_instrumentation_keeps_the_trace_without_import_spans(tmp_path: Path):
+    script = write(tmp_path / "app.py", "import json, decimal\n")
+    run = run_instrumented(
+        script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "coldstart_imports"}
+    )
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert trace.root is not None
+    assert import_spans(trace) == []
+
+
+def test_our_distro_picks_our_configurator_beside_the_stock_distro(tmp_path: Path):
+    pytest.importorskip("opentelemetry.distro")
+    script = write(tmp_path / "app.py", "import json\n")
+    # Only OTEL_PYTHON_DISTRO is set: our distro must make its own configurator win.
+    run = run_instrumented(script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_CONFIGURATOR": None})
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert "json" in {s.attributes.get("coldstart.module.name") for s in trace.spans}
+    # The stock configurator would have imported the SDK during the launcher phase; ours defers it.
+    assert not any(str(s.attributes.get("coldstart.module.name", "")).startswith("opentelemetry.sdk") for s in trace.spans)
+
+
+def test_stock_distro_chosen_still_yields_a_cold_start_trace(tmp_path: Path):
+    pytest.importorskip("opentelemetry.distro")
+    script = write(tmp_path / "app.py", "import json\n")
+    env = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
+    run = run_instrumented(script, tmp_path / "trace.jsonl", env=env)
+    assert run.completed.returncode == 0, run.completed.stderr
+    # Our instrumentor entry point installs the recorder even when the stock distro configures.
+    assert "json" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
+
+
+def test_fork_child_does_not_export_the_parents_cold_start(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import os, json\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n    import decimal\n    os._exit(0)\n"
+        "os.waitpid(pid, 0)\nprint('parent done')\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    lines = run.trace_file.read_text().splitlines()
+    assert len(lines) == 1
+    assert run.trace().root.resource["process.pid"] != 0
+
+
+def test_os_exit_still_writes_the_trace(tmp_path: Path):
+    script = write(tmp_path / "app.py", "import os, json\nos._exit(3)\n")
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 3
+    assert "json" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
+
+
+def test_thousands_of_imports_arrive_whole(tmp_path: Path):
+    """Past the batch processor's 2,048-span queue: every import must be in the file."""
+    pkg = tmp_path / "many"
+    write(pkg / "__init__.py", "".join(f"from many import m{i}\n" for i in range(3000)))
+    for i in range(3000):
+        write(pkg / f"m{i}.py", "")
+    script = write(tmp_path / "app.py", "import many\n")
+    run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path)
+    assert run.completed.returncode == 0, run.completed.stderr
+    modules = {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
+    assert {f"many.m{i}" for i in range(3000)} <= modules
+
+
+def test_minimum_duration_filter_from_the_environment(tmp_path: Path):
+    script = write(tmp_path / "app.py", "import json, decimal, email.mime.text\n")
+    run = run_instrumented(
+        script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_COLDSTART_MIN_IMPORT_DURATION_MS": "1000"}
+    )
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert import_spans(trace) == []
+    assert trace.root.attributes["coldstart.imports.count"] > 3
+
+
+def test_bad_setting_warns_and_the_app_still_runs(tmp_path: Path):
+    script = write(tmp_path / "app.py", "print('still here')\n")
+    run = run_instrumented(script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_COLDSTART_READY": "sometimes"})
+    assert run.completed.returncode == 0
+    assert "still here" in run.completed.stdout
+    assert "OTEL_PYTHON_COLDSTART_READY" in run.completed.stderr
+    assert run.trace().root is not None
+
+
+def test_programmatic_start_without_the_launcher(tmp_path: Path):
+    trace_file = tmp_path / "trace.jsonl"
+    script = write(
+        tmp_path / "app.py",
+        "import otel_coldstart\notel_coldstart.start()\nimport json, decimal\notel_coldstart.mark_ready()\n",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
+    )
+    import subprocess
+    import sys
+
+    completed = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    document = json.loads(trace_file.read_text().splitlines()[0])
+    names = {s["name"] for rs in document["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
+    assert {"coldstart", "coldstart.boot", "coldstart.main", "import json", "import decimal"} <= names
+    assert "coldstart.launcher" not in names

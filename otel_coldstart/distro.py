@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from otel_coldstart import lifecycle, timeline
+from otel_coldstart import lifecycle
 
 lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
 
@@ -46,10 +46,3 @@ class ColdstartConfigurator:
     def configure(self, **kwargs: Any) -> None:
         lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
         lifecycle.request_sdk(kwargs.get("auto_instrumentation_version"))
-
-
-def launcher_done() -> None:
-    """``opentelemetry_post_instrument`` hook: the launcher has loaded every instrumentor."""
-    current = timeline.current()
-    if current is not None:
-        current.mark("launcher_done")

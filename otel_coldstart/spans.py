@@ -21,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_coldstart import module_info
-from otel_coldstart.timeline import END, ERROR, MODULE, NAME, PARENT, START, THREAD, VIA, Timeline
+from otel_coldstart.timeline import ATTRS, END, ERROR, KIND, MODULE, NAME, PARENT, START, THREAD, VIA, Timeline
 
 ROOT_SPAN = "coldstart"
 BOOT_SPAN = "coldstart.boot"
@@ -45,12 +45,14 @@ def _import_attributes(name: str, module: Any, via_import_module: bool) -> dict[
     return attrs
 
 
-def _end_with_error(span: Span, error: tuple[str, str] | None, end_ns: int) -> None:
-    if error is None:
-        span.set_attribute("coldstart.import.outcome", "ok")
-    else:
+def _end_with_error(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
+    span.set_attribute("coldstart.import.outcome", "ok" if error is None else "error")
+    _end_record(span, error, end_ns)
+
+
+def _end_record(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
+    if error is not None:
         exc_type, message = error
-        span.set_attribute("coldstart.import.outcome", "error")
         span.add_event("exception", {"exception.type": exc_type, "exception.message": message}, end_ns)
         span.set_status(Status(StatusCode.ERROR, f"{exc_type}: {message}"))
     span.end(end_time=end_ns)
@@ -125,7 +127,9 @@ def build(
                 return span
         return phases[-1][0] if start_mono >= phases[-1][1] else phases[0][0]
 
-    emitted = _emit_imports(tracer, imports, phase_for, ready_mono, min_import_ns, timeline.thread_names, to_ns)
+    # Parents start before their children, so emitting in start order creates parents first.
+    records = sorted([*imports, *timeline.records], key=lambda r: r[START])
+    emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, to_ns)
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
     root.set_attribute("coldstart.imports.recorded", emitted)
@@ -133,20 +137,20 @@ def build(
     return root
 
 
-def _emit_imports(
+def _emit(
     tracer: Tracer,
-    imports: Iterable[list[Any]],
+    records: Iterable[list[Any]],
     phase_for: Callable[[int], Span],
     ready_mono: int,
     min_import_ns: int,
     thread_names: dict[int, str],
     to_ns: Callable[[int], int],
 ) -> int:
+    """Emit import and other records; returns how many import spans were kept."""
     spans: dict[int, Span] = {}
     main_tid = next(iter(thread_names), None)
-    count = 0
-    # Records were appended when each import started, so a parent always precedes its children.
-    for record in imports:
+    kept_imports = 0
+    for record in records:
         start = record[START]
         if start >= ready_mono:
             continue
@@ -154,24 +158,33 @@ def _emit_imports(
         incomplete = end == 0 or end > ready_mono
         if incomplete:
             end = ready_mono
-        if min_import_ns and end - start < min_import_ns:
+        is_import = not isinstance(record[ATTRS], dict)
+        if is_import and min_import_ns and end - start < min_import_ns:
             continue
         parent_record = record[PARENT]
         parent = spans.get(id(parent_record)) if parent_record is not None else None
         if parent is None:
             parent = phase_for(start)
-        attrs = _import_attributes(record[NAME], record[MODULE], record[VIA])
+        if is_import:
+            name = IMPORT_PREFIX + record[NAME]
+            attrs = _import_attributes(record[NAME], record[MODULE], record[VIA])
+            if incomplete:
+                attrs["coldstart.import.incomplete"] = True
+            kept_imports += 1
+        else:
+            name = record[NAME]
+            attrs = {"coldstart.kind": record[KIND], **record[ATTRS]}
         tid = record[THREAD]
         if tid != main_tid:
             attrs["thread.id"] = tid
             attrs["thread.name"] = thread_names.get(tid, str(tid))
-        if incomplete:
-            attrs["coldstart.import.incomplete"] = True
-        span = _child(tracer, IMPORT_PREFIX + record[NAME], parent, to_ns(start), attrs)
+        span = _child(tracer, name, parent, to_ns(start), attrs)
         spans[id(record)] = span
-        _end_with_error(span, record[ERROR], to_ns(end))
-        count += 1
-    return count
+        if is_import:
+            _end_with_error(span, record[ERROR], to_ns(end))
+        else:
+            _end_record(span, record[ERROR], to_ns(end))
+    return kept_imports
 
 
 def make_live_import_handler(tracer: Tracer, suppress: Callable[[], Any]) -> Callable[..., Any]:

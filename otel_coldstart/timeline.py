@@ -20,6 +20,9 @@ _now = time.perf_counter_ns
 # time and outcome are only known when the import returns; lists also make a record usable as its
 # own identity for parent links, so no index bookkeeping is needed across threads.
 NAME, START, END, PARENT, THREAD, VIA, ERROR, MODULE = range(8)
+# Other records (service inits, tier phases, waits, lazy loads, manual timers) share the first
+# five fields and the error slot, so parent links work across both kinds.
+ATTRS, KIND = 5, 7
 
 
 class Timeline:
@@ -33,6 +36,8 @@ class Timeline:
         self.hook_installed_ns = self.mono_anchor_ns
         self.prehook_modules: tuple[str, ...] = tuple(sys.modules)
         self.imports: list[list[Any]] = []
+        self.records: list[list[Any]] = []
+        self.counters: dict[str, int] = {}
         self.phases: list[tuple[str, int, int]] = []
         self.marks: dict[str, int] = {}
         self.memory_snapshots: list[tuple[str, int, Any]] = []
@@ -109,6 +114,48 @@ def reset_after_fork() -> None:
     state.stacks = {}
     state.suppressed = set()
     state.ready_lock = threading.Lock()
+
+
+def open_record(kind: str, name: str, attrs: dict[str, Any], parent: list[Any] | None = None) -> list[Any] | None:
+    """Start a non-import record on this thread; ``None`` when not recording (after ready).
+
+    ``parent`` is used when this thread has nothing open: work handed to a pool thread names the
+    phase that handed it over.
+    """
+    tl = state.timeline
+    if tl is None or state.ready:
+        return None
+    tid = get_ident()
+    stack = state.stacks.get(tid)
+    if stack is None:
+        stack = state.stacks[tid] = []
+        if tid not in tl.thread_names:
+            tl.thread_names[tid] = threading.current_thread().name
+    record = [name, _now(), 0, stack[-1] if stack else parent, tid, attrs, None, kind]
+    tl.records.append(record)
+    stack.append(record)
+    return record
+
+
+def close_record(record: list[Any], error: tuple[str, str] | None = None) -> None:
+    record[END] = _now()
+    record[ERROR] = error
+    stack = state.stacks.get(record[THREAD])
+    if not stack:
+        return
+    if stack[-1] is record:
+        stack.pop()
+        return
+    for index in range(len(stack) - 1, -1, -1):  # closed out of order (a manual timer)
+        if stack[index] is record:
+            del stack[index]
+            return
+
+
+def count(key: str) -> None:
+    tl = state.timeline
+    if tl is not None and not state.ready:
+        tl.counters[key] = tl.counters.get(key, 0) + 1
 
 
 def suppressed(tid: int | None = None) -> _Suppress:

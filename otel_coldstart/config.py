@@ -31,6 +31,8 @@ class Settings:
     exit_timeout_s: float = 0.5
     #: Record imports that happen after the ready moment as live spans.
     live_imports: bool = True
+    #: Put each import's RSS delta on its span (two /proc reads per import).
+    import_memory: bool = False
 
 
 def _float(name: str, default: float) -> float:
@@ -68,4 +70,5 @@ def load() -> Settings:
         min_import_duration_ms=_float("MIN_IMPORT_DURATION_MS", 0.0),
         exit_timeout_s=_float("EXIT_TIMEOUT", 0.5),
         live_imports=_bool("LIVE_IMPORTS", True),
+        import_memory=_bool("IMPORT_MEMORY", False),
     )

@@ -27,6 +27,10 @@ _bootstrap = sys.modules["_frozen_importlib"]
 _modules = sys.modules
 _now = timeline._now
 _gcd_import = _bootstrap._gcd_import
+_current = timeline.current_record
+
+#: ``OTEL_PYTHON_COLDSTART_IMPORT_MEMORY``: a callable returning RSS, or None (the default).
+rss_probe: Callable[[], int] | None = None
 
 #: Set once the SDK is up after the ready moment: ``live(wrapped, name, args, kwargs)`` runs an
 #: import under a live span. Until then post-ready imports run unrecorded.
@@ -50,25 +54,28 @@ def _find_and_load(wrapped: Callable[..., Any], instance: object, args: tuple, k
     if tl is None:
         return wrapped(*args, **kwargs)
 
-    stack = state.stacks.get(tid)
-    if stack is None:
-        stack = state.stacks[tid] = []
-        if tid not in tl.thread_names:
-            tl.thread_names[tid] = _thread_name()
+    if tid not in tl.thread_names:
+        tl.thread_names[tid] = _thread_name()
     import_ = args[1] if len(args) > 1 else kwargs.get("import_")
-    record = [name, _now(), 0, stack[-1] if stack else None, tid, import_ is _gcd_import, None, None]
+    record = [name, _now(), 0, _current.get(), tid, import_ is _gcd_import, None, None]
     tl.imports.append(record)
-    stack.append(record)
+    probe = rss_probe
+    rss_before = probe() if probe is not None else 0
+    token = _current.set(record)
     try:
         module = wrapped(*args, **kwargs)
     except BaseException as exc:
         record[END] = _now()
-        stack.pop()
+        _current.reset(token)
         record[ERROR] = _describe(exc)
+        if probe is not None:
+            record.append(probe() - rss_before)
         raise
     record[END] = _now()
-    stack.pop()
+    _current.reset(token)
     record[MODULE] = module
+    if probe is not None:
+        record.append(probe() - rss_before)  # a ninth field (RSS delta), only with the option on
     return module
 
 

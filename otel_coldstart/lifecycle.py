@@ -15,7 +15,7 @@ from typing import Any
 
 import wrapt
 
-from otel_coldstart import config, imports, timeline
+from otel_coldstart import config, imports, memory, timeline
 from otel_coldstart.timeline import Timeline
 
 _lock = threading.Lock()
@@ -64,6 +64,9 @@ def arm(origin: str, record_imports: bool = True) -> None:
         _settings = config.load()
     except config.ConfigError as exc:
         _log().warning("otel-coldstart: %s; using the default", exc)
+    memory.take_snapshot("hook_installed")
+    if _settings.import_memory:
+        imports.rss_probe = memory.rss
     atexit.register(_on_exit)
     wrapt.wrap_function_wrapper(threading, "_shutdown", _threading_shutdown)
     os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -95,6 +98,7 @@ def mark_ready(trigger: str = "explicit") -> bool:
         return False
     if trigger == "critical_tier" and _settings.ready != "auto":
         return False
+    memory.take_snapshot("ready")
     frozen = timeline.freeze(trigger)
     if frozen is None:
         return False
@@ -119,11 +123,17 @@ def _build(frozen: Timeline) -> list[Any]:
             for callback in list(timeline.state.ready_callbacks):
                 callback(frozen)
             _pipeline = sdk_setup.setup(_auto_version, _configure_globals)
+            if _configure_globals:
+                from opentelemetry import metrics
+
+                memory.MemoryGauges().register(metrics.get_meter_provider())
+            uss = memory.uss()
             spans.build(
                 frozen,
                 _pipeline.tracer(),
                 process_start_ns(),
                 min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
+                extra_root_attributes={"coldstart.memory.uss_after_ready": uss} if uss is not None else None,
             )
             built = _pipeline.take_spans()
             if _settings.trace_file:
@@ -188,6 +198,7 @@ def _at_main_exit() -> None:
     if _forked or _exit_deadline is not None:
         return
     _exit_deadline = time.monotonic() + _settings.exit_timeout_s
+    memory.take_snapshot("ready")
     frozen = timeline.freeze("exit")
     if frozen is not None:
         built = _build(frozen)

@@ -28,6 +28,24 @@ BOOT_SPAN = "coldstart.boot"
 LAUNCHER_SPAN = "coldstart.launcher"
 MAIN_SPAN = "coldstart.main"
 IMPORT_PREFIX = "import "
+#: Position of the optional RSS delta an import record carries with OTEL_PYTHON_COLDSTART_IMPORT_MEMORY.
+RSS_DELTA = 8
+
+
+def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]) -> None:
+    previous = None
+    for snapshot in snapshots:
+        attrs: dict[str, Any] = {
+            "coldstart.memory.label": snapshot.label,
+            "coldstart.memory.rss": snapshot.rss,
+            "coldstart.memory.vms": snapshot.vms,
+            "coldstart.memory.peak_rss": snapshot.peak_rss,
+        }
+        if previous is not None and snapshot.mono_ns > previous.mono_ns:
+            rate = (snapshot.rss - previous.rss) * 1e9 / (snapshot.mono_ns - previous.mono_ns)
+            attrs["coldstart.memory.growth_rate"] = rate
+        root.add_event("memory.snapshot", attrs, to_ns(snapshot.mono_ns))
+        previous = snapshot
 
 
 def _import_attributes(name: str, module: Any, via_import_module: bool) -> dict[str, Any]:
@@ -93,9 +111,15 @@ def build(
         "coldstart.bundle.size": bundle,
         "coldstart.boot.duration_ns": hook_ns - start_ns,
     }
+    snapshots = timeline.memory_snapshots
+    if snapshots:
+        at_ready = snapshots[-1]
+        root_attrs["coldstart.memory.rss_at_ready"] = at_ready.rss
+        root_attrs["coldstart.memory.peak_rss"] = max(s.peak_rss for s in snapshots)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
     root = tracer.start_span(ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs)
+    _memory_events(root, snapshots, to_ns)
 
     boot = _child(
         tracer,
@@ -168,6 +192,8 @@ def _emit(
         if is_import:
             name = IMPORT_PREFIX + record[NAME]
             attrs = _import_attributes(record[NAME], record[MODULE], record[VIA])
+            if len(record) > RSS_DELTA:
+                attrs["coldstart.memory.rss_delta"] = record[RSS_DELTA]
             if incomplete:
                 attrs["coldstart.import.incomplete"] = True
             kept_imports += 1

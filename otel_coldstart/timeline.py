@@ -12,6 +12,7 @@ import threading
 import time
 from _thread import get_ident
 from collections.abc import Callable
+from contextvars import ContextVar, Token
 from typing import Any
 
 _now = time.perf_counter_ns
@@ -60,12 +61,15 @@ class _State:
         self.ready = False
         #: Threads whose imports are our own work (span building, SDK set-up): never recorded.
         self.suppressed: set[int] = set()
-        self.stacks: dict[int, list[list[Any]]] = {}
         self.ready_callbacks: list[Callable[[Timeline], None]] = []
         self.ready_lock = threading.Lock()
 
 
 state = _State()
+
+#: The record (import or other) open in this thread or asyncio task: the parent of the next one.
+#: A ContextVar rather than a per-thread stack, so concurrent asyncio tasks nest correctly.
+current_record: ContextVar[list[Any] | None] = ContextVar("otel_coldstart_current_record", default=None)
 
 
 def begin(origin: str) -> Timeline:
@@ -111,45 +115,38 @@ def reset_after_fork() -> None:
     """In a forked child the parent's cold start is not ours to report: forget it."""
     state.timeline = None
     state.ready = True
-    state.stacks = {}
     state.suppressed = set()
     state.ready_lock = threading.Lock()
 
 
-def open_record(kind: str, name: str, attrs: dict[str, Any], parent: list[Any] | None = None) -> list[Any] | None:
-    """Start a non-import record on this thread; ``None`` when not recording (after ready).
+def open_record(
+    kind: str, name: str, attrs: dict[str, Any], parent: list[Any] | None = None
+) -> tuple[list[Any], Token] | None:
+    """Start a non-import record; ``None`` when not recording (after ready).
 
-    ``parent`` is used when this thread has nothing open: work handed to a pool thread names the
-    phase that handed it over.
+    ``parent`` is used when nothing is open in the current context: work handed to a pool
+    thread names the phase that handed it over. Returns the record and the token that
+    ``close_record`` needs.
     """
     tl = state.timeline
     if tl is None or state.ready:
         return None
     tid = get_ident()
-    stack = state.stacks.get(tid)
-    if stack is None:
-        stack = state.stacks[tid] = []
-        if tid not in tl.thread_names:
-            tl.thread_names[tid] = threading.current_thread().name
-    record = [name, _now(), 0, stack[-1] if stack else parent, tid, attrs, None, kind]
+    if tid not in tl.thread_names:
+        tl.thread_names[tid] = threading.current_thread().name
+    record = [name, _now(), 0, current_record.get() or parent, tid, attrs, None, kind]
     tl.records.append(record)
-    stack.append(record)
-    return record
+    return record, current_record.set(record)
 
 
-def close_record(record: list[Any], error: tuple[str, str] | None = None) -> None:
+def close_record(opened: tuple[list[Any], Token], error: tuple[str, str] | None = None) -> None:
+    record, token = opened
     record[END] = _now()
     record[ERROR] = error
-    stack = state.stacks.get(record[THREAD])
-    if not stack:
-        return
-    if stack[-1] is record:
-        stack.pop()
-        return
-    for index in range(len(stack) - 1, -1, -1):  # closed out of order (a manual timer)
-        if stack[index] is record:
-            del stack[index]
-            return
+    try:
+        current_record.reset(token)
+    except ValueError:  # closed in another context (a manual timer ended elsewhere)
+        pass
 
 
 def count(key: str) -> None:

@@ -32,7 +32,6 @@ def recorder():
     assert not imports.is_installed()
     timeline.state.timeline = None
     timeline.state.ready = False
-    timeline.state.stacks = {}
     imports.install("test")
     try:
         yield timeline.current()
@@ -40,7 +39,6 @@ def recorder():
         imports.uninstall()
         timeline.state.timeline = None
         timeline.state.ready = False
-        timeline.state.stacks = {}
 
 
 def records_by_name(tl: timeline.Timeline) -> dict[str, list]:

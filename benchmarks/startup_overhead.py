@@ -43,14 +43,29 @@ def variants(trace_file: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     app = demo_app()
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     plain = dict(base, DEMO_PRINT_READY_NS="1")
-    ours = dict(base, **COMMON, OTEL_PYTHON_DISTRO="otel_coldstart", OTEL_PYTHON_CONFIGURATOR="otel_coldstart",
-                OTEL_PYTHON_COLDSTART_TRACE_FILE=trace_file)
-    stock = dict(base, **COMMON, OTEL_PYTHON_DISTRO="distro", OTEL_PYTHON_CONFIGURATOR="configurator",
-                 OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports")
+    ours = dict(
+        base,
+        **COMMON,
+        OTEL_PYTHON_DISTRO="otel_coldstart",
+        OTEL_PYTHON_CONFIGURATOR="otel_coldstart",
+        OTEL_PYTHON_COLDSTART_TRACE_FILE=trace_file,
+    )
+    stock = dict(
+        base,
+        **COMMON,
+        OTEL_PYTHON_DISTRO="distro",
+        OTEL_PYTHON_CONFIGURATOR="configurator",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports",
+    )
     # The launcher alone (no distro, configurator or instrumentor loaded): the floor any distro
     # started by opentelemetry-instrument pays, to tell our cost from the launcher's.
-    bare = dict(base, **COMMON, OTEL_PYTHON_DISTRO="no-such-distro", OTEL_PYTHON_CONFIGURATOR="no-such",
-                OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*")
+    bare = dict(
+        base,
+        **COMMON,
+        OTEL_PYTHON_DISTRO="no-such-distro",
+        OTEL_PYTHON_CONFIGURATOR="no-such",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="*",
+    )
     return {
         "plain": ([sys.executable, str(app)], plain),
         "launcher only": (launcher_command(app), bare),
@@ -67,14 +82,18 @@ def measure(command: list[str], env: dict[str, str]) -> tuple[float, float, floa
     out = proc.stdout.read().decode()
     proc.stdout.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    ready = next((int(line.split("=", 1)[1]) for line in out.splitlines() if line.startswith("ready_ns=")), None)
+    ready = next(
+        (int(line.split("=", 1)[1]) for line in out.splitlines() if line.startswith("ready_ns=")), None
+    )
     if ready is None:
         raise RuntimeError(f"{command} did not report ready (exit {proc.returncode})")
     return (ready - start) / 1e6, (end - start) / 1e6, usage.ru_maxrss / 1024
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
@@ -96,7 +115,7 @@ def main() -> int:
                 samples[name].append(measure(*runs[name]))
     figures = {}
     for name in names:
-        ready, wall, rss = zip(*samples[name])
+        ready, wall, rss = zip(*samples[name], strict=False)
         figures[name] = {
             "ready_ms_median": statistics.median(ready),
             "wall_ms_median": statistics.median(wall),

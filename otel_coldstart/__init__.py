@@ -18,7 +18,7 @@ _EXPORTS = {
     "Settings": "otel_coldstart.config",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["ConfigError", "Settings", "__version__", "mark_ready", "start"]
 
 if TYPE_CHECKING:
     from otel_coldstart.api import mark_ready, start

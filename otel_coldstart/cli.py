@@ -42,8 +42,12 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("trace_file", metavar="TRACE_FILE", help="OTLP JSON (lines or one document, gzip ok)")
-    validate.add_argument("--targets", metavar="FILE", help="TOML targets (default: pyproject.toml, then defaults)")
+    validate.add_argument(
+        "trace_file", metavar="TRACE_FILE", help="OTLP JSON (lines or one document, gzip ok)"
+    )
+    validate.add_argument(
+        "--targets", metavar="FILE", help="TOML targets (default: pyproject.toml, then defaults)"
+    )
 
     demo = commands.add_parser(
         "demo",

@@ -6,7 +6,9 @@ Read once, on demand, with nothing but ``os.environ``: this module sits on the s
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 PREFIX = "OTEL_PYTHON_COLDSTART_"
 READY_MODES = ("auto", "explicit", "exit")
@@ -59,16 +61,37 @@ def _bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{PREFIX}{name}={raw!r} is not a boolean (use true or false)")
 
 
-def load() -> Settings:
+def _ready() -> str:
     ready = os.environ.get(PREFIX + "READY", "auto").strip().lower() or "auto"
     if ready not in READY_MODES:
         raise ConfigError(f"{PREFIX}READY={ready!r} must be one of {', '.join(READY_MODES)}")
-    return Settings(
-        ready=ready,
-        ready_timeout_s=_float("READY_TIMEOUT", 0.0),
-        trace_file=os.environ.get(PREFIX + "TRACE_FILE") or None,
-        min_import_duration_ms=_float("MIN_IMPORT_DURATION_MS", 0.0),
-        exit_timeout_s=_float("EXIT_TIMEOUT", 0.5),
-        live_imports=_bool("LIVE_IMPORTS", True),
-        import_memory=_bool("IMPORT_MEMORY", False),
-    )
+    return ready
+
+
+_READERS: dict[str, Callable[[], Any]] = {
+    "ready": _ready,
+    "ready_timeout_s": lambda: _float("READY_TIMEOUT", 0.0),
+    "trace_file": lambda: os.environ.get(PREFIX + "TRACE_FILE") or None,
+    "min_import_duration_ms": lambda: _float("MIN_IMPORT_DURATION_MS", 0.0),
+    "exit_timeout_s": lambda: _float("EXIT_TIMEOUT", 0.5),
+    "live_imports": lambda: _bool("LIVE_IMPORTS", True),
+    "import_memory": lambda: _bool("IMPORT_MEMORY", False),
+}
+
+
+def load() -> Settings:
+    """All settings; raises ``ConfigError`` on the first bad one (for tools that must be strict)."""
+    return Settings(**{field: read() for field, read in _READERS.items()})
+
+
+def load_lenient() -> tuple[Settings, list[str]]:
+    """All settings, a bad one replaced by its default: one typo must not switch the others off
+    (a bad READY must not drop the trace file). Returns the settings and one message per bad one."""
+    values: dict[str, Any] = {}
+    problems = []
+    for field, read in _READERS.items():
+        try:
+            values[field] = read()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return Settings(**values), problems

@@ -54,7 +54,7 @@ def run(trace_file: str, targets_file: str | None) -> int:
     path = Path(trace_file)
     path.unlink(missing_ok=True)
     command = launcher_command(script)
-    print(f"$ opentelemetry-instrument python {script}  (trace -> {path})")
+    print(f"$ opentelemetry-instrument python {script}  (trace -> {path})", flush=True)
     completed = subprocess.run(command, env=traced_env(str(path)), check=False)
     if completed.returncode != 0:
         return _error(f"the demo app exited with status {completed.returncode}", EXIT_BAD_INPUT)

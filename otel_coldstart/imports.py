@@ -119,4 +119,7 @@ def uninstall() -> None:
 
 def is_installed() -> bool:
     current = _bootstrap._find_and_load
-    return isinstance(current, wrapt.FunctionWrapper) and getattr(current, "_self_wrapper", None) is _find_and_load
+    return (
+        isinstance(current, wrapt.FunctionWrapper)
+        and getattr(current, "_self_wrapper", None) is _find_and_load
+    )

@@ -8,6 +8,7 @@ goes away; there the network part is bounded by ``OTEL_PYTHON_COLDSTART_EXIT_TIM
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 import time
@@ -60,10 +61,9 @@ def arm(origin: str, record_imports: bool = True) -> None:
         if _armed:
             return
         _armed = True
-    try:
-        _settings = config.load()
-    except config.ConfigError as exc:
-        _log().warning("otel-coldstart: %s; using the default", exc)
+    _settings, problems = config.load_lenient()
+    for problem in problems:
+        _log().warning("otel-coldstart: %s; using the default", problem)
     memory.take_snapshot("hook_installed")
     if _settings.import_memory:
         imports.rss_probe = memory.rss
@@ -160,10 +160,8 @@ def _export(built: list[Any]) -> None:
         if failed:
             _log().warning("otel-coldstart: cold-start trace export failed for %s", ", ".join(failed))
         for exporter in _pipeline.exporters:
-            try:
+            with contextlib.suppress(Exception):
                 exporter.shutdown()
-            except Exception:
-                pass
 
 
 def process_start_ns() -> int:
@@ -203,7 +201,9 @@ def _at_main_exit() -> None:
     if frozen is not None:
         built = _build(frozen)
         if built:
-            thread = threading.Thread(target=_export, args=(built,), name="otel-coldstart-export", daemon=True)
+            thread = threading.Thread(
+                target=_export, args=(built,), name="otel-coldstart-export", daemon=True
+            )
             thread.start()
             _join(thread, _exit_deadline, "cold-start trace export")
     elif _worker is not None:
@@ -223,10 +223,9 @@ def _on_exit() -> None:
 
 def _threading_shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     if threading.current_thread() is threading.main_thread():
-        try:
+        # Never let our exit work change how the process ends.
+        with contextlib.suppress(Exception):
             _at_main_exit()
-        except Exception:  # never let our exit work change how the process ends
-            pass
     return wrapped(*args, **kwargs)
 
 
@@ -243,10 +242,8 @@ def _join(thread: threading.Thread, deadline: float, what: str) -> None:
 def _shutdown_providers() -> None:
     with timeline.suppressed():
         for provider in _pipeline.shutdowns:
-            try:
+            with contextlib.suppress(Exception):
                 provider.shutdown()
-            except Exception:
-                pass
 
 
 def _exit_wrapper(status: int) -> None:

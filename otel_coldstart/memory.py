@@ -115,12 +115,25 @@ class MemoryGauges:
 
         return [
             # Semantic-convention names (process metrics), UCUM units as OTel uses them.
-            meter.create_observable_gauge("process.memory.usage", [usage], unit="By",
-                                          description="Resident set size of the process."),
-            meter.create_observable_gauge("process.memory.virtual", [virtual], unit="By",
-                                          description="Virtual memory size of the process."),
-            meter.create_observable_gauge("coldstart.memory.peak", [peak], unit="By",
-                                          description="High-water mark of the resident set size."),
-            meter.create_observable_gauge("coldstart.memory.growth_rate", [growth], unit="By/s",
-                                          description="Change of RSS per second since the previous collection."),
+            meter.create_observable_gauge(
+                "process.memory.usage", [usage], unit="By", description="Resident set size of the process."
+            ),
+            meter.create_observable_gauge(
+                "process.memory.virtual",
+                [virtual],
+                unit="By",
+                description="Virtual memory size of the process.",
+            ),
+            meter.create_observable_gauge(
+                "coldstart.memory.peak",
+                [peak],
+                unit="By",
+                description="High-water mark of the resident set size.",
+            ),
+            meter.create_observable_gauge(
+                "coldstart.memory.growth_rate",
+                [growth],
+                unit="By/s",
+                description="Change of RSS per second since the previous collection.",
+            ),
         ]

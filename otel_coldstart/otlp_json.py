@@ -61,7 +61,11 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         out["attributes"] = attributes(span.attributes)
     if span.events:
         out["events"] = [
-            {"timeUnixNano": str(event.timestamp), "name": event.name, "attributes": attributes(event.attributes)}
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": attributes(event.attributes),
+            }
             for event in span.events
         ]
     status = span.status

@@ -33,10 +33,14 @@ _PHASE_ATTR = "_coldstart_phase_record"
 def _live_span(name: str, kind: str, attrs: dict[str, Any]) -> Any:
     from opentelemetry import trace
 
-    return trace.get_tracer(TRACER_NAME).start_as_current_span(name, attributes={"coldstart.kind": kind, **attrs})
+    return trace.get_tracer(TRACER_NAME).start_as_current_span(
+        name, attributes={"coldstart.kind": kind, **attrs}
+    )
 
 
-def run_traced(kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Any], parent: Any = None) -> Any:
+def run_traced(
+    kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Any], parent: Any = None
+) -> Any:
     """Run ``call()`` as a record (before ready) or under a live span (after ready).
 
     Service inits also carry their RSS delta (process-wide: in a parallel tier it includes what
@@ -236,7 +240,11 @@ def parse_factory_paths(value: str) -> list[tuple[str, str]]:
 
 
 def _named_factory(path: str) -> Callable[..., Any]:
-    attrs = {"coldstart.service.name": path, "coldstart.service.tier": "user", "coldstart.service.cache": "miss"}
+    attrs = {
+        "coldstart.service.name": path,
+        "coldstart.service.tier": "user",
+        "coldstart.service.cache": "miss",
+    }
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
         return run_traced("service", f"init {path}", attrs, functools.partial(wrapped, *args, **kwargs))
@@ -268,7 +276,11 @@ def _svcs_get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: d
     if not missing:
         return wrapped(*args, **kwargs)
     names = ", ".join(_svcs_type_name(t) for t in missing)
-    attrs = {"coldstart.service.name": names, "coldstart.service.tier": "svcs", "coldstart.service.cache": "miss"}
+    attrs = {
+        "coldstart.service.name": names,
+        "coldstart.service.tier": "svcs",
+        "coldstart.service.cache": "miss",
+    }
     return run_traced("service", f"init {names}", attrs, functools.partial(wrapped, *args, **kwargs))
 
 
@@ -278,7 +290,11 @@ def _svcs_aget(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: 
     if not missing:
         return wrapped(*args, **kwargs)
     names = ", ".join(_svcs_type_name(t) for t in missing)
-    attrs = {"coldstart.service.name": names, "coldstart.service.tier": "svcs", "coldstart.service.cache": "miss"}
+    attrs = {
+        "coldstart.service.name": names,
+        "coldstart.service.tier": "svcs",
+        "coldstart.service.cache": "miss",
+    }
     return arun_traced("service", f"init {names}", attrs, functools.partial(wrapped, *args, **kwargs))
 
 

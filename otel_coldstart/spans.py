@@ -21,7 +21,19 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_coldstart import module_info
-from otel_coldstart.timeline import ATTRS, END, ERROR, KIND, MODULE, NAME, PARENT, START, THREAD, VIA, Timeline
+from otel_coldstart.timeline import (
+    ATTRS,
+    END,
+    ERROR,
+    KIND,
+    MODULE,
+    NAME,
+    PARENT,
+    START,
+    THREAD,
+    VIA,
+    Timeline,
+)
 
 ROOT_SPAN = "coldstart"
 BOOT_SPAN = "coldstart.boot"
@@ -118,7 +130,9 @@ def build(
         root_attrs["coldstart.memory.peak_rss"] = max(s.peak_rss for s in snapshots)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
-    root = tracer.start_span(ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs)
+    root = tracer.start_span(
+        ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs
+    )
     _memory_events(root, snapshots, to_ns)
 
     boot = _child(
@@ -139,10 +153,14 @@ def build(
     phases: list[tuple[Span, int, int]] = []
     main_start = timeline.hook_installed_ns
     if launcher_done is not None and launcher_done <= ready_mono:
-        launcher = _child(tracer, LAUNCHER_SPAN, root, hook_ns, {"coldstart.kind": "phase", "coldstart.phase": "launcher"})
+        launcher = _child(
+            tracer, LAUNCHER_SPAN, root, hook_ns, {"coldstart.kind": "phase", "coldstart.phase": "launcher"}
+        )
         phases.append((launcher, timeline.hook_installed_ns, launcher_done))
         main_start = launcher_done
-    main = _child(tracer, MAIN_SPAN, root, to_ns(main_start), {"coldstart.kind": "phase", "coldstart.phase": "main"})
+    main = _child(
+        tracer, MAIN_SPAN, root, to_ns(main_start), {"coldstart.kind": "phase", "coldstart.phase": "main"}
+    )
     phases.append((main, main_start, ready_mono))
 
     def phase_for(start_mono: int) -> Span:
@@ -231,7 +249,9 @@ def make_live_import_handler(tracer: Tracer, suppress: Callable[[], Any]) -> Cal
         finally:
             otel_context.detach(token)
             with suppress():
-                span.set_attributes(_import_attributes(name, module, len(args) > 1 and args[1] is _gcd_import()))
+                span.set_attributes(
+                    _import_attributes(name, module, len(args) > 1 and args[1] is _gcd_import())
+                )
                 _end_with_error(span, error, None)
 
     return live_import

@@ -7,6 +7,7 @@ ready moment, in ``spans.py`` and ``lifecycle.py``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ class Timeline:
     """Everything recorded before the ready moment, with the anchors needed to turn it into spans."""
 
     def __init__(self, origin: str) -> None:
-        #: ``launcher`` when installed by ``opentelemetry-instrument``, ``start`` for ``otel_coldstart.start()``.
+        #: ``launcher`` under ``opentelemetry-instrument``, ``start`` for ``otel_coldstart.start()``.
         self.origin = origin
         self.wall_anchor_ns = time.time_ns()
         self.mono_anchor_ns = _now()
@@ -143,10 +144,9 @@ def close_record(opened: tuple[list[Any], Token], error: tuple[str, str] | None 
     record, token = opened
     record[END] = _now()
     record[ERROR] = error
-    try:
+    # A record closed in another context (a manual timer ended elsewhere) cannot reset the var.
+    with contextlib.suppress(ValueError):
         current_record.reset(token)
-    except ValueError:  # closed in another context (a manual timer ended elsewhere)
-        pass
 
 
 def count(key: str) -> None:

@@ -9,10 +9,10 @@ import traceback
 from pathlib import Path
 
 import pytest
+from helpers import write
 
 from otel_coldstart import imports, timeline
 from otel_coldstart.timeline import END, ERROR, MODULE, NAME, PARENT, THREAD, VIA
-from helpers import write
 
 
 @pytest.fixture

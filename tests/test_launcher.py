@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from helpers import parse_importtime, run_instrumented, write
+
 from otel_coldstart.validate.analysis import is_import
 
 APP = """
@@ -48,7 +48,9 @@ def test_launcher_loads_distro_and_writes_the_cold_start_trace(tmp_path: Path):
     assert top["not_installed_anywhere"].status_code == 2
     assert top["json"].attributes["code.file.path"].endswith("json/__init__.py")
     # Nothing of ours is recorded as the application's: the SDK is set up after ready.
-    assert not any(s.attributes.get("coldstart.module.name", "").startswith("opentelemetry.sdk") for s in main.walk())
+    assert not any(
+        s.attributes.get("coldstart.module.name", "").startswith("opentelemetry.sdk") for s in main.walk()
+    )
 
 
 def test_import_tree_equals_python_x_importtime(tmp_path: Path):
@@ -77,13 +79,23 @@ def test_import_tree_equals_python_x_importtime(tmp_path: Path):
     def module(span):
         return span.attributes["coldstart.module.name"]
 
+    def seen_by_importtime(span):
+        # importtime times only the C import path; importlib.import_module goes straight to
+        # _find_and_load from Python (protobuf probes its C extension that way). We record those too
+        # (coldstart.import.api = import_module); importtime folds their children into the caller.
+        return is_import(span) and span.attributes.get("coldstart.import.api") != "import_module"
+
     got = []
     for span in main.walk():
-        if not is_import(span) or module(span) == "usercustomize":  # site imports it before the program
+        if not seen_by_importtime(span) or module(span) == "usercustomize":  # site imports it first
             continue
-        parent = module(span.parent) if is_import(span.parent) else None
-        got.append((module(span), parent))
-    assert sorted(got) == expected
+        parent = span.parent
+        while parent is not None and is_import(parent) and not seen_by_importtime(parent):
+            parent = parent.parent
+        got.append((module(span), module(parent) if is_import(parent) else None))
+    assert any(s.attributes.get("coldstart.import.api") == "import_module" for s in main.walk())
+    extra, missing = sorted(set(got) - set(expected)), sorted(set(expected) - set(got))
+    assert sorted(got) == expected, f"extra {extra}\nmissing {missing}"
 
 
 def test_ready_marked_by_the_app_and_late_imports(tmp_path: Path):
@@ -120,17 +132,21 @@ def test_our_distro_picks_our_configurator_beside_the_stock_distro(tmp_path: Pat
     trace = run.trace()
     assert "json" in {s.attributes.get("coldstart.module.name") for s in trace.spans}
     # The stock configurator would have imported the SDK during the launcher phase; ours defers it.
-    assert not any(str(s.attributes.get("coldstart.module.name", "")).startswith("opentelemetry.sdk") for s in trace.spans)
+    assert not any(
+        str(s.attributes.get("coldstart.module.name", "")).startswith("opentelemetry.sdk")
+        for s in trace.spans
+    )
 
 
 def test_stock_distro_chosen_still_yields_a_cold_start_trace(tmp_path: Path):
     pytest.importorskip("opentelemetry.distro")
-    script = write(tmp_path / "app.py", "import json\n")
+    # colorsys: nothing in the stock SDK set-up imports it before the app does.
+    script = write(tmp_path / "app.py", "import colorsys\n")
     env = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
     run = run_instrumented(script, tmp_path / "trace.jsonl", env=env)
     assert run.completed.returncode == 0, run.completed.stderr
     # Our instrumentor entry point installs the recorder even when the stock distro configures.
-    assert "json" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
+    assert "colorsys" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
 
 
 def test_fork_child_does_not_export_the_parents_cold_start(tmp_path: Path):
@@ -204,7 +220,9 @@ def test_programmatic_start_without_the_launcher(tmp_path: Path):
     import subprocess
     import sys
 
-    completed = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    completed = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
     assert completed.returncode == 0, completed.stderr
     document = json.loads(trace_file.read_text().splitlines()[0])
     names = {s["name"] for rs in document["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}

@@ -26,7 +26,16 @@ def make_timeline() -> Timeline:
     top = ["json", base + 2 * ms, base + 10 * ms, None, tid, False, None, json_mod]
     child = ["json.decoder", base + 3 * ms, base + 6 * ms, top, top[4], False, None, decoder]
     tiny = ["tiny_mod", base + 7 * ms, base + 7 * ms + 1000, top, top[4], True, None, None]
-    failed = ["missing_mod", base + 11 * ms, base + 12 * ms, None, top[4], False, ("ModuleNotFoundError", "No module named 'missing_mod'"), None]
+    failed = [
+        "missing_mod",
+        base + 11 * ms,
+        base + 12 * ms,
+        None,
+        top[4],
+        False,
+        ("ModuleNotFoundError", "No module named 'missing_mod'"),
+        None,
+    ]
     in_flight = ["slow_mod", base + 13 * ms, 0, None, top[4], False, None, None]
     tl.imports.extend([top, child, tiny, failed, in_flight])
     tl.marks["launcher_done"] = base + 1 * ms

@@ -96,9 +96,7 @@ def summarize(trace: Trace) -> Summary:
             module = str(span.attributes.get("coldstart.module.name") or span.name[len(IMPORT_PREFIX) :])
             size = _int_attr(span, "coldstart.module.size")
             is_failed = span.status_code == 2 or span.attributes.get("coldstart.import.outcome") == "error"
-            imports.append(
-                ImportFigure(module, span.self_ns, span.duration_ns, size, span.path(), is_failed)
-            )
+            imports.append(ImportFigure(module, span.self_ns, span.duration_ns, size, span.path(), is_failed))
             if is_failed:
                 failed.append(module)
             if span.parent is None or not is_import(span.parent):

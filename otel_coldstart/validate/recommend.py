@@ -39,7 +39,9 @@ def recommend(summary: Summary) -> list[str]:
             f"({service.duration_ns / total:.0%} of the cold start): make it optional (preloaded in the "
             "background) or essential (on demand) unless the first request needs it."
         )
-    failed = [f for f in summary.imports if f.failed and not (len(f.path) >= 2 and f.path[-2].startswith("import "))]
+    failed = [
+        f for f in summary.imports if f.failed and not (len(f.path) >= 2 and f.path[-2].startswith("import "))
+    ]
     failed_ns = sum(f.cumulative_ns for f in failed)
     if failed_ns >= FAILED_IMPORTS_NS:
         names = ", ".join(sorted({f.module for f in failed})[:5])

@@ -55,7 +55,10 @@ def render(summary: Summary, verdicts: list[Verdict], advice: list[str], targets
                 f"{_size(figure.size)}{flag}"
             )
     if summary.services:
-        lines += ["", f"Services: {len(summary.services)}, mean init {_ms(summary.mean_service_init_ns or 0).strip()}"]
+        lines += [
+            "",
+            f"Services: {len(summary.services)}, mean init {_ms(summary.mean_service_init_ns or 0).strip()}",
+        ]
         for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True)[:10]:
             flag = "  FAILED" if service.failed else ""
             lines.append(f"  {service.name[:30]:<30} {service.tier:<10} {_ms(service.duration_ns)}{flag}")

@@ -124,9 +124,6 @@ def judge(summary: Summary, targets: Targets) -> list[Verdict]:
         rows.append(("max_imports", "imports", float(summary.import_count), float(targets.max_imports), ""))
     verdicts = []
     for key, label, measured, limit, unit in rows:
-        if measured is None:
-            status = "not measured"
-        else:
-            status = "pass" if measured <= limit else "fail"
+        status = "not measured" if measured is None else "pass" if measured <= limit else "fail"
         verdicts.append(Verdict(key, label, status, measured, limit, unit))
     return verdicts

@@ -28,7 +28,9 @@ def _find_root(trace: Trace) -> Span:
     if not roots:
         roots = [s for s in trace.spans if s.attributes.get("coldstart.kind") == "root"]
     if not roots:
-        raise TraceError(f"trace {trace.trace_id or '?'} has no '{ROOT_NAME}' root span (is it a cold-start trace?)")
+        raise TraceError(
+            f"trace {trace.trace_id or '?'} has no '{ROOT_NAME}' root span (is it a cold-start trace?)"
+        )
     if len(roots) > 1:
         trace.warnings.append(f"{len(roots)} root spans; judging the earliest")
         roots.sort(key=lambda s: s.start_ns)

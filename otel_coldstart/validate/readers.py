@@ -1,0 +1,367 @@
+"""Trace readers: every format we accept becomes the same ``Trace`` model.
+
+Formats, detected from the content (never from the file name):
+
+- **OTLP JSON**: one ``ExportTraceServiceRequest`` document (``{"resourceSpans": [...]}``), or one
+  per line (our trace-file sink, the collector's file exporter, the spool); gzip accepted.
+- **Jaeger v3 API**: ``{"result": {"resourceSpans": [...]}}`` (OTLP JSON inside; enums as
+  integers, default-valued fields omitted).
+- **Jaeger classic JSON**: ``{"data": [trace, ...]}`` from ``/api/traces`` or the UI's "Download
+  Results", or one bare ``{"traceID", "spans", "processes"}`` trace (the UI's "Download JSON").
+  Times are microseconds; ``CHILD_OF`` references are preferred to ``FOLLOWS_FROM``.
+
+Documented repairs: a last line with no newline that does not parse (a writer interrupted
+mid-line) is dropped with a warning; anything else malformed is a ``TraceError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from otel_coldstart.validate.model import Span, SpanEvent, Trace, TraceError
+from otel_coldstart.validate.tree import group_by_trace, link
+
+OTLP_LINES = "OTLP JSON lines"
+OTLP_DOCUMENT = "OTLP JSON"
+JAEGER_V3 = "Jaeger v3 API JSON"
+JAEGER_CLASSIC = "Jaeger classic JSON"
+JAEGER_UI_TRACE = "Jaeger UI trace JSON"
+
+
+# --- values -----------------------------------------------------------------------------------
+
+
+def _int(value: Any, what: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise TraceError(f"{what} is not an integer: {str(value)[:40]!r}") from None
+
+
+def any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` object as a plain Python value."""
+    if not isinstance(value, dict) or not value:
+        return None
+    if "stringValue" in value:
+        return str(value["stringValue"])
+    if "intValue" in value:
+        return _int(value["intValue"], "intValue")
+    if "doubleValue" in value:
+        try:
+            return float(value["doubleValue"])
+        except (TypeError, ValueError):
+            raise TraceError(f"doubleValue is not a number: {value['doubleValue']!r}") from None
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "arrayValue" in value:
+        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or []]
+    if "kvlistValue" in value:
+        return attributes((value["kvlistValue"] or {}).get("values"))
+    if "bytesValue" in value:
+        return str(value["bytesValue"])
+    return None
+
+
+def attributes(items: Any) -> dict[str, Any]:
+    if not items:
+        return {}
+    if not isinstance(items, list):
+        raise TraceError("attributes is not a list")
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, dict) or "key" not in item:
+            raise TraceError("attribute without a key")
+        out[str(item["key"])] = any_value(item.get("value"))
+    return out
+
+
+def _hex_id(value: Any, length: int, what: str) -> str:
+    """OTLP JSON ids are hex; the generic protobuf mapping (and some tools) write base64."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise TraceError(f"{what} is not a string")
+    text = value.strip().lower()
+    if len(text) == length and all(c in "0123456789abcdef" for c in text):
+        return text
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        raw = b""
+    if len(raw) * 2 == length:
+        return raw.hex()
+    raise TraceError(f"{what} {value[:40]!r} is neither {length} hex digits nor base64")
+
+
+# --- OTLP JSON ----------------------------------------------------------------------------------
+
+
+def otlp_spans(document: Any, source: str) -> list[Span]:
+    if not isinstance(document, dict):
+        raise TraceError(f"{source}: expected a JSON object with resourceSpans")
+    spans: list[Span] = []
+    for resource_spans in document.get("resourceSpans") or []:
+        if not isinstance(resource_spans, dict):
+            raise TraceError(f"{source}: resourceSpans entry is not an object")
+        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+        # "instrumentationLibrarySpans" is the pre-1.0 name some old exporters still write.
+        scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
+        for scope_spans in scopes:
+            if not isinstance(scope_spans, dict):
+                raise TraceError(f"{source}: scopeSpans entry is not an object")
+            for raw in scope_spans.get("spans") or []:
+                spans.append(_otlp_span(raw, resource, source))
+    return spans
+
+
+def _otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span:
+    if not isinstance(raw, dict):
+        raise TraceError(f"{source}: span is not an object")
+    status = raw.get("status") or {}
+    code = status.get("code", 0)
+    if isinstance(code, str):  # the generic protobuf mapping writes enum names
+        code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
+    span_id = _hex_id(raw.get("spanId"), 16, "spanId")
+    if not span_id:
+        raise TraceError(f"{source}: span {raw.get('name', '?')!r} has no spanId")
+    return Span(
+        trace_id=_hex_id(raw.get("traceId"), 32, "traceId"),
+        span_id=span_id,
+        parent_id=_hex_id(raw.get("parentSpanId"), 16, "parentSpanId") or None,
+        name=str(raw.get("name", "")),
+        start_ns=_int(raw.get("startTimeUnixNano"), "startTimeUnixNano"),
+        end_ns=_int(raw.get("endTimeUnixNano"), "endTimeUnixNano"),
+        attributes=attributes(raw.get("attributes")),
+        events=[
+            SpanEvent(
+                name=str(event.get("name", "")),
+                time_ns=_int(event.get("timeUnixNano"), "timeUnixNano"),
+                attributes=attributes(event.get("attributes")),
+            )
+            for event in raw.get("events") or []
+            if isinstance(event, dict)
+        ],
+        status_code=_int(code, "status.code"),
+        status_message=str(status.get("message", "")),
+        resource=resource,
+    )
+
+
+# --- Jaeger classic JSON ------------------------------------------------------------------------
+
+_JAEGER_TAG_TYPES = {"int64": int, "float64": float, "bool": bool}
+
+
+def _jaeger_tags(tags: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in tags or []:
+        if not isinstance(tag, dict) or "key" not in tag:
+            raise TraceError("Jaeger tag without a key")
+        value = tag.get("value")
+        convert = _JAEGER_TAG_TYPES.get(str(tag.get("type", "")).lower())
+        if convert is not None and value is not None:
+            try:
+                # int64 tags beyond 2**53 arrive as strings so that JavaScript keeps them exact.
+                value = convert(value) if convert is not bool else value in (True, "true", "True", 1)
+            except (TypeError, ValueError):
+                raise TraceError(f"Jaeger tag {tag['key']!r}: {value!r} is not {tag.get('type')}") from None
+        out[str(tag["key"])] = value
+    return out
+
+
+def jaeger_spans(trace: Any, source: str) -> list[Span]:
+    if not isinstance(trace, dict) or not isinstance(trace.get("spans"), list):
+        raise TraceError(f"{source}: a Jaeger trace needs a 'spans' list")
+    processes = trace.get("processes") or {}
+    if not isinstance(processes, dict):
+        raise TraceError(f"{source}: 'processes' is not an object")
+    resources: dict[str, dict[str, Any]] = {}
+    for process_id, process in processes.items():
+        if not isinstance(process, dict):
+            raise TraceError(f"{source}: process {process_id!r} is not an object")
+        resources[process_id] = {
+            "service.name": process.get("serviceName", ""),
+            **_jaeger_tags(process.get("tags")),
+        }
+    spans = []
+    for raw in trace["spans"]:
+        if not isinstance(raw, dict):
+            raise TraceError(f"{source}: span is not an object")
+        trace_id = _hex_id(raw.get("traceID") or trace.get("traceID"), 32, "traceID")
+        parent_id = None
+        references = [r for r in raw.get("references") or [] if isinstance(r, dict)]
+        # CHILD_OF is the tree edge; FOLLOWS_FROM only if nothing better. A reference into another
+        # trace (links across traces) is not a parent here.
+        for wanted in ("CHILD_OF", "FOLLOWS_FROM"):
+            for ref in references:
+                if ref.get("refType") == wanted and _hex_id(ref.get("traceID"), 32, "traceID") == trace_id:
+                    parent_id = _hex_id(ref.get("spanID"), 16, "spanID")
+                    break
+            if parent_id:
+                break
+        tags = _jaeger_tags(raw.get("tags"))
+        start_us = _int(raw.get("startTime"), "startTime")
+        duration_us = _int(raw.get("duration"), "duration")
+        status_code = 0
+        code_tag = str(tags.get("otel.status_code", "")).upper()
+        if tags.get("error") is True or code_tag == "ERROR":
+            status_code = 2
+        elif code_tag == "OK":
+            status_code = 1
+        events = []
+        for log in raw.get("logs") or []:
+            if not isinstance(log, dict):
+                continue
+            fields = _jaeger_tags(log.get("fields"))
+            events.append(
+                SpanEvent(
+                    name=str(fields.pop("event", "log")),
+                    time_ns=_int(log.get("timestamp"), "timestamp") * 1000,
+                    attributes=fields,
+                )
+            )
+        span_id = _hex_id(raw.get("spanID"), 16, "spanID")
+        if not span_id:
+            raise TraceError(f"{source}: span {raw.get('operationName', '?')!r} has no spanID")
+        spans.append(
+            Span(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_id=parent_id,
+                name=str(raw.get("operationName", "")),
+                start_ns=start_us * 1000,
+                end_ns=(start_us + duration_us) * 1000,
+                attributes=tags,
+                events=events,
+                status_code=status_code,
+                status_message=str(tags.get("otel.status_description", "")),
+                resource=resources.get(raw.get("processID", ""), {}),
+            )
+        )
+    return spans
+
+
+# --- documents ----------------------------------------------------------------------------------
+
+
+def document_spans(document: Any, source: str) -> tuple[str, list[Span]]:
+    """One parsed JSON document -> (format name, spans). Raises ``TraceError`` on unknown shapes."""
+    if isinstance(document, dict):
+        if "resourceSpans" in document:
+            return OTLP_DOCUMENT, otlp_spans(document, source)
+        if isinstance(document.get("result"), dict) and "resourceSpans" in document["result"]:
+            return JAEGER_V3, otlp_spans(document["result"], source)
+        if "data" in document and isinstance(document["data"], list):
+            spans = []
+            for trace in document["data"]:
+                spans.extend(jaeger_spans(trace, source))
+            return JAEGER_CLASSIC, spans
+        if "spans" in document and ("traceID" in document or "processes" in document):
+            return JAEGER_UI_TRACE, jaeger_spans(document, source)
+        if isinstance(document.get("error"), dict):
+            error = document["error"]
+            raise TraceError(f"{source}: Jaeger answered an error: {error.get('message') or error}")
+        if isinstance(document.get("errors"), list) and document["errors"]:
+            raise TraceError(f"{source}: Jaeger answered errors: {document['errors'][0]}")
+    if isinstance(document, list) and all(isinstance(d, dict) and "spans" in d for d in document):
+        spans = []
+        for trace in document:
+            spans.extend(jaeger_spans(trace, source))
+        return JAEGER_CLASSIC, spans
+    raise TraceError(f"{source}: not a trace document (expected OTLP JSON or Jaeger JSON)")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise TraceError(f"trace file not found: {path}") from None
+    except IsADirectoryError:
+        raise TraceError(f"{path} is a directory, not a trace file") from None
+    except OSError as exc:
+        raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TraceError(f"{path}: broken or truncated gzip ({exc})") from None
+    return data
+
+
+def parse_text(text: str, source: str) -> tuple[str, list[Span], list[str]]:
+    """Text of a file -> (format name, spans, warnings)."""
+    stripped = text.strip()
+    if not stripped:
+        raise TraceError(f"{source} is empty")
+    try:
+        return (*document_spans(json.loads(stripped), source), [])
+    except json.JSONDecodeError as whole_error:
+        if "\n" not in stripped:
+            raise TraceError(
+                f"{source}: malformed JSON ({whole_error.msg} at char {whole_error.pos})"
+            ) from None
+    except RecursionError:
+        raise TraceError(f"{source}: JSON nested too deeply") from None
+    lines = text.split("\n")
+    spans: list[Span] = []
+    warnings: list[str] = []
+    formats = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            is_last = number == len(lines) and not text.endswith("\n")
+            if is_last and spans:
+                warnings.append(f"{source}: last line {number} is truncated; dropped")
+                continue
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise TraceError(f"{source}: line {number}: malformed JSON ({message})") from None
+        fmt, found = document_spans(document, f"{source}:{number}")
+        formats.add(fmt)
+        spans.extend(found)
+    fmt = OTLP_LINES if formats <= {OTLP_DOCUMENT} else " + ".join(sorted(formats)) + " (lines)"
+    return fmt, spans, warnings
+
+
+def traces_from_spans(spans: Iterable[Span], source: str, warnings: list[str] | None = None) -> list[Trace]:
+    """Group, link and keep the cold-start traces (those with a ``coldstart`` root)."""
+    traces = []
+    for trace in group_by_trace(spans, source):
+        try:
+            link(trace)
+        except TraceError:
+            continue  # another trace in the same file (live spans after ready, other services)
+        trace.warnings[:0] = list(warnings or [])
+        traces.append(trace)
+    traces.sort(key=lambda t: t.root.start_ns if t.root else 0)
+    return traces
+
+
+def read_file(path: str) -> tuple[str, list[Trace]]:
+    """Read a trace file of any supported format -> (format name, cold-start traces, oldest first).
+
+    Raises ``TraceError`` (one line, for humans) when the file is missing, malformed, or holds no
+    cold-start trace.
+    """
+    data = _read_bytes(path)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    fmt, spans, warnings = parse_text(text, path)
+    if not spans:
+        raise TraceError(f"{path}: no spans found ({fmt})")
+    traces = traces_from_spans(spans, path, warnings)
+    if not traces:
+        raise TraceError(f"{path}: no cold-start trace (no 'coldstart' root span among {len(spans)} spans)")
+    return fmt, traces

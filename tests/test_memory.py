@@ -1,0 +1,135 @@
+"""Memory: snapshots, the observable instruments, and memory on the cold-start span tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from helpers import run_instrumented, write
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from otel_coldstart import memory
+
+MB = 1024 * 1024
+
+
+def _points(reader: InMemoryMetricReader) -> dict[str, tuple[str, float]]:
+    """name -> (unit, value of its single data point) from one collection."""
+    found = {}
+    data = reader.get_metrics_data()
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                points = list(metric.data.data_points)
+                assert len(points) == 1, metric.name
+                found[metric.name] = (metric.unit, points[0].value)
+    return found
+
+
+def test_snapshot_reads_the_kernel_figures():
+    before = memory.take_snapshot("before")
+    block = bytearray(40 * MB)  # bytearray(n) writes its zeros: the pages become resident
+    after = memory.take_snapshot("after")
+    assert 0.9 * 40 * MB <= after.rss - before.rss <= 1.1 * 40 * MB
+    assert after.peak_rss >= after.rss
+    assert after.vms >= after.rss
+    del block
+    freed = memory.take_snapshot("freed")
+    # The high-water mark is the kernel's: it remembers the block after it was freed.
+    assert freed.peak_rss >= after.rss
+    assert freed.rss < after.rss
+
+
+def test_instruments_through_an_in_memory_reader():
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        memory.MemoryGauges().register(provider)
+        first = _points(reader)
+        assert {name for name, _unit, _kind in memory.INSTRUMENTS} - {"coldstart.memory.growth_rate"} <= set(
+            first
+        )
+        assert first["process.memory.usage"][0] == "By"
+        assert abs(first["process.memory.usage"][1] - memory.rss()) < 8 * MB
+        assert first["process.memory.virtual"][1] >= first["process.memory.usage"][1]
+        assert first["coldstart.memory.peak"][1] >= first["process.memory.usage"][1]
+        assert 0 < first["coldstart.memory.uss"][1] <= first["process.memory.usage"][1]
+
+        block = bytearray(30 * MB)
+        second = _points(reader)
+        # Growth needs two collections; the 30 MB allocated between them must show as growth.
+        assert second["coldstart.memory.growth_rate"][0] == "By/s"
+        assert second["coldstart.memory.growth_rate"][1] > 0
+        assert second["process.memory.usage"][1] - first["process.memory.usage"][1] >= 0.9 * 30 * MB
+        del block
+    finally:
+        provider.shutdown()
+
+
+def test_process_instruments_follow_the_semantic_convention_types():
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    try:
+        memory.MemoryGauges().register(provider)
+        data = reader.get_metrics_data()
+        kinds = {
+            metric.name: type(metric.data).__name__
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+        }
+        # An asynchronous UpDownCounter is exported as a non-monotonic cumulative Sum.
+        assert kinds["process.memory.usage"] == "Sum"
+        assert kinds["process.memory.virtual"] == "Sum"
+        assert kinds["coldstart.memory.peak"] == "Gauge"
+    finally:
+        provider.shutdown()
+
+
+def test_snapshot_after_fork_reads_the_child(tmp_path: Path):
+    baseline = memory.rss()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        block = bytearray(30 * MB)
+        os.write(write_fd, str(memory.rss() - baseline).encode())
+        del block
+        os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    child_growth = int(os.read(read_fd, 64))
+    os.close(read_fd)
+    # Had the child read the parent's /proc entry (a descriptor inherited across fork), it would see ~0.
+    assert child_growth > 20 * MB
+    assert memory.rss() - baseline < 20 * MB
+
+
+def test_memory_on_the_span_tree_and_per_import_deltas(tmp_path: Path):
+    """A module that allocates 50 MB at import: its span's delta and the root's peak show it."""
+    write(tmp_path / "hog.py", "BLOCK = bytearray(50 * 1024 * 1024)\n")
+    script = write(
+        tmp_path / "app.py", "import json\nimport hog\nimport otel_coldstart\notel_coldstart.mark_ready()\n"
+    )
+    run = run_instrumented(
+        script, tmp_path / "trace.jsonl", cwd=tmp_path, env={"OTEL_PYTHON_COLDSTART_IMPORT_MEMORY": "1"}
+    )
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    root = trace.root
+    hog = next(s for s in trace.spans if s.attributes.get("coldstart.module.name") == "hog")
+    delta = hog.attributes["coldstart.memory.rss_delta"]
+    assert 0.9 * 50 * MB <= delta <= 1.1 * 50 * MB
+
+    snapshots = [e for e in root.events if e.name == "memory.snapshot"]
+    labels = [e.attributes["coldstart.memory.label"] for e in snapshots]
+    assert labels[0] == "hook_installed" and labels[-1] == "ready"
+    first, last = snapshots[0].attributes, snapshots[-1].attributes
+    assert 0.9 * 50 * MB <= last["coldstart.memory.rss"] - first["coldstart.memory.rss"] <= 1.2 * 50 * MB
+    assert root.attributes["coldstart.memory.rss_at_ready"] == last["coldstart.memory.rss"]
+    assert root.attributes["coldstart.memory.peak_rss"] >= root.attributes["coldstart.memory.rss_at_ready"]
+    assert last["coldstart.memory.growth_rate"] > 0
+    # Without the option, import spans carry no delta (the default costs nothing per import).
+    plain = run_instrumented(script, tmp_path / "plain.jsonl", cwd=tmp_path)
+    hog_plain = next(s for s in plain.trace().spans if s.attributes.get("coldstart.module.name") == "hog")
+    assert "coldstart.memory.rss_delta" not in hog_plain.attributes

@@ -132,3 +132,38 @@ def test_timeline_freeze_happens_once():
         assert timeline.freeze("exit") is None
     finally:
         timeline.state.timeline, timeline.state.ready = saved
+
+
+def test_imports_after_ready_are_live_spans_under_the_current_span(exporter, tmp_path, monkeypatch):
+    """After ready an import is a live span where it happened (a request, say), errors included."""
+    from otel_coldstart import imports
+
+    (tmp_path / "late_mod.py").write_text("import late_child\n")
+    (tmp_path / "late_child.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handler = spans.make_live_import_handler(exporter.tracer, timeline.suppressed)
+    monkeypatch.setattr(timeline.state, "timeline", None)  # install() begins one; leave none behind
+    installed = imports.install("start")
+    monkeypatch.setattr(timeline.state, "ready", True)
+    monkeypatch.setattr(imports, "live_handler", handler)
+    try:
+        with exporter.tracer.start_as_current_span("GET /orders"):
+            import late_mod  # noqa: F401
+
+            with pytest.raises(ModuleNotFoundError):
+                import late_missing  # noqa: F401
+    finally:
+        if installed:
+            imports.uninstall()
+        sys.modules.pop("late_mod", None)
+        sys.modules.pop("late_child", None)
+    by_name = {s.name: s for s in exporter.get_finished_spans()}
+    request = by_name["GET /orders"]
+    late, child = by_name["import late_mod"], by_name["import late_child"]
+    assert late.parent.span_id == request.context.span_id
+    assert child.parent.span_id == late.context.span_id
+    assert late.attributes["code.file.path"].endswith("late_mod.py")
+    assert late.attributes["coldstart.phase"] == "after_ready"
+    missing = by_name["import late_missing"]
+    assert missing.status.status_code is StatusCode.ERROR
+    assert missing.parent.span_id == request.context.span_id

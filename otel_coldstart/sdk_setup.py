@@ -67,6 +67,21 @@ def process_attributes() -> dict[str, Any]:
         "telemetry.distro.name": "otel-coldstart",
         "telemetry.distro.version": __version__,
     }
+    try:
+        import getpass
+
+        attrs["process.owner"] = getpass.getuser()
+    except Exception:  # no user database entry (containers with arbitrary uids)
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        from otel_coldstart.lifecycle import process_start_ns
+
+        created = datetime.fromtimestamp(process_start_ns() / 1e9, tz=timezone.utc)
+        attrs["process.creation.time"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except Exception:
+        pass
     return attrs
 
 

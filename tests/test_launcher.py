@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,11 @@ def test_launcher_loads_distro_and_writes_the_cold_start_trace(tmp_path: Path):
     assert root.resource["service.name"] == "coldstart-test"
     assert root.resource["telemetry.distro.name"] == "otel-coldstart"
     assert root.resource["process.pid"] > 0
+    assert root.resource["process.runtime.name"] == "cpython"
+    assert root.resource["process.executable.path"]
+    # process.creation.time is the root's start, to the millisecond.
+    created = datetime.fromisoformat(root.resource["process.creation.time"].replace("Z", "+00:00"))
+    assert abs(created.timestamp() * 1e9 - root.start_ns) < 2e6
     phases = {c.name for c in root.children}
     assert {"coldstart.boot", "coldstart.launcher", "coldstart.main"} <= phases
     boot = next(c for c in root.children if c.name == "coldstart.boot")

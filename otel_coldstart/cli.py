@@ -19,7 +19,7 @@ EPILOG = """exit codes:
   0  every target met
   1  a target missed
   2  bad input (missing or malformed trace, no cold-start root, unreachable source, bad usage)
-  3  bad configuration (targets file)
+  3  bad configuration (targets file, unknown target key, unknown statistic)
 """
 
 
@@ -38,16 +38,57 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser(
         "validate",
         help="judge cold-start traces against targets",
-        description="Read cold-start traces and judge them against targets.",
+        description=(
+            "Read cold-start traces (files in any supported format, or Jaeger's query API) and judge "
+            "them against targets. With several cold starts, each target is judged on one statistic "
+            "(--statistic, default p50: one noisy run can neither fail nor pass a build on its own)."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument(
-        "trace_file", metavar="TRACE_FILE", help="OTLP JSON (lines or one document, gzip ok)"
+        "trace_files",
+        metavar="TRACE_FILE",
+        nargs="*",
+        help="OTLP JSON (lines or one document, gzip ok), Jaeger v3/classic/UI JSON; format auto-detected",
     )
+    _add_jaeger_arguments(validate)
     validate.add_argument(
         "--targets", metavar="FILE", help="TOML targets (default: pyproject.toml, then defaults)"
     )
+    validate.add_argument(
+        "--statistic",
+        metavar="STAT",
+        help="statistic judged over many cold starts: p50 (default), p95, p99, max, mean",
+    )
+    _add_output_arguments(validate)
+    validate.add_argument("--junit", metavar="FILE", help="also write JUnit XML (one test case per target)")
+    validate.add_argument(
+        "--html", metavar="FILE", help="also write a self-contained HTML page with an icicle"
+    )
+
+    diff = commands.add_parser(
+        "diff",
+        help="compare two sets of cold starts (files or Jaeger queries)",
+        description=(
+            "Match spans of BASE and CANDIDATE by what they are (module name, service name, path) and "
+            "list what got slower, bigger, new or gone. A source is a trace file or a Jaeger URL with "
+            "its query: http://localhost:16686?service=NAME&limit=20&since=1h or ...?trace_id=ID."
+        ),
+        epilog=DIFF_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    diff.add_argument("base", metavar="BASE", help="trace file or Jaeger URL with ?service= or ?trace_id=")
+    diff.add_argument("candidate", metavar="CANDIDATE", help="trace file or Jaeger URL")
+    diff.add_argument(
+        "--max-regression",
+        metavar="LIMIT",
+        help="gate: fail (exit 1) when the cold start or one span grows by more than this: "
+        "10%% (of the base cold start), 50ms, or both (10%%,50ms)",
+    )
+    diff.add_argument("--statistic", metavar="STAT", default=None, help="statistic per side (default p50)")
+    diff.add_argument("--top", type=int, default=15, help="rows per list (default 15)")
+    _add_output_arguments(diff)
 
     demo = commands.add_parser(
         "demo",
@@ -65,35 +106,163 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def validate(trace_file: str, targets_file: str | None) -> int:
-    from otel_coldstart.validate import analysis, readers, recommend, report, targets
+def _add_jaeger_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Jaeger source (instead of TRACE_FILE)")
+    group.add_argument("--jaeger", metavar="URL", help="Jaeger query base URL, e.g. http://localhost:16686")
+    group.add_argument("--service", metavar="NAME", help="fetch the latest cold starts of this service")
+    group.add_argument("--trace-id", metavar="ID", help="fetch this one trace")
+    group.add_argument("--limit", type=int, default=20, help="how many cold starts to fetch (default 20)")
+    group.add_argument("--since", default="1h", help="how far back to search: 90s, 15m, 1h, 2d (default 1h)")
+    group.add_argument("--timeout", type=float, default=10.0, help="seconds per HTTP request (default 10)")
+    group.add_argument("--retries", type=int, default=3, help="retries on network errors and 5xx (default 3)")
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="stdout: the human report (default) or the JSON document (schema in the README)",
+    )
+    parser.add_argument("--markdown", metavar="FILE", help="also write Markdown (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour (auto: TTY and no NO_COLOR)",
+    )
+
+
+DIFF_EPILOG = """exit codes:
+  0  no regression above --max-regression (or no gate given)
+  1  a regression above --max-regression
+  2  bad input (missing or malformed trace, unreachable Jaeger, bad usage)
+"""
+
+
+def _write(path: str, text: str) -> None:
     from otel_coldstart.validate.model import TraceError
 
     try:
-        targets_value, origin = targets.load(targets_file)
-    except targets.TargetsError as exc:
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise TraceError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _sources(args: argparse.Namespace) -> list:
+    from otel_coldstart.validate.model import TraceError
+    from otel_coldstart.validate.sources import JaegerQuery, parse_spec
+
+    if args.jaeger:
+        if args.trace_files:
+            raise TraceError("give TRACE_FILE or --jaeger, not both")
+        if not args.service and not args.trace_id:
+            raise TraceError("--jaeger needs --service NAME or --trace-id ID")
+        return [
+            JaegerQuery(
+                args.jaeger, args.service, args.trace_id, args.limit, args.since, args.timeout, args.retries
+            )
+        ]
+    if args.service or args.trace_id:
+        raise TraceError("--service and --trace-id need --jaeger URL")
+    if not args.trace_files:
+        raise TraceError("give a TRACE_FILE or --jaeger URL --service NAME")
+    return [parse_spec(spec) for spec in args.trace_files]
+
+
+def validate(trace_file: str, targets_file: str | None) -> int:
+    """Judge one trace file with the text report (the demo's entry point)."""
+    return main(["validate", trace_file] + (["--targets", targets_file] if targets_file else []))
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    import json
+
+    from otel_coldstart.validate import analysis, recommend, report, result, sources, stats, targets
+    from otel_coldstart.validate.model import TraceError
+
+    try:
+        targets_value, origin = targets.load(args.targets)
+        statistic = stats.check_statistic(args.statistic or targets_value.statistic)
+    except (targets.TargetsError, stats.StatisticError) as exc:
         return _error(str(exc), EXIT_BAD_CONFIG)
     try:
-        fmt, traces = readers.read_file(trace_file)
+        loaded = sources.load_many(_sources(args))
+        summaries = [analysis.summarize(t) for t in loaded.traces]
+        verdicts = targets.judge(summaries, targets_value, statistic)
+        shown = result.representative(summaries, statistic)
+        document = result.build(
+            summaries,
+            verdicts,
+            recommend.recommend(shown),
+            targets_value,
+            origin,
+            statistic,
+            loaded.description,
+            loaded.fmt,
+        )
+        if args.junit:
+            from otel_coldstart.validate.outputs import junit
+
+            _write(args.junit, junit.render(document))
+        if args.markdown:
+            from otel_coldstart.validate.outputs import markdown
+
+            _write(args.markdown, markdown.render(document))
+        if args.html:
+            from otel_coldstart.validate.outputs import html_page
+
+            _write(args.html, html_page.render(document, shown.trace))
     except TraceError as exc:
         return _error(str(exc), EXIT_BAD_INPUT)
-    code = EXIT_OK
-    usable = [t for t in traces if t.root is not None]
-    print(f"Read {len(usable)} cold-start trace(s) from {trace_file} ({fmt}).\n")
-    for trace in usable:
-        summary = analysis.summarize(trace)
-        verdicts = targets.judge(summary, targets_value)
-        print(report.render(summary, verdicts, recommend.recommend(summary), origin))
-        print()
-        if any(v.failed for v in verdicts):
-            code = EXIT_TARGET_MISSED
-    return code
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        count = len(loaded.traces)
+        print(
+            f"Read {count} cold-start trace{'s' if count != 1 else ''} from {loaded.description} "
+            f"({loaded.fmt}).\n"
+        )
+        style = report.Style(report.use_colour(sys.stdout, args.color))
+        print(report.render(document, style))
+    return EXIT_TARGET_MISSED if document["result"] == "fail" else EXIT_OK
+
+
+def _run_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from otel_coldstart.validate import analysis, diff, sources, stats
+    from otel_coldstart.validate.model import TraceError
+
+    try:
+        statistic = stats.check_statistic(args.statistic or stats.DEFAULT_STATISTIC)
+        threshold = diff.parse_threshold(args.max_regression) if args.max_regression else None
+    except (stats.StatisticError, diff.ThresholdError) as exc:
+        return _error(str(exc), EXIT_BAD_INPUT)
+    try:
+        sides = []
+        for spec in (args.base, args.candidate):
+            loaded = sources.load(sources.parse_spec(spec))
+            sides.append([analysis.summarize(t) for t in loaded.traces])
+        document = diff.compare(sides[0], sides[1], statistic, threshold)
+        if args.markdown:
+            _write(args.markdown, diff.render_markdown(document, args.top))
+    except TraceError as exc:
+        return _error(str(exc), EXIT_BAD_INPUT)
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print(diff.render(document, args.top))
+    return document["exit_code"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        return validate(args.trace_file, args.targets)
+        return _run_validate(args)
+    if args.command == "diff":
+        return _run_diff(args)
     if args.command == "demo":
         from otel_coldstart import demo
 

@@ -1,4 +1,8 @@
-"""Figures derived from one linked cold-start trace: what the targets and the report read."""
+"""Figures derived from one linked cold-start trace: what the targets and the report read.
+
+One pass over the tree (``Span.walk`` is iterative), no per-span path building: a 100,000-span
+trace, or a 100,000-deep chain, is summarised in linear time.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from dataclasses import dataclass, field
 from otel_coldstart.validate.model import Span, Trace
 
 BOOT_SPAN = "coldstart.boot"
+LAUNCHER_SPAN = "coldstart.launcher"
+MAIN_SPAN = "coldstart.main"
 IMPORT_PREFIX = "import "
+#: Tier phase names (``coldstart.phase``) the service instrumentation writes.
+CRITICAL_TIER = "critical"
+PRELOAD_TIER = "optional preload"
 
 
 def is_import(span: Span) -> bool:
@@ -18,14 +27,36 @@ def is_service(span: Span) -> bool:
     return span.attributes.get("coldstart.kind") == "service"
 
 
+def module_name(span: Span) -> str:
+    return str(span.attributes.get("coldstart.module.name") or span.name.removeprefix(IMPORT_PREFIX))
+
+
+def service_name(span: Span) -> str:
+    return str(span.attributes.get("coldstart.service.name") or span.name.removeprefix("init "))
+
+
 @dataclass
 class ImportFigure:
     module: str
     self_ns: int
     cumulative_ns: int
     size: int | None
-    path: tuple[str, ...]
+    #: Name of the span that imported it: another ``import x``, a phase, a service init...
+    parent_name: str
     failed: bool
+    memory_delta: int | None = None
+    kind: str = ""
+    #: Inside a service init, a lazy load or the background preload tier (not the plain main path).
+    under: str = ""
+    span: Span | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def importer(self) -> str:
+        return self.parent_name.removeprefix(IMPORT_PREFIX)
+
+    @property
+    def top_level(self) -> bool:
+        return not self.parent_name.startswith(IMPORT_PREFIX)
 
 
 @dataclass
@@ -35,6 +66,29 @@ class ServiceFigure:
     duration_ns: int
     memory_delta: int | None
     failed: bool
+    start_ns: int = 0
+    end_ns: int = 0
+    dependencies: tuple[str, ...] = ()
+    #: Ran on a thread other than the main one (the instrumentation adds ``thread.id`` then).
+    threaded: bool = False
+    #: Inside the background "optional preload" tier phase.
+    in_preload: bool = False
+    span: Span | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class MemoryConsumer:
+    kind: str  # "service" or "import"
+    name: str
+    rss_delta: int
+
+
+@dataclass
+class MemoryPoint:
+    label: str
+    offset_ns: int
+    rss: int | None
+    peak_rss: int | None
 
 
 @dataclass
@@ -50,7 +104,17 @@ class Summary:
     failed_imports: list[str] = field(default_factory=list)
     services: list[ServiceFigure] = field(default_factory=list)
     peak_memory_bytes: int | None = None
+    rss_at_ready_bytes: int | None = None
+    memory_points: list[MemoryPoint] = field(default_factory=list)
+    #: Top-level phases (children of the root): boot, launcher, main.
     phases: dict[str, int] = field(default_factory=dict)
+    #: Tier phases (critical, optional preload): duration of each.
+    tiers: dict[str, int] = field(default_factory=dict)
+    launcher_ns: int = 0
+    #: Root start (process creation) -> end of the critical tier; None without a critical tier.
+    critical_ready_ns: int | None = None
+    ready_trigger: str = ""
+    span_count: int = 0
 
     @property
     def mean_service_init_ns(self) -> float | None:
@@ -62,9 +126,19 @@ class Summary:
         key = (lambda f: f.self_ns) if by == "self" else (lambda f: f.cumulative_ns)
         return sorted(self.imports, key=key, reverse=True)[:n]
 
+    def memory_consumers(self, n: int = 10) -> list[MemoryConsumer]:
+        """Services and imports with the largest RSS growth while they ran (largest first)."""
+        found = [
+            MemoryConsumer("service", s.name, s.memory_delta) for s in self.services if s.memory_delta
+        ] + [MemoryConsumer("import", f.module, f.memory_delta) for f in self.imports if f.memory_delta]
+        return sorted((c for c in found if c.rss_delta > 0), key=lambda c: c.rss_delta, reverse=True)[:n]
+
 
 def _int_attr(span: Span, key: str) -> int | None:
-    value = span.attributes.get(key)
+    return _as_int(span.attributes.get(key))
+
+
+def _as_int(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -74,47 +148,123 @@ def _int_attr(span: Span, key: str) -> int | None:
     return None
 
 
+def _context(span: Span, root: Span, parent_context: dict[int, str]) -> str:
+    """What a span runs inside: "service", "lazy_load", "preload" or "" (the plain start-up path)."""
+    parent = span.parent
+    if parent is None or parent is root:
+        return ""
+    inherited = parent_context.get(id(parent), "")
+    if inherited:
+        return inherited
+    if is_service(parent):
+        return "service"
+    if parent.kind == "lazy_load":
+        return "lazy_load"
+    if parent.kind == "phase" and parent.attributes.get("coldstart.phase") == PRELOAD_TIER:
+        return "preload"
+    return ""
+
+
+def _memory_points(root: Span) -> list[MemoryPoint]:
+    points = []
+    for event in root.events:
+        if event.name != "memory.snapshot":
+            continue
+        points.append(
+            MemoryPoint(
+                label=str(event.attributes.get("coldstart.memory.label", "")),
+                offset_ns=max(0, event.time_ns - root.start_ns),
+                rss=_as_int(event.attributes.get("coldstart.memory.rss")),
+                peak_rss=_as_int(event.attributes.get("coldstart.memory.peak_rss")),
+            )
+        )
+    return points
+
+
 def summarize(trace: Trace) -> Summary:
     root = trace.root
     if root is None:
         raise ValueError("summarize() needs a linked trace (tree.link)")
-    boot_ns = 0
     phases: dict[str, int] = {}
+    tiers: dict[str, int] = {}
     imports: list[ImportFigure] = []
     failed: list[str] = []
     services: list[ServiceFigure] = []
     top_level_ns = 0
     sizes = 0
+    critical_end: int | None = None
+    context: dict[int, str] = {}
+    count = 0
     for span in root.walk():
+        count += 1
         if span is root:
             continue
-        if span.name == BOOT_SPAN:
-            boot_ns = span.duration_ns
-        if span.attributes.get("coldstart.kind") == "phase":
-            phases[str(span.attributes.get("coldstart.phase", span.name))] = span.duration_ns
+        where = _context(span, root, context)
+        if where:
+            context[id(span)] = where
+        if span.kind == "phase" or (span.parent is root and span.name.startswith("coldstart.")):
+            phase = str(span.attributes.get("coldstart.phase") or span.name.removeprefix("coldstart."))
+            if span.parent is root:
+                phases[phase] = phases.get(phase, 0) + span.duration_ns
+            else:
+                tiers[phase] = tiers.get(phase, 0) + span.duration_ns
+                if phase == CRITICAL_TIER and span.end_ns <= root.end_ns:
+                    critical_end = max(critical_end or span.end_ns, span.end_ns)
         if is_import(span):
-            module = str(span.attributes.get("coldstart.module.name") or span.name[len(IMPORT_PREFIX) :])
             size = _int_attr(span, "coldstart.module.size")
             is_failed = span.status_code == 2 or span.attributes.get("coldstart.import.outcome") == "error"
-            imports.append(ImportFigure(module, span.self_ns, span.duration_ns, size, span.path(), is_failed))
+            figure = ImportFigure(
+                module=module_name(span),
+                self_ns=span.self_ns,
+                cumulative_ns=span.duration_ns,
+                size=size,
+                parent_name=span.parent.name if span.parent is not None else "",
+                failed=is_failed,
+                memory_delta=_int_attr(span, "coldstart.memory.rss_delta"),
+                kind=str(span.attributes.get("coldstart.module.kind", "")),
+                under=where,
+                span=span,
+            )
+            imports.append(figure)
             if is_failed:
-                failed.append(module)
-            if span.parent is None or not is_import(span.parent):
+                failed.append(figure.module)
+            if figure.top_level:
                 top_level_ns += span.duration_ns
             sizes += size or 0
         elif is_service(span):
+            deps = span.attributes.get("coldstart.service.dependencies") or ()
             services.append(
                 ServiceFigure(
-                    name=str(span.attributes.get("coldstart.service.name", span.name)),
+                    name=service_name(span),
                     tier=str(span.attributes.get("coldstart.service.tier", "")),
                     duration_ns=span.duration_ns,
                     memory_delta=_int_attr(span, "coldstart.memory.rss_delta"),
                     failed=span.status_code == 2,
+                    start_ns=span.start_ns,
+                    end_ns=span.end_ns,
+                    dependencies=tuple(str(d) for d in deps)
+                    if isinstance(deps, (list, tuple))
+                    else (str(deps),),
+                    threaded="thread.id" in span.attributes,
+                    in_preload=where == "preload",
+                    span=span,
                 )
             )
     # The recorder counts every import even when a minimum-duration filter dropped short spans.
     recorded_count = _int_attr(root, "coldstart.imports.count")
     bundle = _int_attr(root, "coldstart.bundle.size")
+    points = _memory_points(root)
+    peak = _int_attr(root, "coldstart.memory.peak_rss")
+    if peak is None:
+        # Older or foreign traces: the snapshots on the root still tell the peak.
+        candidates = [p.peak_rss or p.rss for p in points if (p.peak_rss or p.rss)]
+        peak = max(candidates) if candidates else None
+    at_ready = _int_attr(root, "coldstart.memory.rss_at_ready")
+    if at_ready is None and points:
+        at_ready = points[-1].rss
+    boot_ns = phases.get("boot", 0)
+    if not boot_ns:
+        boot_ns = _int_attr(root, "coldstart.boot.duration_ns") or 0
     return Summary(
         trace=trace,
         cold_start_ns=root.duration_ns,
@@ -126,6 +276,13 @@ def summarize(trace: Trace) -> Summary:
         imports=imports,
         failed_imports=failed,
         services=services,
-        peak_memory_bytes=_int_attr(root, "coldstart.memory.peak_rss"),
+        peak_memory_bytes=peak,
+        rss_at_ready_bytes=at_ready,
+        memory_points=points,
         phases=phases,
+        tiers=tiers,
+        launcher_ns=phases.get("launcher", 0),
+        critical_ready_ns=None if critical_end is None else max(0, critical_end - root.start_ns),
+        ready_trigger=str(root.attributes.get("coldstart.ready.trigger", "")),
+        span_count=count,
     )

@@ -1,52 +1,238 @@
-"""Recommendations that name the thing to change, derived from the span tree."""
+"""Recommendations that name the thing to change, derived from the span tree.
+
+Each rule reads evidence the trace carries, and says what it saw:
+
+- ``boot``: time before our hook (interpreter start-up, site-packages, the launcher) and its share;
+- ``lazy-import``: a heavy import on the plain start-up path (not inside a service init, a lazy
+  load or the background preload) - nothing in the trace shows it is needed before ready;
+- ``parallelise``: critical services that ran one after another without depending on each other;
+- ``defer``: optional or essential services initialised on the critical path before ready;
+- ``dominant-import`` / ``dominant-service``: one thing takes a large share of the cold start;
+- ``failed-imports``: import fallbacks that never succeed but search all of ``sys.path``.
+"""
 
 from __future__ import annotations
 
-from otel_coldstart.validate.analysis import Summary
+from dataclasses import dataclass
+
+from otel_coldstart.validate.analysis import ImportFigure, ServiceFigure, Summary
 
 #: An import or service taking at least this share of the cold start "dominates" it.
 DOMINANT_SHARE = 0.25
-#: Boot (interpreter + launcher before our hook) above this share deserves its own advice.
-BOOT_SHARE = 0.5
+#: Time before the hook above this share deserves its own advice.
+BOOT_SHARE = 0.3
+#: A lazy-load candidate costs at least this much and this share of the cold start.
+LAZY_MIN_NS = 10_000_000
+LAZY_MIN_SHARE = 0.03
+#: A parallelisation or deferral worth naming saves at least this much.
+SAVING_MIN_NS = 5_000_000
 #: Failed imports (ImportError fallbacks) worth mentioning once they cost this much together.
 FAILED_IMPORTS_NS = 5_000_000
 
 
-def recommend(summary: Summary) -> list[str]:
-    advice: list[str] = []
-    total = summary.cold_start_ns or 1
-    if summary.boot_ns / total >= BOOT_SHARE:
-        advice.append(
-            f"{summary.boot_ns / total:.0%} of the cold start ({summary.boot_ns / 1e6:.0f} ms) passes before "
-            "the application's first import: interpreter start-up, site-packages and the launcher. "
-            "Fewer .pth files and site-packages entries, `python -X frozen_modules=on`, or the "
-            "programmatic otel_coldstart.start() instead of opentelemetry-instrument shorten it."
+@dataclass(frozen=True)
+class Advice:
+    kind: str
+    subject: str
+    message: str
+    #: What the change would save at most, when the trace tells (ns).
+    saving_ns: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.0f} ms"
+
+
+def _boot(summary: Summary, total: int) -> list[Advice]:
+    before = summary.boot_ns + summary.launcher_ns
+    if before / total < BOOT_SHARE:
+        return []
+    split = f"boot {_ms(summary.boot_ns)}"
+    if summary.launcher_ns:
+        split += f", launcher {_ms(summary.launcher_ns)}"
+    return [
+        Advice(
+            "boot",
+            "interpreter and launcher",
+            f"{before / total:.0%} of the cold start ({_ms(before)}: {split}) passes before the "
+            "application's first import: interpreter start-up, site-packages and the launcher. Fewer "
+            ".pth files and site-packages entries, `python -X frozen_modules=on`, or the programmatic "
+            "otel_coldstart.start() instead of opentelemetry-instrument shorten it.",
+            before,
         )
-    for figure in summary.slowest_imports(3, by="cumulative"):
+    ]
+
+
+def _lazy_candidates(summary: Summary, total: int) -> list[Advice]:
+    threshold = max(LAZY_MIN_NS, LAZY_MIN_SHARE * total)
+    advice = []
+    seen: set[str] = set()
+    # Outermost heavy imports first: advising `pandas` is useful, advising `pandas.core.frame` is not.
+    for figure in sorted(summary.imports, key=lambda f: f.cumulative_ns, reverse=True):
+        if figure.cumulative_ns < threshold or len(advice) >= 5:
+            break
+        if figure.under or figure.failed or figure.module.partition(".")[0] in seen:
+            continue
+        if not figure.top_level and figure.importer.partition(".")[0] == figure.module.partition(".")[0]:
+            continue  # a submodule its own package imports: the package is the thing to defer
+        seen.add(figure.module.partition(".")[0])
+        advice.append(
+            Advice(
+                "lazy-import",
+                figure.module,
+                f"import {figure.module} costs {_ms(figure.cumulative_ns)} "
+                f"({figure.cumulative_ns / total:.0%}) on the critical path, imported by {figure.importer} "
+                "at module level, outside any service init: if nothing needs it before ready, load it "
+                "lazily (otel_coldstart.lazy_module) at first use.",
+                figure.cumulative_ns,
+            )
+        )
+    return advice
+
+
+def _depends(a: ServiceFigure, b: ServiceFigure, graph: dict[str, tuple[str, ...]]) -> bool:
+    """Does ``a`` depend on ``b``, directly or through others?"""
+    stack, seen = list(graph.get(a.name, ())), set()
+    while stack:
+        name = stack.pop()
+        if name == b.name:
+            return True
+        if name not in seen:
+            seen.add(name)
+            stack.extend(graph.get(name, ()))
+    return False
+
+
+def _parallelise(summary: Summary) -> list[Advice]:
+    critical = sorted(
+        (s for s in summary.services if s.tier == "critical" and not s.failed), key=lambda s: s.start_ns
+    )
+    if len(critical) < 2:
+        return []
+    graph = {s.name: s.dependencies for s in summary.services}
+    # Greedy chains of services that ran strictly one after another and are mutually independent.
+    chains: list[list[ServiceFigure]] = []
+    for service in critical:
+        for chain in chains:
+            last = chain[-1]
+            if service.start_ns >= last.end_ns and not any(
+                _depends(service, other, graph) or _depends(other, service, graph) for other in chain
+            ):
+                chain.append(service)
+                break
+        else:
+            chains.append([service])
+    advice = []
+    for chain in chains:
+        if len(chain) < 2:
+            continue
+        total = sum(s.duration_ns for s in chain)
+        saving = total - max(s.duration_ns for s in chain)
+        if saving < SAVING_MIN_NS:
+            continue
+        names = ", ".join(s.name for s in chain)
+        advice.append(
+            Advice(
+                "parallelise",
+                names,
+                f"critical services {names} ran one after another ({_ms(total)} together) but none "
+                f"depends on another: initialise them in parallel (the critical tier's pool) to save up to "
+                f"{_ms(saving)}.",
+                saving,
+            )
+        )
+    return advice
+
+
+def _defer(summary: Summary) -> list[Advice]:
+    advice = []
+    for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True):
+        if service.tier not in ("optional", "essential") or service.in_preload or service.threaded:
+            continue
+        if service.duration_ns < SAVING_MIN_NS:
+            continue
+        how = (
+            "initialise it on demand (first get) after ready"
+            if service.tier == "essential"
+            else "let the background preload initialise it after ready"
+        )
+        advice.append(
+            Advice(
+                "defer",
+                service.name,
+                f"{service.tier} service {service.name} was initialised before ready on the start-up path "
+                f"({_ms(service.duration_ns)}): {how}.",
+                service.duration_ns,
+            )
+        )
+    return advice[:5]
+
+
+def _dominant(summary: Summary, total: int, already: set[str]) -> list[Advice]:
+    advice = []
+    figures: list[ImportFigure] = summary.slowest_imports(3, by="cumulative")
+    for figure in figures:
         if figure.cumulative_ns / total < DOMINANT_SHARE:
             break
-        importer = figure.path[-2].removeprefix("import ") if len(figure.path) >= 2 else "?"
+        if figure.module in already:
+            continue
         advice.append(
-            f"import {figure.module} takes {figure.cumulative_ns / 1e6:.0f} ms "
-            f"({figure.cumulative_ns / total:.0%} of the cold start), imported by {importer}: if it is not "
-            "needed before ready, load it lazily (otel_coldstart.lazy_module) at first use."
+            Advice(
+                "dominant-import",
+                figure.module,
+                f"import {figure.module} alone takes {_ms(figure.cumulative_ns)} "
+                f"({figure.cumulative_ns / total:.0%} of the cold start), imported by {figure.importer}"
+                + (f" inside a {figure.under.replace('_', ' ')}" if figure.under else "")
+                + ": load it lazily at first use, or find what pulls it in.",
+                figure.cumulative_ns,
+            )
         )
     for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True)[:3]:
         if service.duration_ns / total < DOMINANT_SHARE:
             break
+        if service.name in already:
+            continue
         advice.append(
-            f"service {service.name} ({service.tier or 'no tier'}) takes {service.duration_ns / 1e6:.0f} ms "
-            f"({service.duration_ns / total:.0%} of the cold start): make it optional (preloaded in the "
-            "background) or essential (on demand) unless the first request needs it."
+            Advice(
+                "dominant-service",
+                service.name,
+                f"service {service.name} ({service.tier or 'no tier'}) takes {_ms(service.duration_ns)} "
+                f"({service.duration_ns / total:.0%} of the cold start): make it optional (preloaded in the "
+                "background) or essential (on demand) unless the first request needs it, or make its init "
+                "cheaper.",
+                service.duration_ns,
+            )
         )
-    failed = [
-        f for f in summary.imports if f.failed and not (len(f.path) >= 2 and f.path[-2].startswith("import "))
-    ]
+    return advice
+
+
+def _failed(summary: Summary) -> list[Advice]:
+    failed = [f for f in summary.imports if f.failed and f.top_level]
     failed_ns = sum(f.cumulative_ns for f in failed)
-    if failed_ns >= FAILED_IMPORTS_NS:
-        names = ", ".join(sorted({f.module for f in failed})[:5])
-        advice.append(
-            f"{len(failed)} failed import(s) cost {failed_ns / 1e6:.0f} ms ({names}): each failure searches "
-            "all of sys.path; drop fallbacks that never succeed in this environment."
+    if failed_ns < FAILED_IMPORTS_NS:
+        return []
+    names = ", ".join(sorted({f.module for f in failed})[:5])
+    return [
+        Advice(
+            "failed-imports",
+            names,
+            f"{len(failed)} failed import(s) cost {_ms(failed_ns)} ({names}): each failure searches all of "
+            "sys.path; drop fallbacks that never succeed in this environment.",
+            failed_ns,
         )
+    ]
+
+
+def recommend(summary: Summary) -> list[Advice]:
+    total = summary.cold_start_ns or 1
+    advice = _boot(summary, total)
+    lazy = _lazy_candidates(summary, total)
+    defer = _defer(summary)
+    advice += lazy + _parallelise(summary) + defer
+    already = {a.subject for a in lazy + defer}
+    advice += _dominant(summary, total, already)
+    advice += _failed(summary)
     return advice

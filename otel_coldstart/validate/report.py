@@ -1,71 +1,177 @@
-"""The human report for a terminal: plain text that reads without colour."""
+"""The report for a terminal: plain text that reads without colour; colour only on a TTY.
+
+Colour follows the common conventions: never when ``NO_COLOR`` is set (https://no-color.org) or
+``TERM=dumb``, never when stdout is not a terminal, unless forced with ``--color always``.
+"""
 
 from __future__ import annotations
 
-from otel_coldstart.validate.analysis import Summary
-from otel_coldstart.validate.targets import Verdict
+import os
+from typing import Any, TextIO
+
+from otel_coldstart.validate import stats
 
 
-def _ms(ns: float) -> str:
-    return f"{ns / 1e6:8.1f} ms"
+def use_colour(stream: TextIO, mode: str = "auto") -> bool:
+    if mode == "always":
+        return True
+    if mode == "never" or os.environ.get("NO_COLOR", "") != "" or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
-def _size(n: int | None) -> str:
+class Style:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled else text
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def red(self, text: str) -> str:
+        return self._wrap("31;1", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32;1", text)
+
+    def yellow(self, text: str) -> str:
+        return self._wrap("33", text)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:8.1f} ms"
+
+
+def size(n: float | None) -> str:
     if n is None:
-        return "      -"
-    if n >= 1_000_000:
-        return f"{n / 1e6:5.1f} MB"
-    return f"{n / 1e3:5.1f} kB"
+        return "-"
+    if abs(n) >= 1_000_000:
+        return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e3:.1f} kB"
 
 
-def _value(verdict: Verdict) -> str:
-    if verdict.measured is None:
+def number(value: float, unit: str) -> str:
+    if unit == "":
+        return f"{value:.0f}"
+    return f"{value:.1f} {unit}"
+
+
+def _target_value(target: dict[str, Any]) -> str:
+    if target["measured"] is None:
         return "not measured"
-    unit = f" {verdict.unit}" if verdict.unit else ""
-    return f"{verdict.measured:.1f}{unit} (limit {verdict.limit:g}{unit})"
+    unit = target["unit"]
+    text = f"{number(target['measured'], unit)} (limit {target['limit']:g}{' ' + unit if unit else ''})"
+    if target["detail"]:
+        text += f" — {target['detail']}"
+    return text
 
 
-def render(summary: Summary, verdicts: list[Verdict], advice: list[str], targets_origin: str) -> str:
-    trace = summary.trace
-    lines = [
-        f"Cold start of {trace.service_name or 'unknown service'} — trace {trace.trace_id} ({trace.source})",
-        "",
-        f"Targets ({targets_origin})",
-    ]
-    for verdict in verdicts:
-        mark = {"pass": "PASS", "fail": "FAIL"}.get(verdict.status, " n/a")
-        lines.append(f"  {mark}  {verdict.label:<18} {_value(verdict)}")
-    total = summary.cold_start_ns or 1
-    lines += ["", f"Cold start {_ms(summary.cold_start_ns).strip()}"]
-    for phase, duration in summary.phases.items():
-        lines.append(f"  {phase:<10} {_ms(duration)}  {duration / total:5.1%}")
-    recorded = summary.imports_recorded
-    filtered = f", {recorded} kept as spans" if recorded != summary.import_count else ""
-    lines += [
-        "",
-        f"Imports: {summary.import_count} modules{filtered}, {_ms(summary.top_level_import_ns).strip()} "
-        f"at top level, bundle {_size(summary.bundle_bytes).strip()}",
-    ]
-    if summary.imports:
-        lines.append("  slowest (self time)                      self    cumulative     size")
-        for figure in summary.slowest_imports(10, by="self"):
-            flag = "  FAILED" if figure.failed else ""
-            lines.append(
-                f"  {figure.module[:36]:<36} {_ms(figure.self_ns)} {_ms(figure.cumulative_ns)}  "
-                f"{_size(figure.size)}{flag}"
-            )
-    if summary.services:
+def render(document: dict[str, Any], style: Style | None = None) -> str:
+    style = style or Style(False)
+    shown = document["representative"]
+    count = document["source"]["trace_count"]
+    statistic = document["statistic"]
+    lines: list[str] = []
+    if count == 1:
+        head = f"Cold start of {shown['service'] or 'unknown service'} — trace {shown['trace_id']}"
+    else:
+        head = (
+            f"{count} cold starts of {shown['service'] or 'unknown service'}, judged on {statistic}; "
+            f"details of trace {shown['trace_id']} (nearest the {statistic})"
+        )
+    lines += [style.bold(head), "", f"Targets ({document['targets_origin']})"]
+    for target in document["targets"]:
+        mark = {"pass": style.green("PASS"), "fail": style.red("FAIL")}.get(
+            target["status"], style.dim(" n/a")
+        )
+        label = target["label"] + (f" [{statistic}]" if count > 1 and target["measured"] is not None else "")
+        lines.append(f"  {mark}  {label:<26} {_target_value(target)}")
+
+    distribution = document["distribution"]
+    if count > 1 and distribution:
         lines += [
             "",
-            f"Services: {len(summary.services)}, mean init {_ms(summary.mean_service_init_ns or 0).strip()}",
+            f"Distribution over {count} cold starts" + "          min       p50       p95       max",
         ]
-        for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True)[:10]:
-            flag = "  FAILED" if service.failed else ""
-            lines.append(f"  {service.name[:30]:<30} {service.tier:<10} {_ms(service.duration_ns)}{flag}")
-    if trace.warnings:
-        lines += ["", "Repairs made while reading the trace:"] + [f"  - {w}" for w in trace.warnings]
-    if advice:
-        lines += ["", "Recommendations:"] + [f"  - {a}" for a in advice]
-    failed = [v.label for v in verdicts if v.failed]
-    lines += ["", f"Result: {'FAIL (' + ', '.join(failed) + ')' if failed else 'PASS'}"]
+        for key, row in distribution.items():
+            spark = stats.sparkline(row.get("values") or [])
+            lines.append(
+                f"  {key:<24}{row['min']:10.1f}{row['p50']:10.1f}{row['p95']:10.1f}{row['max']:10.1f}"
+                f"  {spark}"
+            )
+
+    total = shown["cold_start_ms"] or 1
+    lines += [
+        "",
+        style.bold(f"Cold start {shown['cold_start_ms']:.1f} ms")
+        + f" (ready: {shown['ready_trigger'] or '?'})",
+    ]
+    for phase, duration in shown["phases"].items():
+        lines.append(f"  {phase:<18} {_ms(duration)}  {duration / total:6.1%}")
+    for tier, duration in shown["tiers"].items():
+        lines.append(f"  tier {tier:<13} {_ms(duration)}")
+    if shown["critical_ready_ms"] is not None:
+        lines.append(f"  critical tier ready at {shown['critical_ready_ms']:.1f} ms after process start")
+
+    imports = shown["imports"]
+    kept = f", {imports['recorded']} kept as spans" if imports["recorded"] != imports["count"] else ""
+    lines += [
+        "",
+        style.bold(f"Imports: {imports['count']} modules{kept}")
+        + f", {imports['top_level_ms']:.1f} ms at top level, bundle {size(imports['bundle_bytes'])}",
+    ]
+    if shown["slowest_imports"]:
+        lines.append(style.dim("  slowest (self time)                      self    cumulative      size"))
+        for row in shown["slowest_imports"][:10]:
+            flag = style.red("  FAILED") if row["failed"] else ""
+            lines.append(
+                f"  {row['module'][:36]:<36} {_ms(row['self_ms'])} {_ms(row['cumulative_ms'])}  "
+                f"{size(row['size_bytes']):>8}{flag}"
+            )
+    services = shown["services"]
+    if services:
+        mean = sum(s["duration_ms"] for s in services) / len(services)
+        lines += ["", style.bold(f"Services: {len(services)}") + f", mean init {mean:.1f} ms"]
+        for row in services[:10]:
+            flag = style.red("  FAILED") if row["failed"] else ""
+            memory = (
+                f"  {size(row['memory_delta_bytes']):>9}" if row["memory_delta_bytes"] is not None else ""
+            )
+            lines.append(
+                f"  {row['name'][:30]:<30} {row['tier']:<10} {_ms(row['duration_ms'])}{memory}{flag}"
+            )
+
+    memory = shown["memory"]
+    if memory["peak_rss_bytes"] is not None or memory["top_consumers"]:
+        lines += [
+            "",
+            style.bold("Memory")
+            + f": peak RSS {size(memory['peak_rss_bytes'])}, at ready {size(memory['rss_at_ready_bytes'])}",
+        ]
+        for point in memory["snapshots"][:8]:
+            lines.append(
+                f"  {point['label'][:24]:<24} +{point['offset_ms']:8.1f} ms  RSS {size(point['rss_bytes'])}"
+            )
+        if memory["top_consumers"]:
+            lines.append(style.dim("  largest RSS growth while running"))
+            for row in memory["top_consumers"]:
+                lines.append(f"  {row['kind']:<8} {row['name'][:40]:<40} {size(row['rss_delta_bytes']):>9}")
+
+    if shown["warnings"]:
+        lines += ["", style.yellow("Repairs made while reading the trace:")]
+        lines += [f"  - {w}" for w in shown["warnings"]]
+    if document["recommendations"]:
+        lines += ["", style.bold("Recommendations:")]
+        lines += [f"  - {a['message']}" for a in document["recommendations"]]
+    failed = [t["label"] for t in document["targets"] if t["status"] == "fail"]
+    verdict = style.red("FAIL (" + ", ".join(failed) + ")") if failed else style.green("PASS")
+    lines += ["", f"Result: {verdict}"]
     return "\n".join(lines)

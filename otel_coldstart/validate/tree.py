@@ -3,8 +3,11 @@
 Repairs (each adds a line to ``Trace.warnings``):
 - duplicate span ids: the first span wins, later ones are dropped;
 - a parent id that is not in the trace: the span is attached to the cold-start root;
-- a cycle in parent links: the link that closes the cycle is cut, the span goes under the root;
-- a child outside its parent's interval (clock skew) is kept as is and counted.
+- a cycle in parent links: the link that closes the cycle is cut, the span goes under the root
+  (found in one linear pass, so deep chains cost no more than wide trees);
+- a child outside its parent's interval (clock skew) is kept as is and counted: durations are
+  each span's own, and self time never goes below zero;
+- several cold-start roots in one trace: the earliest is judged.
 A trace with no cold-start root span is an error, not something to guess.
 """
 
@@ -55,39 +58,62 @@ def link(trace: Trace) -> Trace:
     trace.root = root
 
     orphans = cycles = skewed = 0
+    parent_of: dict[int, Span | None] = {}
     for span in trace.spans:
         if span is root:
+            parent_of[id(span)] = None
             continue
         parent = unique.get(span.parent_id) if span.parent_id else None
         if parent is None:
             orphans += 1
             parent = root
-        elif _creates_cycle(span, parent):
-            cycles += 1
-            parent = root
+        parent_of[id(span)] = parent
+    cycles = _cut_cycles(trace.spans, parent_of, root)
+    for span in trace.spans:
+        parent = parent_of[id(span)]
+        if parent is None:
+            continue
         span.parent = parent
         parent.children.append(span)
         if span.start_ns < parent.start_ns or span.end_ns > parent.end_ns:
             skewed += 1
     for span in trace.spans:
-        span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
+        if len(span.children) > 1:
+            span.children.sort(key=lambda s: (s.start_ns, s.end_ns))
     if orphans:
         trace.warnings.append(f"{orphans} span(s) whose parent is missing attached to the root")
     if cycles:
-        trace.warnings.append(f"{cycles} cycle(s) in parent links cut")
+        trace.warnings.append(
+            f"{cycles} cycle(s) in parent links cut; the span closing each went under the root"
+        )
     if skewed:
-        trace.warnings.append(f"{skewed} span(s) lie outside their parent's time (clock skew?)")
+        trace.warnings.append(
+            f"{skewed} span(s) lie outside their parent's time (clock skew?); kept as they are"
+        )
     return trace
 
 
-def _creates_cycle(span: Span, parent: Span) -> bool:
-    node: Span | None = parent
-    seen = 0
-    while node is not None:
-        if node is span:
-            return True
-        node = node.parent
-        seen += 1
-        if seen > 100_000:
-            return True
-    return False
+def _cut_cycles(spans: list[Span], parent_of: dict[int, Span | None], root: Span) -> int:
+    """Cut every cycle in the parent links in one linear pass (each span is walked at most once).
+
+    Walking up from each unvisited span, a span met again on the current walk closes a cycle: the
+    link from the last span of the walk is cut and that span goes under the root.
+    """
+    DONE, ON_PATH = 2, 1
+    state: dict[int, int] = {id(root): DONE}
+    cycles = 0
+    for start in spans:
+        if state.get(id(start)):
+            continue
+        path: list[Span] = []
+        node: Span | None = start
+        while node is not None and not state.get(id(node)):
+            state[id(node)] = ON_PATH
+            path.append(node)
+            node = parent_of[id(node)]
+        if node is not None and state[id(node)] == ON_PATH:
+            cycles += 1
+            parent_of[id(path[-1])] = root
+        for member in path:
+            state[id(member)] = DONE
+    return cycles

@@ -1,0 +1,377 @@
+"""``otel-coldstart diff BASE CANDIDATE``: what got slower, bigger, new or gone between two sets of
+cold starts.
+
+Spans are matched by what they are, not by id: an import by its module name, a service init by
+its service name, any other span (phases, tier phases, waits, lazy loads) by the names on its path
+from the root (the nearest six ancestors). Several spans with one key in one trace are added up
+(a service initialised twice). With several traces on a side, each figure is the chosen statistic
+(default p50) over the traces that have it.
+
+``--max-regression`` makes it a gate. ``10%`` fails when the cold start, or any single matched span,
+grew by more than 10 % *of the base cold start*: a 2 ms import going to 4 ms is +100 % of itself
+but noise for the build, while one import adding a tenth of the start-up is what the gate is for.
+``50ms`` is the same in absolute terms; ``10%,50ms`` fails only when both are exceeded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from otel_coldstart.validate import stats
+from otel_coldstart.validate.analysis import Summary, is_import, is_service, module_name, service_name
+from otel_coldstart.validate.model import Span
+
+SCHEMA = "otel-coldstart/diff"
+SCHEMA_VERSION = 1
+PATH_DEPTH = 6
+_THRESHOLD = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|ms|s)\s*$")
+
+
+class ThresholdError(ValueError):
+    """A --max-regression value that is not ``N%``, ``Nms`` or ``Ns`` (or two of them)."""
+
+
+@dataclass(frozen=True)
+class Threshold:
+    percent: float | None = None
+    ms: float | None = None
+
+    def describe(self) -> str:
+        parts = ([f"{self.percent:g}% of the base cold start"] if self.percent is not None else []) + (
+            [f"{self.ms:g} ms"] if self.ms is not None else []
+        )
+        return " and ".join(parts)
+
+    def exceeded(self, delta_ms: float, base_total_ms: float) -> bool:
+        checks = []
+        if self.percent is not None:
+            checks.append(delta_ms > base_total_ms * self.percent / 100)
+        if self.ms is not None:
+            checks.append(delta_ms > self.ms)
+        return bool(checks) and all(checks)
+
+
+def parse_threshold(text: str) -> Threshold:
+    percent = ms = None
+    for part in str(text).split(","):
+        match = _THRESHOLD.match(part)
+        if not match:
+            raise ThresholdError(f"--max-regression {text!r}: use e.g. 10%, 50ms, 0.2s or 10%,50ms")
+        value, unit = float(match.group(1)), match.group(2)
+        if unit == "%":
+            percent = value
+        else:
+            ms = value * (1000 if unit == "s" else 1)
+    return Threshold(percent, ms)
+
+
+@dataclass
+class _Collected:
+    kind: str
+    label: str
+    where: str
+    durations: list[float] = field(default_factory=list)
+    sizes: list[float] = field(default_factory=list)
+    memory: list[float] = field(default_factory=list)
+
+
+def _key(span: Span, path_of: dict[int, tuple[str, ...]]) -> tuple[tuple[str, str], str, str]:
+    """(key, kind, where) of a span; ``path_of`` memoises bounded name paths."""
+    parent = span.parent
+    parent_path = path_of.get(id(parent), ()) if parent is not None else ()
+    path = (*parent_path, span.name)[-PATH_DEPTH:]
+    path_of[id(span)] = path
+    where = parent.name if parent is not None else ""
+    if is_import(span):
+        return ("import", module_name(span)), "import", where
+    if is_service(span):
+        return ("service", service_name(span)), "service", where
+    return ("span", " > ".join(path)), span.kind or "span", where
+
+
+def _collect(summaries: Sequence[Summary]) -> dict[tuple[str, str], _Collected]:
+    items: dict[tuple[str, str], _Collected] = {}
+    for summary in summaries:
+        root = summary.trace.root
+        if root is None:
+            continue
+        per_trace: dict[tuple[str, str], list[float]] = {}
+        path_of: dict[int, tuple[str, ...]] = {id(root): ()}
+        for span in root.walk():
+            if span is root:
+                continue
+            key, kind, where = _key(span, path_of)
+            item = items.get(key)
+            if item is None:
+                item = items[key] = _Collected(kind, key[1], where)
+            totals = per_trace.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+            totals[0] += span.duration_ns / 1e6
+            size = span.attributes.get("coldstart.module.size")
+            if isinstance(size, (int, float)) and not isinstance(size, bool):
+                totals[1] += size
+                totals[3] = 1
+            rss = span.attributes.get("coldstart.memory.rss_delta")
+            if isinstance(rss, (int, float)) and not isinstance(rss, bool):
+                totals[2] += rss
+        for key, (duration, size, rss, has_size) in per_trace.items():
+            item = items[key]
+            item.durations.append(duration)
+            if has_size:
+                item.sizes.append(size)
+            if rss:
+                item.memory.append(rss)
+    return items
+
+
+def _metrics(summaries: Sequence[Summary], statistic: str) -> dict[str, float | None]:
+    measures = {
+        "cold_start_ms": lambda s: s.cold_start_ns / 1e6,
+        "boot_ms": lambda s: s.boot_ns / 1e6,
+        "peak_memory_mb": lambda s: None if s.peak_memory_bytes is None else s.peak_memory_bytes / 1e6,
+        "bundle_mb": lambda s: s.bundle_bytes / 1e6,
+        "imports": lambda s: float(s.import_count),
+        "mean_service_init_ms": lambda s: (
+            None if s.mean_service_init_ns is None else s.mean_service_init_ns / 1e6
+        ),
+        "critical_ready_ms": lambda s: None if s.critical_ready_ns is None else s.critical_ready_ns / 1e6,
+    }
+    out: dict[str, float | None] = {}
+    for name, measure in measures.items():
+        values = [v for v in (measure(s) for s in summaries) if v is not None]
+        out[name] = stats.compute(values, statistic) if values else None
+    return out
+
+
+def _stat(values: list[float], statistic: str) -> float | None:
+    return stats.compute(values, statistic) if values else None
+
+
+def _change(base: float | None, candidate: float | None) -> tuple[float | None, float | None]:
+    if base is None or candidate is None:
+        return None, None
+    delta = candidate - base
+    return delta, (delta / base * 100 if base else None)
+
+
+def compare(
+    base: Sequence[Summary],
+    candidate: Sequence[Summary],
+    statistic: str = stats.DEFAULT_STATISTIC,
+    threshold: Threshold | None = None,
+) -> dict[str, Any]:
+    """The diff as a plain document (schema ``otel-coldstart/diff`` v1)."""
+    statistic = stats.check_statistic(statistic)
+    base_metrics, cand_metrics = _metrics(base, statistic), _metrics(candidate, statistic)
+    metrics = []
+    for name in base_metrics:
+        delta, percent = _change(base_metrics[name], cand_metrics[name])
+        metrics.append(
+            {
+                "name": name,
+                "base": base_metrics[name],
+                "candidate": cand_metrics[name],
+                "delta": delta,
+                "delta_pct": percent,
+            }
+        )
+    base_items, cand_items = _collect(base), _collect(candidate)
+    rows = []
+    for key in dict.fromkeys([*base_items, *cand_items]):
+        b, c = base_items.get(key), cand_items.get(key)
+        b_ms = _stat(b.durations, statistic) if b else None
+        c_ms = _stat(c.durations, statistic) if c else None
+        delta, percent = _change(b_ms, c_ms)
+        b_size = _stat(b.sizes, statistic) if b else None
+        c_size = _stat(c.sizes, statistic) if c else None
+        b_rss = _stat(b.memory, statistic) if b else None
+        c_rss = _stat(c.memory, statistic) if c else None
+        status = "new" if b is None else "gone" if c is None else "changed"
+        rows.append(
+            {
+                "kind": (c or b).kind,  # type: ignore[union-attr]
+                "name": key[1],
+                "where": (c or b).where,  # type: ignore[union-attr]
+                "status": status,
+                "base_ms": b_ms,
+                "candidate_ms": c_ms,
+                "delta_ms": delta if status == "changed" else (c_ms if status == "new" else -(b_ms or 0)),
+                "delta_pct": percent,
+                "base_size_bytes": b_size,
+                "candidate_size_bytes": c_size,
+                "size_delta_bytes": None if b_size is None or c_size is None else c_size - b_size,
+                "base_rss_delta_bytes": b_rss,
+                "candidate_rss_delta_bytes": c_rss,
+            }
+        )
+    base_total = base_metrics["cold_start_ms"] or 0.0
+    regressions = []
+    if threshold is not None:
+        total_delta = (cand_metrics["cold_start_ms"] or 0.0) - base_total
+        if threshold.exceeded(total_delta, base_total):
+            regressions.append({"kind": "cold start", "name": "cold start", "delta_ms": total_delta})
+        for row in rows:
+            if row["status"] != "gone" and row["kind"] in ("import", "service", "lazy_load", "phase", "wait"):
+                if row["kind"] == "phase":
+                    continue  # phases contain the imports and services already judged one by one
+                if threshold.exceeded(row["delta_ms"] or 0.0, base_total):
+                    regressions.append(
+                        {"kind": row["kind"], "name": row["name"], "delta_ms": row["delta_ms"]}
+                    )
+    changed = [r for r in rows if r["status"] == "changed"]
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "statistic": statistic,
+        "base_traces": len(base),
+        "candidate_traces": len(candidate),
+        "metrics": metrics,
+        "slower": sorted((r for r in changed if (r["delta_ms"] or 0) > 0), key=lambda r: -r["delta_ms"]),
+        "faster": sorted((r for r in changed if (r["delta_ms"] or 0) < 0), key=lambda r: r["delta_ms"]),
+        "bigger": sorted(
+            (r for r in changed if (r["size_delta_bytes"] or 0) > 0 or _rss_grew(r)),
+            key=lambda r: -max(r["size_delta_bytes"] or 0, _rss_growth(r)),
+        ),
+        "new": sorted((r for r in rows if r["status"] == "new"), key=lambda r: -(r["candidate_ms"] or 0)),
+        "gone": sorted((r for r in rows if r["status"] == "gone"), key=lambda r: -(r["base_ms"] or 0)),
+        "threshold": None if threshold is None else threshold.describe(),
+        "regressions": regressions,
+        "result": "fail" if regressions else "pass",
+        "exit_code": 1 if regressions else 0,
+    }
+
+
+def _rss_growth(row: dict[str, Any]) -> float:
+    if row["base_rss_delta_bytes"] is None or row["candidate_rss_delta_bytes"] is None:
+        return 0.0
+    return row["candidate_rss_delta_bytes"] - row["base_rss_delta_bytes"]
+
+
+def _rss_grew(row: dict[str, Any]) -> bool:
+    return _rss_growth(row) > 0
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
+def _fmt_delta(row: dict[str, Any]) -> str:
+    delta = row["delta_ms"]
+    text = "-" if delta is None else f"{delta:+.1f} ms"
+    if row.get("delta_pct") is not None:
+        text += f" ({row['delta_pct']:+.0f}%)"
+    return text
+
+
+def _metric_value(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    unit = {"ms": "ms", "mb": "MB"}.get(name.rsplit("_", 1)[-1])
+    return f"{value:.0f}" if unit is None else f"{value:.1f} {unit}"
+
+
+def render(document: dict[str, Any], top: int = 15) -> str:
+    lines = [
+        f"Cold-start diff: {document['base_traces']} base trace(s) vs "
+        f"{document['candidate_traces']} candidate "
+        f"trace(s), {document['statistic']} of each",
+        "",
+        f"  {'metric':<22}{'base':>14}{'candidate':>14}  change",
+    ]
+    for metric in document["metrics"]:
+        if metric["base"] is None and metric["candidate"] is None:
+            continue
+        change = "-"
+        if metric["delta"] is not None:
+            change = _metric_value(metric["name"], metric["delta"])
+            change = ("+" if metric["delta"] >= 0 else "") + change
+            if metric["delta_pct"] is not None:
+                change += f" ({metric['delta_pct']:+.1f}%)"
+        lines.append(
+            f"  {metric['name']:<22}{_metric_value(metric['name'], metric['base']):>14}"
+            f"{_metric_value(metric['name'], metric['candidate']):>14}  {change}"
+        )
+    sections = (
+        (
+            "Slower",
+            "slower",
+            lambda r: f"{_fmt_ms(r['base_ms'])} -> {_fmt_ms(r['candidate_ms'])}  {_fmt_delta(r)}",
+        ),
+        (
+            "Faster",
+            "faster",
+            lambda r: f"{_fmt_ms(r['base_ms'])} -> {_fmt_ms(r['candidate_ms'])}  {_fmt_delta(r)}",
+        ),
+        ("Bigger", "bigger", _bigger_text),
+        ("New", "new", lambda r: f"{_fmt_ms(r['candidate_ms'])}  (under {r['where']})"),
+        ("Gone", "gone", lambda r: f"{_fmt_ms(r['base_ms'])}  (was under {r['where']})"),
+    )
+    for title, key, text in sections:
+        rows = document[key]
+        if not rows:
+            continue
+        more = f" (top {top} of {len(rows)})" if len(rows) > top else ""
+        lines += ["", f"{title}{more}:"]
+        for row in rows[:top]:
+            lines.append(f"  {row['kind']:<8} {row['name'][:44]:<44} {text(row)}")
+    if document["threshold"] is not None:
+        lines += ["", f"Gate: no regression above {document['threshold']}"]
+        for item in document["regressions"]:
+            lines.append(f"  REGRESSION  {item['kind']} {item['name']}: {item['delta_ms']:+.1f} ms")
+        lines.append(f"Result: {'FAIL' if document['regressions'] else 'PASS'}")
+    return "\n".join(lines)
+
+
+def _bigger_text(row: dict[str, Any]) -> str:
+    parts = []
+    if (row["size_delta_bytes"] or 0) > 0:
+        parts.append(f"file {row['base_size_bytes'] / 1e3:.1f} -> {row['candidate_size_bytes'] / 1e3:.1f} kB")
+    if _rss_grew(row):
+        parts.append(
+            f"RSS delta {row['base_rss_delta_bytes'] / 1e6:.1f} -> "
+            f"{row['candidate_rss_delta_bytes'] / 1e6:.1f} MB"
+        )
+    return ", ".join(parts)
+
+
+def render_markdown(document: dict[str, Any], top: int = 15) -> str:
+    icon = "✅" if document["result"] == "pass" else "❌"
+    lines = [
+        f"## {icon} Cold-start diff ({document['statistic']}; {document['base_traces']} base vs "
+        f"{document['candidate_traces']} candidate traces)",
+        "",
+        "| metric | base | candidate | change |",
+        "|---|---:|---:|---:|",
+    ]
+    for metric in document["metrics"]:
+        if metric["base"] is None and metric["candidate"] is None:
+            continue
+        pct = "" if metric["delta_pct"] is None else f" ({metric['delta_pct']:+.1f}%)"
+        delta = "-" if metric["delta"] is None else f"{metric['delta']:+.1f}{pct}"
+        lines.append(
+            f"| {metric['name']} | {_metric_value(metric['name'], metric['base'])} | "
+            f"{_metric_value(metric['name'], metric['candidate'])} | {delta} |"
+        )
+    for title, key in (("Slower", "slower"), ("New", "new"), ("Gone", "gone")):
+        rows = document[key][:top]
+        if rows:
+            lines += [
+                "",
+                f"### {title}",
+                "",
+                "| kind | name | base | candidate | change |",
+                "|---|---|---:|---:|---:|",
+            ]
+            for row in rows:
+                name = str(row["name"]).replace("|", "\\|")
+                lines.append(
+                    f"| {row['kind']} | `{name}` | {_fmt_ms(row['base_ms'])} | "
+                    f"{_fmt_ms(row['candidate_ms'])} | "
+                    f"{_fmt_delta(row)} |"
+                )
+    if document["threshold"] is not None:
+        lines += ["", f"Gate: no regression above {document['threshold']}: **{document['result'].upper()}**"]
+        lines += [f"- {r['kind']} `{r['name']}`: {r['delta_ms']:+.1f} ms" for r in document["regressions"]]
+    return "\n".join(lines) + "\n"

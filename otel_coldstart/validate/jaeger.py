@@ -1,0 +1,309 @@
+"""Jaeger's query API as a trace source (standard library only: the validator runs in CI images).
+
+Search (the latest cold starts of a service), newest API first:
+
+1. ``GET /api/v3/traces?query.service_name=S&query.operation_name=coldstart&query.start_time_min=
+   RFC3339&query.start_time_max=RFC3339&query.search_depth=N`` (Jaeger v1.4x+ and v2). The answer is
+   every matching trace merged into one ``result.resourceSpans`` list: spans are grouped by
+   ``traceId``; a group without its ``coldstart`` root is fetched whole with ``/api/v3/traces/{id}``.
+   No match is HTTP 404 with ``{"error": {"message": "No traces found"}}``.
+2. When the v3 endpoint is absent (404 or 405 that is not Jaeger's JSON error, an HTML page, a
+   501), the classic ``GET /api/traces?service=S&operation=coldstart&limit=N&start=&end=`` (µs),
+   removed from Jaeger's main branch after v2.20.
+
+One trace: ``/api/v3/traces/{id}``, falling back to ``/api/traces/{id}`` the same way.
+
+Network errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; anything that is
+still wrong becomes a one-line ``JaegerError`` (a ``TraceError``: exit code 2).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from otel_coldstart.validate.model import ROOT_NAME, Span, TraceError
+from otel_coldstart.validate.readers import document_spans
+
+DEFAULT_LIMIT = 20
+DEFAULT_SINCE = "1h"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 3
+_MAX_BODY = 1 << 30  # a 1 GiB answer is not a cold-start trace
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class JaegerError(TraceError):
+    """Jaeger is unreachable, answers an error, or answers something that is not a trace."""
+
+
+class _Unavailable(Exception):
+    """This API flavour is not served here (try the other)."""
+
+
+class _NotFound(Exception):
+    """Jaeger's own 'nothing matches' answer."""
+
+
+def parse_since(text: str) -> float:
+    """``"90s"``, ``"15m"``, ``"1h"``, ``"2d"``, ``"1h30m"`` -> seconds."""
+    compact = str(text).strip().lower().replace(" ", "")
+    matches = list(_DURATION.finditer(compact))
+    if not compact or not matches or "".join(m.group(0) for m in matches) != compact:
+        raise ValueError(f"--since {text!r} is not a duration like 90s, 15m, 1h or 2d")
+    seconds = sum(float(m.group(1)) * _UNITS[m.group(2)] for m in matches)
+    if seconds <= 0:
+        raise ValueError(f"--since {text!r} must be positive")
+    return seconds
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    content_type: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            return _GARBAGE
+
+    def excerpt(self) -> str:
+        text = self.body[:80].decode("utf-8", "replace").replace("\n", " ").strip()
+        return f"{self.content_type or 'no content type'}, {text!r}"
+
+
+_GARBAGE = object()
+
+
+class JaegerClient:
+    def __init__(
+        self,
+        url: str,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = 0.5,
+    ) -> None:
+        parsed = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise JaegerError(f"--jaeger {url!r} is not an http(s) URL")
+        # A base path (Jaeger behind a reverse proxy at /jaeger) is kept; the query string is not.
+        self.base = f"{parsed.scheme}://{parsed.netloc}{parsed.path.rstrip('/')}"
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        self.requests = 0
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
+        url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        request = urllib.request.Request(
+            url, headers={"Accept": "application/json", "User-Agent": "otel-coldstart-validate"}
+        )
+        last_error = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            self.requests += 1
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+                    body = answer.read(_MAX_BODY + 1)
+                    return Response(answer.status, body, answer.headers.get("Content-Type", ""))
+            except urllib.error.HTTPError as exc:
+                try:
+                    body = exc.read(_MAX_BODY + 1)
+                except (OSError, ValueError):
+                    body = b""
+                response = Response(
+                    exc.code, body, exc.headers.get("Content-Type", "") if exc.headers else ""
+                )
+                if exc.code == 429 or (exc.code >= 500 and exc.code != 501):
+                    last_error = f"HTTP {exc.code} ({response.excerpt()})"
+                    continue
+                return response
+            except TimeoutError:
+                last_error = f"no answer within {self.timeout:g} s"
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, (TimeoutError, socket.timeout)):
+                    last_error = f"no answer within {self.timeout:g} s"
+                else:
+                    last_error = str(getattr(reason, "strerror", None) or reason)
+            except (ConnectionError, OSError, http.client.HTTPException) as exc:
+                # A server that drops the connection mid-answer (RemoteDisconnected, IncompleteRead).
+                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except ValueError as exc:  # http.client's own parse errors on a non-HTTP answer
+                last_error = f"not an HTTP answer ({exc})"
+        tries = self.retries + 1
+        raise JaegerError(
+            f"cannot reach Jaeger at {self.base} ({last_error}; {tries} attempt{'s' if tries > 1 else ''})"
+        )
+
+    def _document(self, response: Response, what: str) -> Any:
+        document = response.json()
+        if document is _GARBAGE:
+            raise JaegerError(
+                f"Jaeger at {self.base} answered {what} with something that is not JSON "
+                f"(HTTP {response.status}, {response.excerpt()})"
+            )
+        return document
+
+    # --- v3 -------------------------------------------------------------------------------------
+
+    def _v3(self, path: str, params: dict[str, Any] | None, what: str) -> list[Span]:
+        response = self.get(path, params)
+        document = response.json()
+        is_jaeger_error = isinstance(document, dict) and isinstance(document.get("error"), dict)
+        if response.status == 404 and is_jaeger_error:
+            raise _NotFound(str(document["error"].get("message") or "not found"))
+        if response.status in (404, 405, 501) or (response.status == 200 and document is _GARBAGE):
+            raise _Unavailable(f"HTTP {response.status}")
+        if response.status != 200:
+            message = document["error"].get("message") if is_jaeger_error else response.excerpt()
+            raise JaegerError(f"Jaeger at {self.base} refused {what}: HTTP {response.status}: {message}")
+        return _spans(document, f"{self.base}{path}", what, self.base)
+
+    # --- classic --------------------------------------------------------------------------------
+
+    def _classic(self, path: str, params: dict[str, Any] | None, what: str) -> list[Span]:
+        response = self.get(path, params)
+        document = self._document(response, what)
+        if isinstance(document, dict) and document.get("errors"):
+            first = document["errors"][0] if isinstance(document["errors"], list) else document["errors"]
+            code = first.get("code") if isinstance(first, dict) else None
+            message = first.get("msg") if isinstance(first, dict) else first
+            if code == 404 or response.status == 404:
+                raise _NotFound(str(message))
+            raise JaegerError(f"Jaeger at {self.base} answered an error to {what}: {message}")
+        if response.status == 404:
+            raise _Unavailable(f"HTTP {response.status}")
+        if response.status != 200:
+            raise JaegerError(
+                f"Jaeger at {self.base} refused {what}: HTTP {response.status} ({response.excerpt()})"
+            )
+        if isinstance(document, dict) and document.get("data") in (None, []):
+            raise _NotFound("no traces")
+        return _spans(document, f"{self.base}{path}", what, self.base)
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def trace(self, trace_id: str) -> tuple[str, list[Span]]:
+        """One trace by id -> (format description, spans)."""
+        tid = trace_id.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{1,32}", tid):
+            raise JaegerError(f"--trace-id {trace_id!r} is not a hex trace id")
+        what = f"trace {tid}"
+        try:
+            return f"Jaeger v3 API ({self.base})", self._v3(f"/api/v3/traces/{tid}", None, what)
+        except _NotFound:
+            raise JaegerError(f"Jaeger at {self.base} has no trace {tid}") from None
+        except _Unavailable as v3_status:
+            try:
+                return f"Jaeger classic API ({self.base})", self._classic(f"/api/traces/{tid}", None, what)
+            except _NotFound:
+                raise JaegerError(f"Jaeger at {self.base} has no trace {tid}") from None
+            except _Unavailable as classic_status:
+                raise JaegerError(
+                    f"{self.base} does not serve Jaeger's query API "
+                    f"(v3: {v3_status}, classic: {classic_status})"
+                ) from None
+
+    def search(
+        self,
+        service: str,
+        limit: int = DEFAULT_LIMIT,
+        since_seconds: float = 3600.0,
+        now: datetime | None = None,
+    ) -> tuple[str, list[Span]]:
+        """The latest ``limit`` cold-start traces of ``service`` -> (format description, spans)."""
+        end = now or datetime.now(timezone.utc)
+        start = end - timedelta(seconds=since_seconds)
+        what = f"a search for service {service!r}"
+        window = f"in the last {_human(since_seconds)}"
+        v3_params = {
+            "query.service_name": service,
+            "query.operation_name": ROOT_NAME,
+            "query.start_time_min": _rfc3339(start),
+            "query.start_time_max": _rfc3339(end),
+            "query.search_depth": limit,
+            # The name before v2.x renamed it; newer versions read search_depth first.
+            "query.num_traces": limit,
+        }
+        try:
+            spans = self._v3("/api/v3/traces", v3_params, what)
+            fmt = f"Jaeger v3 API ({self.base})"
+            spans = self._complete(spans)
+        except _NotFound:
+            raise JaegerError(
+                f"Jaeger at {self.base} has no cold-start traces of {service!r} {window}"
+            ) from None
+        except _Unavailable as v3_status:
+            classic_params = {
+                "service": service,
+                "operation": ROOT_NAME,
+                "limit": limit,
+                "start": int(start.timestamp() * 1_000_000),
+                "end": int(end.timestamp() * 1_000_000),
+            }
+            try:
+                spans = self._classic("/api/traces", classic_params, what)
+            except _NotFound:
+                raise JaegerError(
+                    f"Jaeger at {self.base} has no cold-start traces of {service!r} {window}"
+                ) from None
+            except _Unavailable as classic_status:
+                raise JaegerError(
+                    f"{self.base} does not serve Jaeger's query API "
+                    f"(v3: {v3_status}, classic: {classic_status})"
+                ) from None
+            fmt = f"Jaeger classic API ({self.base})"
+        return fmt, spans
+
+    def _complete(self, spans: list[Span]) -> list[Span]:
+        """Fetch whole any trace whose search answer lacks the cold-start root."""
+        by_trace: dict[str, list[Span]] = {}
+        for span in spans:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        complete: list[Span] = []
+        for trace_id, members in by_trace.items():
+            if any(s.name == ROOT_NAME for s in members):
+                complete.extend(members)
+                continue
+            try:
+                complete.extend(self._v3(f"/api/v3/traces/{trace_id}", None, f"trace {trace_id}"))
+            except (_NotFound, _Unavailable):
+                complete.extend(members)  # reported later as "no cold-start root" for this trace
+        return complete
+
+
+def _human(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _spans(document: Any, source: str, what: str, base: str) -> list[Span]:
+    try:
+        _, spans = document_spans(document, source)
+    except TraceError as exc:
+        raise JaegerError(
+            f"Jaeger at {base} answered {what} with something that is not a trace: {exc}"
+        ) from None
+    return spans

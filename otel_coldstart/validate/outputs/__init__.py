@@ -1,0 +1,1 @@
+"""Renderings of the validation result document (``result.py``): JUnit XML, Markdown, HTML."""

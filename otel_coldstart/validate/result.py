@@ -1,0 +1,210 @@
+"""The validation result as one plain document: what ``--format json`` prints and every other
+output (terminal, Markdown, JUnit, HTML) renders.
+
+Schema ``otel-coldstart/validate``, version 1. Stable: fields are only added within a version;
+renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_ms``), sizes bytes
+(``*_bytes``) except the target values, which are in each target's ``unit``.
+
+```
+{
+  "schema": "otel-coldstart/validate", "schema_version": 1, "tool_version": "0.1.0",
+  "result": "pass" | "fail", "exit_code": 0 | 1,
+  "source": {"description": str, "format": str, "trace_count": int},
+  "statistic": "p50", "targets_origin": str,
+  "targets": [{"key", "label", "status": "pass"|"fail"|"not measured", "measured": float|null,
+               "limit", "unit", "statistic", "values": [float, ...], "detail": str}],
+  "distribution": {"cold_start_ms" | "boot_ms" | "peak_memory_mb" | "bundle_mb" | "imports" |
+                   "mean_service_init_ms" | "critical_ready_ms":
+                   {"n", "min", "p50", "p95", "max", "mean", "values": [per trace, oldest first]}},
+  "traces": [{"trace_id", "service", "start_unix_ms", "cold_start_ms", "peak_memory_mb", "result"}],
+  "representative": {   # the trace whose cold start is nearest the judged statistic
+    "trace_id", "service", "span_count", "ready_trigger", "cold_start_ms",
+    "phases": {"boot": ms, "launcher": ms, "main": ms}, "tiers": {"critical": ms, ...},
+    "critical_ready_ms": float|null,
+    "imports": {"count", "recorded", "top_level_ms", "bundle_bytes", "failed": [str]},
+    "slowest_imports": [{"module", "self_ms", "cumulative_ms", "size_bytes", "importer", "failed",
+                         "memory_delta_bytes"}],
+    "services": [{"name", "tier", "duration_ms", "memory_delta_bytes", "failed", "dependencies",
+                  "threaded"}],
+    "memory": {"peak_rss_bytes", "rss_at_ready_bytes",
+               "snapshots": [{"label", "offset_ms", "rss_bytes", "peak_rss_bytes"}],
+               "top_consumers": [{"kind": "service"|"import", "name", "rss_delta_bytes"}]},
+    "warnings": [str]},
+  "recommendations": [{"kind", "subject", "message", "saving_ms": float|null}]
+}
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from otel_coldstart.validate import stats
+from otel_coldstart.validate.analysis import Summary
+from otel_coldstart.validate.recommend import Advice
+from otel_coldstart.validate.targets import Targets, Verdict, judge
+
+SCHEMA = "otel-coldstart/validate"
+SCHEMA_VERSION = 1
+MS = 1e6
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else round(ns / MS, 3)
+
+
+def representative(summaries: Sequence[Summary], statistic: str) -> Summary:
+    """The cold start nearest the judged statistic of cold-start times (the median one for p50)."""
+    values = [s.cold_start_ns for s in summaries]
+    target = stats.compute(values, statistic)
+    return min(summaries, key=lambda s: (abs(s.cold_start_ns - target), s.cold_start_ns))
+
+
+def _distribution(summaries: Sequence[Summary]) -> dict[str, dict[str, float]]:
+    measures = {
+        "cold_start_ms": lambda s: s.cold_start_ns / MS,
+        "boot_ms": lambda s: s.boot_ns / MS,
+        "peak_memory_mb": lambda s: None if s.peak_memory_bytes is None else s.peak_memory_bytes / 1e6,
+        "bundle_mb": lambda s: s.bundle_bytes / 1e6,
+        "imports": lambda s: float(s.import_count),
+        "mean_service_init_ms": lambda s: (
+            None if s.mean_service_init_ns is None else s.mean_service_init_ns / MS
+        ),
+        "critical_ready_ms": lambda s: None if s.critical_ready_ns is None else s.critical_ready_ns / MS,
+    }
+    out = {}
+    for key, measure in measures.items():
+        values = [v for v in (measure(s) for s in summaries) if v is not None]
+        if values:
+            row: dict[str, Any] = {k: round(v, 3) for k, v in stats.Distribution.of(values).as_dict().items()}
+            row["values"] = [round(v, 3) for v in values]
+            out[key] = row
+    return out
+
+
+def _summary_document(summary: Summary) -> dict[str, Any]:
+    trace = summary.trace
+    return {
+        "trace_id": trace.trace_id,
+        "service": trace.service_name,
+        "span_count": summary.span_count,
+        "ready_trigger": summary.ready_trigger,
+        "cold_start_ms": _ms(summary.cold_start_ns),
+        "phases": {name: _ms(ns) for name, ns in summary.phases.items()},
+        "tiers": {name: _ms(ns) for name, ns in summary.tiers.items()},
+        "critical_ready_ms": _ms(summary.critical_ready_ns),
+        "imports": {
+            "count": summary.import_count,
+            "recorded": summary.imports_recorded,
+            "top_level_ms": _ms(summary.top_level_import_ns),
+            "bundle_bytes": summary.bundle_bytes,
+            "failed": sorted(set(summary.failed_imports)),
+        },
+        "slowest_imports": [
+            {
+                "module": f.module,
+                "self_ms": _ms(f.self_ns),
+                "cumulative_ms": _ms(f.cumulative_ns),
+                "size_bytes": f.size,
+                "importer": f.importer,
+                "failed": f.failed,
+                "memory_delta_bytes": f.memory_delta,
+            }
+            for f in summary.slowest_imports(15, by="self")
+        ],
+        "services": [
+            {
+                "name": s.name,
+                "tier": s.tier,
+                "duration_ms": _ms(s.duration_ns),
+                "memory_delta_bytes": s.memory_delta,
+                "failed": s.failed,
+                "dependencies": list(s.dependencies),
+                "threaded": s.threaded,
+            }
+            for s in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True)[:50]
+        ],
+        "memory": {
+            "peak_rss_bytes": summary.peak_memory_bytes,
+            "rss_at_ready_bytes": summary.rss_at_ready_bytes,
+            "snapshots": [
+                {
+                    "label": p.label,
+                    "offset_ms": _ms(p.offset_ns),
+                    "rss_bytes": p.rss,
+                    "peak_rss_bytes": p.peak_rss,
+                }
+                for p in summary.memory_points
+            ],
+            "top_consumers": [
+                {"kind": c.kind, "name": c.name, "rss_delta_bytes": c.rss_delta}
+                for c in summary.memory_consumers(10)
+            ],
+        },
+        "warnings": list(trace.warnings),
+    }
+
+
+def verdict_document(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "key": verdict.key,
+        "label": verdict.label,
+        "status": verdict.status,
+        "measured": None if verdict.measured is None else round(verdict.measured, 3),
+        "limit": verdict.limit,
+        "unit": verdict.unit,
+        "statistic": verdict.statistic,
+        "values": [round(v, 3) for v in verdict.values],
+        "detail": verdict.detail,
+    }
+
+
+def build(
+    summaries: Sequence[Summary],
+    verdicts: Sequence[Verdict],
+    advice: Sequence[Advice],
+    targets: Targets,
+    targets_origin: str,
+    statistic: str,
+    source_description: str,
+    source_format: str,
+) -> dict[str, Any]:
+    from otel_coldstart.version import __version__
+
+    failed = any(v.failed for v in verdicts)
+    shown = representative(summaries, statistic)
+    traces = []
+    for summary in summaries:
+        own = judge(summary, targets, statistic)
+        root = summary.trace.root
+        traces.append(
+            {
+                "trace_id": summary.trace.trace_id,
+                "service": summary.trace.service_name,
+                "start_unix_ms": None if root is None else root.start_ns // 1_000_000,
+                "cold_start_ms": _ms(summary.cold_start_ns),
+                "peak_memory_mb": None
+                if summary.peak_memory_bytes is None
+                else round(summary.peak_memory_bytes / 1e6, 3),
+                "result": "fail" if any(v.failed for v in own) else "pass",
+            }
+        )
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "tool_version": __version__,
+        "result": "fail" if failed else "pass",
+        "exit_code": 1 if failed else 0,
+        "source": {"description": source_description, "format": source_format, "trace_count": len(summaries)},
+        "statistic": statistic,
+        "targets_origin": targets_origin,
+        "targets": [verdict_document(v) for v in verdicts],
+        "distribution": _distribution(summaries),
+        "traces": traces,
+        "representative": _summary_document(shown),
+        "recommendations": [
+            {"kind": a.kind, "subject": a.subject, "message": a.message, "saving_ms": _ms(a.saving_ns)}
+            for a in advice
+        ],
+    }

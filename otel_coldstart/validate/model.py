@@ -44,8 +44,9 @@ class Span:
 
     @property
     def self_ns(self) -> int:
-        """Time not covered by children (children may overlap when they ran in threads)."""
-        return max(0, self.duration_ns - _covered_ns(self.children))
+        """Time not covered by children (children may overlap when they ran in threads; a child
+        outside its parent's interval through clock skew only counts where it overlaps it)."""
+        return max(0, self.duration_ns - _covered_ns(self.children, self.start_ns, self.end_ns))
 
     @property
     def kind(self) -> str:
@@ -67,8 +68,10 @@ class Span:
         return tuple(reversed(names))
 
 
-def _covered_ns(children: list[Span]) -> int:
-    intervals = sorted((c.start_ns, c.end_ns) for c in children)
+def _covered_ns(children: list[Span], low: int, high: int) -> int:
+    intervals = sorted(
+        (max(c.start_ns, low), min(c.end_ns, high)) for c in children if c.end_ns > low and c.start_ns < high
+    )
     covered = 0
     current_start = current_end = None
     for start, end in intervals:

@@ -45,6 +45,23 @@ def _int(value: Any, what: str) -> int:
         raise TraceError(f"{what} is not an integer: {str(value)[:40]!r}") from None
 
 
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    """A JSON object or nothing; anything else is malformed (not silently skipped)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TraceError(f"{what} is {type(value).__name__}, expected an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TraceError(f"{what} is {type(value).__name__}, expected a list")
+    return value
+
+
 def any_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` object as a plain Python value."""
     if not isinstance(value, dict) or not value:
@@ -61,9 +78,9 @@ def any_value(value: Any) -> Any:
     if "boolValue" in value:
         return bool(value["boolValue"])
     if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values") or []]
+        return [any_value(v) for v in _list(_obj(value["arrayValue"], "arrayValue").get("values"), "values")]
     if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values"))
+        return attributes(_obj(value["kvlistValue"], "kvlistValue").get("values"))
     if "bytesValue" in value:
         return str(value["bytesValue"])
     return None
@@ -107,16 +124,19 @@ def otlp_spans(document: Any, source: str) -> list[Span]:
     if not isinstance(document, dict):
         raise TraceError(f"{source}: expected a JSON object with resourceSpans")
     spans: list[Span] = []
-    for resource_spans in document.get("resourceSpans") or []:
+    for resource_spans in _list(document.get("resourceSpans"), "resourceSpans"):
         if not isinstance(resource_spans, dict):
             raise TraceError(f"{source}: resourceSpans entry is not an object")
-        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+        resource = attributes(_obj(resource_spans.get("resource"), "resource").get("attributes"))
         # "instrumentationLibrarySpans" is the pre-1.0 name some old exporters still write.
-        scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
+        scopes = _list(
+            resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans"),
+            "scopeSpans",
+        )
         for scope_spans in scopes:
             if not isinstance(scope_spans, dict):
                 raise TraceError(f"{source}: scopeSpans entry is not an object")
-            for raw in scope_spans.get("spans") or []:
+            for raw in _list(scope_spans.get("spans"), "spans"):
                 spans.append(_otlp_span(raw, resource, source))
     return spans
 
@@ -124,7 +144,7 @@ def otlp_spans(document: Any, source: str) -> list[Span]:
 def _otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span:
     if not isinstance(raw, dict):
         raise TraceError(f"{source}: span is not an object")
-    status = raw.get("status") or {}
+    status = _obj(raw.get("status"), "status")
     code = status.get("code", 0)
     if isinstance(code, str):  # the generic protobuf mapping writes enum names
         code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
@@ -145,7 +165,7 @@ def _otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span:
                 time_ns=_int(event.get("timeUnixNano"), "timeUnixNano"),
                 attributes=attributes(event.get("attributes")),
             )
-            for event in raw.get("events") or []
+            for event in _list(raw.get("events"), "events")
             if isinstance(event, dict)
         ],
         status_code=_int(code, "status.code"),
@@ -161,7 +181,7 @@ _JAEGER_TAG_TYPES = {"int64": int, "float64": float, "bool": bool}
 
 def _jaeger_tags(tags: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for tag in tags or []:
+    for tag in _list(tags, "tags"):
         if not isinstance(tag, dict) or "key" not in tag:
             raise TraceError("Jaeger tag without a key")
         value = tag.get("value")
@@ -179,7 +199,7 @@ def _jaeger_tags(tags: Any) -> dict[str, Any]:
 def jaeger_spans(trace: Any, source: str) -> list[Span]:
     if not isinstance(trace, dict) or not isinstance(trace.get("spans"), list):
         raise TraceError(f"{source}: a Jaeger trace needs a 'spans' list")
-    processes = trace.get("processes") or {}
+    processes = _obj(trace.get("processes"), "processes")
     if not isinstance(processes, dict):
         raise TraceError(f"{source}: 'processes' is not an object")
     resources: dict[str, dict[str, Any]] = {}
@@ -196,7 +216,7 @@ def jaeger_spans(trace: Any, source: str) -> list[Span]:
             raise TraceError(f"{source}: span is not an object")
         trace_id = _hex_id(raw.get("traceID") or trace.get("traceID"), 32, "traceID")
         parent_id = None
-        references = [r for r in raw.get("references") or [] if isinstance(r, dict)]
+        references = [r for r in _list(raw.get("references"), "references") if isinstance(r, dict)]
         # CHILD_OF is the tree edge; FOLLOWS_FROM only if nothing better. A reference into another
         # trace (links across traces) is not a parent here.
         for wanted in ("CHILD_OF", "FOLLOWS_FROM"):
@@ -216,7 +236,7 @@ def jaeger_spans(trace: Any, source: str) -> list[Span]:
         elif code_tag == "OK":
             status_code = 1
         events = []
-        for log in raw.get("logs") or []:
+        for log in _list(raw.get("logs"), "logs"):
             if not isinstance(log, dict):
                 continue
             fields = _jaeger_tags(log.get("fields"))
@@ -242,7 +262,7 @@ def jaeger_spans(trace: Any, source: str) -> list[Span]:
                 events=events,
                 status_code=status_code,
                 status_message=str(tags.get("otel.status_description", "")),
-                resource=resources.get(raw.get("processID", ""), {}),
+                resource=resources.get(str(raw.get("processID", "")), {}),
             )
         )
     return spans
@@ -253,6 +273,17 @@ def jaeger_spans(trace: Any, source: str) -> list[Span]:
 
 def document_spans(document: Any, source: str) -> tuple[str, list[Span]]:
     """One parsed JSON document -> (format name, spans). Raises ``TraceError`` on unknown shapes."""
+    try:
+        return _document_spans(document, source)
+    except TraceError:
+        raise
+    except (TypeError, AttributeError, KeyError, ValueError, OverflowError, RecursionError) as exc:
+        # The checks above cover the shapes we know; a shape nobody foresaw is still bad input,
+        # reported on one line rather than as a traceback.
+        raise TraceError(f"{source}: unexpected trace structure ({type(exc).__name__}: {exc})") from None
+
+
+def _document_spans(document: Any, source: str) -> tuple[str, list[Span]]:
     if isinstance(document, dict):
         if "resourceSpans" in document:
             return OTLP_DOCUMENT, otlp_spans(document, source)

@@ -13,6 +13,7 @@ Each rule reads evidence the trace carries, and says what it saw:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from otel_coldstart.validate.analysis import ImportFigure, ServiceFigure, Summary
@@ -66,6 +67,25 @@ def _boot(summary: Summary, total: int) -> list[Advice]:
     ]
 
 
+_LIBRARY_MARKERS = ("site-packages", "dist-packages")
+
+
+def _is_application(figure: ImportFigure) -> bool:
+    """The application's own modules: advise their heavy imports, not the modules themselves.
+
+    Judged from ``code.file.path``: neither site-packages nor the standard library's
+    ``lib/pythonX.Y`` directory. Without a path (builtins, foreign traces) it counts as a library.
+    """
+    span = figure.span
+    path = str(span.attributes.get("code.file.path", "")) if span is not None else ""
+    if not path:
+        return False
+    normalised = path.replace("\\", "/")
+    if any(marker in normalised for marker in _LIBRARY_MARKERS):
+        return False
+    return re.search(r"/lib/python\d", normalised, re.IGNORECASE) is None and "/Lib/" not in path
+
+
 def _lazy_candidates(summary: Summary, total: int) -> list[Advice]:
     threshold = max(LAZY_MIN_NS, LAZY_MIN_SHARE * total)
     advice = []
@@ -75,6 +95,8 @@ def _lazy_candidates(summary: Summary, total: int) -> list[Advice]:
         if figure.cumulative_ns < threshold or len(advice) >= 5:
             break
         if figure.under or figure.failed or figure.module.partition(".")[0] in seen:
+            continue
+        if _is_application(figure):
             continue
         if not figure.top_level and figure.importer.partition(".")[0] == figure.module.partition(".")[0]:
             continue  # a submodule its own package imports: the package is the thing to defer
@@ -179,6 +201,8 @@ def _dominant(summary: Summary, total: int, already: set[str]) -> list[Advice]:
             break
         if figure.module in already:
             continue
+        if _is_application(figure) and figure.self_ns / total < DOMINANT_SHARE:
+            continue  # the application's own package: its heavy imports are advised one by one
         advice.append(
             Advice(
                 "dominant-import",

@@ -115,9 +115,9 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
         + f" (ready: {shown['ready_trigger'] or '?'})",
     ]
     for phase, duration in shown["phases"].items():
-        lines.append(f"  {phase:<18} {_ms(duration)}  {duration / total:6.1%}")
+        lines.append(f"  {phase:<22} {_ms(duration)}  {duration / total:6.1%}")
     for tier, duration in shown["tiers"].items():
-        lines.append(f"  tier {tier:<13} {_ms(duration)}")
+        lines.append(f"  tier {tier:<17} {_ms(duration)}")
     if shown["critical_ready_ms"] is not None:
         lines.append(f"  critical tier ready at {shown['critical_ready_ms']:.1f} ms after process start")
 

@@ -9,7 +9,7 @@
   var legend = document.getElementById('legend');
   Object.keys(names).forEach(function(k){ if(!present[k]) return;
     var e = document.createElement('span'); e.innerHTML = '<i class="k-'+k+'"></i>'; e.appendChild(document.createTextNode(names[k])); legend.appendChild(e); });
-  function fmt(ms){ return ms >= 100 ? ms.toFixed(0)+' ms' : ms >= 1 ? ms.toFixed(1)+' ms' : (ms*1000).toFixed(0)+' µs'; }
+  function fmt(ms){ if (ms === 0) return '0 ms'; return ms >= 100 ? ms.toFixed(0)+' ms' : ms >= 1 ? ms.toFixed(1)+' ms' : (ms*1000).toFixed(0)+' µs'; }
   function esc(t){ return String(t).replace(/[&<>"]/g, function(c){ return {'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]; }); }
   function draw(){
     box.innerHTML = ''; axis.innerHTML = '';

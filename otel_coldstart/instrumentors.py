@@ -7,7 +7,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from otel_coldstart import imports, lifecycle
+from otel_coldstart import imports, lifecycle, service_tracing
 
 
 class ImportInstrumentor(BaseInstrumentor):
@@ -21,3 +21,18 @@ class ImportInstrumentor(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         imports.uninstall()
+
+
+class ServiceInstrumentor(BaseInstrumentor):
+    """Service inits, tier phases, waits and lazy loads as spans: ``otel_coldstart.services`` and
+    ``otel_coldstart.lazy``, ``svcs`` containers when installed, and the callables named in
+    ``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``. Each is wrapped when its module is imported."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        service_tracing.install()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        service_tracing.uninstall()

@@ -3,20 +3,27 @@
 Before the ready moment each wrapped call appends a timeline record (turned into a span at
 ready, like imports); after it, the same call runs under a live span of the global tracer.
 
-Wrapped:
-- ``ServiceFactory._run_factory`` / ``_arun_factory``: one span per service init (a cache miss);
+Wrapped (each when its module is first imported, so the order of imports does not matter):
+
+- ``ServiceFactory._run_factory`` / ``_arun_factory``: one ``init <name>`` span per service init;
 - ``ServiceFactory.initialize_critical`` / ``ainitialize_critical`` / ``_preload_worker``: the tier
-  phases, parents of the inits they run on pool threads or tasks;
-- ``ServiceFactory._wait_for``: waiting for another thread's init, visible as its own span;
+  phases (``coldstart.tier critical``, ``coldstart.tier optional preload``). The factory runs its
+  pool threads and the preload thread in a copy of the caller's context, so the inits there find
+  the phase as their parent through the ``current_record`` ContextVar (and, after ready, through
+  the OpenTelemetry context, which is a ContextVar too);
+- ``ServiceFactory._wait_for`` / ``_await_for``: waiting for another thread's or task's init of a
+  service, as its own ``wait <name>`` span: the time is visible, not hidden inside a child;
 - ``ServiceFactory.get`` / ``aget``: cache hits are counted onto the service's init span;
-- ``LazyLoader._load_target``: ``coldstart.lazy_load`` spans, with the imports they trigger;
+- ``LazyLoader._load_target``: ``coldstart.lazy_load`` spans, parents of the imports they trigger;
 - user-named factories (``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``) and ``svcs`` containers.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,7 +34,8 @@ from otel_coldstart.imports import _describe
 
 TRACER_NAME = "otel_coldstart.services"
 FACTORIES_ENV = "OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES"
-_PHASE_ATTR = "_coldstart_phase_record"
+_state = timeline.state
+_log = logging.getLogger("otel_coldstart")
 
 
 def _live_span(name: str, kind: str, attrs: dict[str, Any]) -> Any:
@@ -38,25 +46,27 @@ def _live_span(name: str, kind: str, attrs: dict[str, Any]) -> Any:
     )
 
 
+def _untraced() -> bool:
+    """No recorder in this process (our distro not chosen, nothing armed): wrappers step aside."""
+    return _state.timeline is None and not _state.ready
+
+
 def run_traced(
     kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Any], parent: Any = None
 ) -> Any:
     """Run ``call()`` as a record (before ready) or under a live span (after ready).
 
     Service inits also carry their RSS delta (process-wide: in a parallel tier it includes what
-    concurrent inits allocated meanwhile).
+    concurrent inits allocated meanwhile) and their outcome.
     """
+    if _untraced():
+        return call()
+    # The thread's own name: thread ids are reused, so the timeline's id -> name map can be stale.
+    attrs["thread.name"] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
-    rss_before = memory.rss() if kind == "service" else 0
     if opened is None:
-        if timeline.state.timeline is None and not timeline.state.ready:
-            return call()
-        with _live_span(name, kind, attrs) as span:
-            try:
-                return call()
-            finally:
-                if kind == "service":
-                    span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
+        return _run_live(kind, name, attrs, call)
+    rss_before = memory.rss() if kind == "service" else 0
     try:
         result = call()
     except BaseException as exc:
@@ -66,24 +76,40 @@ def run_traced(
     return result
 
 
-def _close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
-    if kind == "service":
-        opened[0][timeline.ATTRS]["coldstart.memory.rss_delta"] = memory.rss() - rss_before
-    elif kind == "phase":
-        memory.take_snapshot(f"{opened[0][timeline.ATTRS]['coldstart.phase']} done")
-    timeline.close_record(opened, error)
+def _run_live(kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Any]) -> Any:
+    rss_before = memory.rss() if kind == "service" else 0
+    with _live_span(name, kind, attrs) as span:
+        outcome = "error"
+        try:
+            result = call()
+            outcome = "ok"
+            return result
+        finally:
+            if kind == "service":
+                span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
+                span.set_attribute("coldstart.service.outcome", outcome)
 
 
 async def arun_traced(
     kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Awaitable[Any]], parent: Any = None
 ) -> Any:
+    if _untraced():
+        return await call()
+    attrs["thread.name"] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
-    rss_before = memory.rss() if kind == "service" else 0
     if opened is None:
-        if timeline.state.timeline is None and not timeline.state.ready:
-            return await call()
-        with _live_span(name, kind, attrs):
-            return await call()
+        rss_before = memory.rss() if kind == "service" else 0
+        with _live_span(name, kind, attrs) as span:
+            outcome = "error"
+            try:
+                result = await call()
+                outcome = "ok"
+                return result
+            finally:
+                if kind == "service":
+                    span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
+                    span.set_attribute("coldstart.service.outcome", outcome)
+    rss_before = memory.rss() if kind == "service" else 0
     try:
         result = await call()
     except BaseException as exc:
@@ -91,6 +117,16 @@ async def arun_traced(
         raise
     _close(opened, kind, rss_before)
     return result
+
+
+def _close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
+    attrs = opened[0][timeline.ATTRS]
+    if kind == "service":
+        attrs["coldstart.memory.rss_delta"] = memory.rss() - rss_before
+        attrs["coldstart.service.outcome"] = "ok" if error is None else "error"
+    elif kind == "phase":
+        memory.take_snapshot(f"{attrs['coldstart.phase']} done")
+    timeline.close_record(opened, error)
 
 
 def _service_attrs(registration: Any) -> dict[str, Any]:
@@ -103,100 +139,91 @@ def _service_attrs(registration: Any) -> dict[str, Any]:
     }
 
 
-def _init_name(registration: Any) -> str:
-    return f"init {registration.name}"
+def _first(args: tuple, kwargs: dict, key: str) -> Any:
+    return args[0] if args else kwargs[key]
 
 
 # --- ServiceFactory -------------------------------------------------------------------------
 
 
 def _run_factory(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    registration = args[0] if args else kwargs["registration"]
+    if _untraced():
+        return wrapped(*args, **kwargs)
+    registration = _first(args, kwargs, "registration")
     return run_traced(
         "service",
-        _init_name(registration),
+        f"init {registration.name}",
         _service_attrs(registration),
         functools.partial(wrapped, *args, **kwargs),
-        getattr(instance, _PHASE_ATTR, None),
     )
 
 
 def _arun_factory(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Awaitable[Any]:
-    registration = args[0] if args else kwargs["registration"]
+    if _untraced():
+        return wrapped(*args, **kwargs)
+    registration = _first(args, kwargs, "registration")
     return arun_traced(
         "service",
-        _init_name(registration),
+        f"init {registration.name}",
         _service_attrs(registration),
         functools.partial(wrapped, *args, **kwargs),
-        getattr(instance, _PHASE_ATTR, None),
     )
 
 
-def _run_phase(instance: Any, tier: str, call: Callable[[], Any], parent: Any = None) -> Any:
-    """A tier phase; the inits it hands to pool threads find it through the instance."""
-    previous = getattr(instance, _PHASE_ATTR, None)
-
-    def body() -> Any:
-        setattr(instance, _PHASE_ATTR, timeline.current_record.get())
-        try:
-            return call()
-        finally:
-            setattr(instance, _PHASE_ATTR, previous)
-
-    return run_traced("phase", f"coldstart.tier {tier}", {"coldstart.phase": tier}, body, parent)
-
-
-async def _arun_phase(instance: Any, tier: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    previous = getattr(instance, _PHASE_ATTR, None)
-
-    async def body() -> Any:
-        setattr(instance, _PHASE_ATTR, timeline.current_record.get())
-        try:
-            return await call()
-        finally:
-            setattr(instance, _PHASE_ATTR, previous)
-
-    return await arun_traced("phase", f"coldstart.tier {tier}", {"coldstart.phase": tier}, body)
+def _phase_attrs(tier: str) -> dict[str, Any]:
+    return {"coldstart.phase": tier}
 
 
 def _initialize_critical(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    return _run_phase(instance, "critical", functools.partial(wrapped, *args, **kwargs))
-
-
-def _ainitialize_critical(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    return _arun_phase(instance, "critical", functools.partial(wrapped, *args, **kwargs))
-
-
-def _preload_optional(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    # The background worker starts on another thread with an empty context: hand it our parent.
-    instance._coldstart_preload_parent = timeline.current_record.get()
-    return wrapped(*args, **kwargs)
-
-
-def _preload_worker(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    parent = getattr(instance, "_coldstart_preload_parent", None)
-    return _run_phase(instance, "optional preload", functools.partial(wrapped, *args, **kwargs), parent)
-
-
-def _wait_for(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    name = args[0] if args else next(iter(kwargs.values()))
     return run_traced(
-        "wait",
-        f"wait {name}",
-        {"coldstart.service.name": str(name)},
+        "phase",
+        "coldstart.tier critical",
+        _phase_attrs("critical"),
         functools.partial(wrapped, *args, **kwargs),
-        getattr(instance, _PHASE_ATTR, None),
     )
 
 
-def _count_cache_hit(instance: Any, name: Any) -> None:
-    if timeline.is_recording() and instance.is_ready(name):
-        timeline.count(f"cache_hit:{name}")
+def _ainitialize_critical(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    return arun_traced(
+        "phase",
+        "coldstart.tier critical",
+        _phase_attrs("critical"),
+        functools.partial(wrapped, *args, **kwargs),
+    )
+
+
+def _preload_worker(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    return run_traced(
+        "phase",
+        "coldstart.tier optional preload",
+        _phase_attrs("optional preload"),
+        functools.partial(wrapped, *args, **kwargs),
+    )
+
+
+def _wait_attrs(name: Any) -> dict[str, Any]:
+    return {"coldstart.service.name": str(name)}
+
+
+def _wait_for(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    name = _first(args, kwargs, "name")
+    return run_traced("wait", f"wait {name}", _wait_attrs(name), functools.partial(wrapped, *args, **kwargs))
+
+
+def _await_for(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Awaitable[Any]:
+    name = _first(args, kwargs, "name")
+    return arun_traced("wait", f"wait {name}", _wait_attrs(name), functools.partial(wrapped, *args, **kwargs))
+
+
+def _count_cache_hit(instance: Any, args: tuple, kwargs: dict) -> None:
+    if _state.timeline is not None and not _state.ready:
+        name = _first(args, kwargs, "name")
+        if instance.is_ready(name):
+            timeline.count(f"cache_hit:{name}")
 
 
 def _get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    if args:
-        _count_cache_hit(instance, args[0])
+    _count_cache_hit(instance, args, kwargs)
     return wrapped(*args, **kwargs)
 
 
@@ -213,11 +240,11 @@ def _apply_cache_hits(frozen: timeline.Timeline) -> None:
 
 
 def _load_target(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    target = args[0] if args else kwargs["target"]
+    target = _first(args, kwargs, "target")
     return run_traced(
         "lazy_load",
         "coldstart.lazy_load",
-        {"coldstart.lazy.target": str(target)},
+        {"coldstart.lazy.target": str(target), "code.namespace": str(target).partition(":")[0]},
         functools.partial(wrapped, *args, **kwargs),
     )
 
@@ -225,111 +252,169 @@ def _load_target(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs
 # --- user-named factories and svcs ----------------------------------------------------------
 
 
-def parse_factory_paths(value: str) -> list[tuple[str, str]]:
-    """``"pkg.mod:Class.method,pkg.other:func"`` -> ``[("pkg.mod", "Class.method"), ...]``."""
+def parse_factory_paths(value: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """``"pkg.mod:Class.method,pkg.other:func"`` -> ``([("pkg.mod", "Class.method"), ...], problems)``."""
     paths = []
+    problems = []
     for item in value.split(","):
         item = item.strip()
         if not item:
             continue
         module, sep, attribute = item.partition(":")
-        if not sep or not module or not attribute:
-            raise ValueError(f"{FACTORIES_ENV}: {item!r} is not 'module:attribute.path'")
+        if not sep or not module or not attribute or "" in attribute.split(".") or "" in module.split("."):
+            problems.append(f"{FACTORIES_ENV}: {item!r} is not 'module:attribute.path'; ignored")
+            continue
         paths.append((module, attribute))
-    return paths
+    return paths, problems
 
 
-def _named_factory(path: str) -> Callable[..., Any]:
-    attrs = {
-        "coldstart.service.name": path,
-        "coldstart.service.tier": "user",
-        "coldstart.service.cache": "miss",
-    }
+def _named_factory(module: str, attribute: str) -> Callable[..., Any]:
+    path = f"{module}:{attribute}"
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        return run_traced("service", f"init {path}", attrs, functools.partial(wrapped, *args, **kwargs))
+        if _untraced():
+            return wrapped(*args, **kwargs)
+        # A container's create("db"): the first string argument names the service.
+        name = f"{attribute}({args[0]})" if args and isinstance(args[0], str) else attribute
+        attrs = {
+            "coldstart.service.name": name,
+            "coldstart.service.tier": "user",
+            "coldstart.service.factory": path,
+            "coldstart.service.cache": "miss",
+        }
+        call = functools.partial(wrapped, *args, **kwargs)
+        if _is_coroutine_function(wrapped):
+            return arun_traced("service", f"init {name}", attrs, call)
+        return run_traced("service", f"init {name}", attrs, call)
 
     return wrapper
 
 
-def wrap_named_factories(value: str) -> list[str]:
-    """Wrap each named callable now or when its module is first imported; returns the paths."""
-    wrapped_paths = []
-    for module, attribute in parse_factory_paths(value):
-        path = f"{module}:{attribute}"
+def _is_coroutine_function(fn: Any) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and bool(code.co_flags & 0x80)
 
-        def hook(mod: Any, attribute: str = attribute, path: str = path) -> None:
-            wrapt.wrap_function_wrapper(mod, attribute, _named_factory(path))
+
+def wrap_named_factories(value: str) -> list[str]:
+    """Wrap each named callable now, or when its module is first imported; returns the paths."""
+    paths, problems = parse_factory_paths(value)
+    for problem in problems:
+        _log.warning("otel-coldstart: %s", problem)
+    wrapped_paths = []
+    for module, attribute in paths:
+
+        def hook(mod: Any, module: str = module, attribute: str = attribute) -> None:
+            try:
+                _wrap(mod, attribute, _named_factory(module, attribute))
+            except AttributeError:
+                _log.warning("otel-coldstart: %s: %s has no attribute %s", FACTORIES_ENV, module, attribute)
 
         wrapt.register_post_import_hook(hook, module)
-        wrapped_paths.append(path)
+        wrapped_paths.append(f"{module}:{attribute}")
     return wrapped_paths
 
 
-def _svcs_type_name(svc_type: Any) -> str:
+def _svcs_name(svc_type: Any) -> str:
     return getattr(svc_type, "__qualname__", None) or repr(svc_type)
 
 
+def _svcs_attrs(svc_type: Any) -> dict[str, Any]:
+    module = getattr(svc_type, "__module__", None)
+    name = _svcs_name(svc_type)
+    return {
+        "coldstart.service.name": name,
+        "coldstart.service.tier": "svcs",
+        "coldstart.service.factory": f"{module}:{name}" if module else name,
+        "coldstart.service.cache": "miss",
+    }
+
+
+def _svcs_cached(instance: Any, svc_type: Any) -> bool:
+    instantiated = getattr(instance, "_instantiated", None)
+    return instantiated is not None and svc_type in instantiated
+
+
 def _svcs_get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    instantiated = getattr(instance, "_instantiated", None)
-    missing = [t for t in args if instantiated is None or t not in instantiated]
-    if not missing:
+    if _untraced() or kwargs or all(_svcs_cached(instance, t) for t in args):
         return wrapped(*args, **kwargs)
-    names = ", ".join(_svcs_type_name(t) for t in missing)
-    attrs = {
-        "coldstart.service.name": names,
-        "coldstart.service.tier": "svcs",
-        "coldstart.service.cache": "miss",
-    }
-    return run_traced("service", f"init {names}", attrs, functools.partial(wrapped, *args, **kwargs))
+    # One span per acquired type: get(A, B) is two acquisitions, each with its own factory.
+    values = []
+    for svc_type in args:
+        if _svcs_cached(instance, svc_type):
+            values.append(wrapped(svc_type))
+        else:
+            name = _svcs_name(svc_type)
+            call = functools.partial(wrapped, svc_type)
+            values.append(run_traced("service", f"init {name}", _svcs_attrs(svc_type), call))
+    return values[0] if len(values) == 1 else values
 
 
-def _svcs_aget(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Awaitable[Any]:
-    instantiated = getattr(instance, "_instantiated", None)
-    missing = [t for t in args if instantiated is None or t not in instantiated]
-    if not missing:
-        return wrapped(*args, **kwargs)
-    names = ", ".join(_svcs_type_name(t) for t in missing)
-    attrs = {
-        "coldstart.service.name": names,
-        "coldstart.service.tier": "svcs",
-        "coldstart.service.cache": "miss",
-    }
-    return arun_traced("service", f"init {names}", attrs, functools.partial(wrapped, *args, **kwargs))
+async def _svcs_aget(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+    if _untraced() or kwargs or all(_svcs_cached(instance, t) for t in args):
+        return await wrapped(*args, **kwargs)
+    values = []
+    for svc_type in args:
+        if _svcs_cached(instance, svc_type):
+            values.append(await wrapped(svc_type))
+        else:
+            name = _svcs_name(svc_type)
+            call = functools.partial(wrapped, svc_type)
+            values.append(await arun_traced("service", f"init {name}", _svcs_attrs(svc_type), call))
+    return values[0] if len(values) == 1 else values
 
 
 def _wrap_svcs(module: Any) -> None:
-    wrapt.wrap_function_wrapper(module, "Container.get", _svcs_get)
-    wrapt.wrap_function_wrapper(module, "Container.aget", _svcs_aget)
+    _wrap(module, "Container.get", _svcs_get)
+    _wrap(module, "Container.aget", _svcs_aget)
 
 
 # --- installation ---------------------------------------------------------------------------
 
 _installed = False
+#: (owner, attribute) of everything wrapped, for ``uninstall()``.
+_wrapped: list[tuple[Any, str]] = []
+_lock = threading.Lock()
+
+
+def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
+    if not _installed:
+        return  # a post-import hook registered before uninstall(): wrapt cannot unregister it
+    parent, attribute, original = wrapt.resolve_path(module, path)
+    if getattr(original, "_self_wrapper", None) is wrapper:
+        return  # wrapped already (install() after uninstall() registers its hooks again)
+    wrapt.wrap_function_wrapper(module, path, wrapper)
+    _wrapped.append((parent, attribute))
+
+
+_FACTORY_WRAPPERS = {
+    "_run_factory": _run_factory,
+    "_arun_factory": _arun_factory,
+    "initialize_critical": _initialize_critical,
+    "ainitialize_critical": _ainitialize_critical,
+    "_preload_worker": _preload_worker,
+    "_wait_for": _wait_for,
+    "_await_for": _await_for,
+    "get": _get,
+    "aget": _get,
+}
 
 
 def _wrap_services(module: Any) -> None:
-    factory = "ServiceFactory."
-    wrapt.wrap_function_wrapper(module, factory + "_run_factory", _run_factory)
-    wrapt.wrap_function_wrapper(module, factory + "_arun_factory", _arun_factory)
-    wrapt.wrap_function_wrapper(module, factory + "initialize_critical", _initialize_critical)
-    wrapt.wrap_function_wrapper(module, factory + "ainitialize_critical", _ainitialize_critical)
-    wrapt.wrap_function_wrapper(module, factory + "preload_optional", _preload_optional)
-    wrapt.wrap_function_wrapper(module, factory + "_preload_worker", _preload_worker)
-    wrapt.wrap_function_wrapper(module, factory + "_wait_for", _wait_for)
-    wrapt.wrap_function_wrapper(module, factory + "get", _get)
+    for method, wrapper in _FACTORY_WRAPPERS.items():
+        _wrap(module, f"ServiceFactory.{method}", wrapper)
 
 
 def _wrap_lazy(module: Any) -> None:
-    wrapt.wrap_function_wrapper(module, "LazyLoader._load_target", _load_target)
+    _wrap(module, "LazyLoader._load_target", _load_target)
 
 
 def install() -> None:
     """Wrap our factory, lazy loader, svcs and user-named factories, each when first imported."""
     global _installed
-    if _installed:
-        return
-    _installed = True
+    with _lock:
+        if _installed:
+            return
+        _installed = True
     wrapt.register_post_import_hook(_wrap_services, "otel_coldstart.services")
     wrapt.register_post_import_hook(_wrap_lazy, "otel_coldstart.lazy")
     wrapt.register_post_import_hook(_wrap_svcs, "svcs._core")
@@ -337,3 +422,16 @@ def install() -> None:
     named = os.environ.get(FACTORIES_ENV, "")
     if named.strip():
         wrap_named_factories(named)
+
+
+def uninstall() -> None:
+    """Undo the wrapping done so far. Post-import hooks stay registered (wrapt cannot remove
+    them) but do nothing until ``install()`` runs again."""
+    global _installed
+    with _lock:
+        while _wrapped:
+            parent, attribute = _wrapped.pop()
+            current = getattr(parent, attribute, None)
+            if isinstance(current, wrapt.FunctionWrapper):
+                setattr(parent, attribute, current.__wrapped__)
+        _installed = False

@@ -218,10 +218,14 @@ def _emit(
         else:
             name = record[NAME]
             attrs = {"coldstart.kind": record[KIND], **record[ATTRS]}
+            if incomplete:
+                # Still running at ready (a background preload, say): its span ends at ready.
+                attrs["coldstart.incomplete"] = True
         tid = record[THREAD]
         if tid != main_tid:
             attrs["thread.id"] = tid
-            attrs["thread.name"] = thread_names.get(tid, str(tid))
+            # A record may name its thread itself: thread ids are reused once a thread ends.
+            attrs.setdefault("thread.name", thread_names.get(tid, str(tid)))
         span = _child(tracer, name, parent, to_ns(start), attrs)
         spans[id(record)] = span
         if is_import:

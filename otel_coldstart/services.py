@@ -1,0 +1,763 @@
+"""A service factory with priority tiers: critical in parallel, essential on demand, optional preloaded.
+
+This module knows nothing about OpenTelemetry: ``service_tracing.py`` wraps it from outside. It
+sits on the start-up path it helps to shorten, so it imports only what a Python process has
+loaded anyway (``asyncio`` is imported by the async methods, which only async code calls).
+
+Conventions:
+
+- **Factories** are called with each declared dependency as a keyword argument named after it:
+  ``register("repo", make_repo, depends_on=("db",))`` calls ``make_repo(db=<the db instance>)``.
+  A factory may be ``async def`` (or a ``functools.partial``/bound method of one): such services
+  are created through ``aget()`` / ``ainitialize_critical()``. In the async methods, synchronous
+  factories run in a worker thread (``asyncio.to_thread``), so they overlap with each other and
+  never block the event loop.
+- **Tiers**: ``critical`` services are created by ``initialize_critical()``, all at once on
+  threads, each as soon as its dependencies are ready; ``essential`` ones on first ``get()``;
+  ``optional`` ones by ``preload_optional()`` on a background daemon thread (a ``get()`` of one
+  still loading waits for it). Any service can be fetched with ``get()`` at any time.
+- **Once**: each service is created at most once per successful attempt; concurrent callers of
+  ``get()`` wait for the one init in flight and receive the same instance.
+- **Failures are not cached.** Every caller waiting on a failed attempt gets a
+  ``ServiceInitError`` (the factory's exception is its ``__cause__``); the next ``get()`` starts a
+  fresh attempt. A service whose dependency failed fails the same way without running.
+- **Disposal** (``dispose()``, ``adispose()``, ``with``/``async with``) closes services in reverse
+  order of creation, which is a reverse dependency order: the registered ``disposer(instance)``,
+  else ``instance.close()`` (``aclose()`` preferred by ``adispose()``). It continues past failing
+  disposers and raises one ``DisposeError`` listing them at the end.
+- **Configuration errors** (``ServiceConfigError``): a duplicate name or a dependency cycle is
+  refused at ``register()``; a dependency on a name never registered is reported at first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+import threading
+from _thread import get_ident
+from collections import deque
+from contextvars import ContextVar, copy_context
+from enum import Enum
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at nothing
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+__all__ = [
+    "DisposeError",
+    "Preload",
+    "Registration",
+    "ServiceConfigError",
+    "ServiceError",
+    "ServiceFactory",
+    "ServiceInitError",
+    "Tier",
+]
+
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+
+
+class Tier(str, Enum):
+    """When a service is created."""
+
+    #: Before the application is ready, in parallel (``initialize_critical()``).
+    CRITICAL = "critical"
+    #: On first use (``get()``).
+    ESSENTIAL = "essential"
+    #: In the background after start-up (``preload_optional()``), or on first use.
+    OPTIONAL = "optional"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class ServiceError(Exception):
+    """Base class of the service factory's errors."""
+
+
+class ServiceConfigError(ServiceError, ValueError):
+    """The registrations cannot work: unknown name, duplicate, dependency cycle, async misuse."""
+
+
+class ServiceInitError(ServiceError):
+    """A service could not be created. ``__cause__`` is the exception its (or a dependency's)
+    factory raised; ``failed`` names the service whose factory raised it."""
+
+    def __init__(self, service: str, failed: str, cause: BaseException) -> None:
+        self.service = service
+        self.failed = failed
+        self.cause = cause
+        via = "" if failed == service else f" (dependency {failed!r} failed)"
+        super().__init__(f"service {service!r} failed to initialise{via}: {type(cause).__name__}: {cause}")
+
+
+class DisposeError(ServiceError):
+    """One or more services failed to close; every other service was still closed."""
+
+    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+        self.errors = errors
+        self.exceptions = tuple(exc for _, exc in errors)
+        detail = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in errors)
+        super().__init__(f"{len(errors)} service(s) failed to close: {detail}")
+
+
+def _is_async_callable(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    code = getattr(fn, "__code__", None)  # functions and bound methods
+    if code is None and not isinstance(fn, type):
+        code = getattr(type(fn).__call__, "__code__", None)  # an instance with an async __call__
+    return code is not None and bool(code.co_flags & _CO_COROUTINE)
+
+
+def _is_awaitable(value: Any) -> bool:
+    return hasattr(type(value), "__await__")
+
+
+class Registration:
+    """What ``register()`` recorded about one service (read by the instrumentation too)."""
+
+    __slots__ = ("depends_on", "disposer", "factory", "is_async", "name", "tier")
+
+    def __init__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        tier: Tier,
+        depends_on: tuple[str, ...],
+        disposer: Callable[[Any], Any] | None,
+    ) -> None:
+        self.name = name
+        self.factory = factory
+        self.tier = tier
+        self.depends_on = depends_on
+        self.disposer = disposer
+        self.is_async = _is_async_callable(factory)
+
+    def __repr__(self) -> str:
+        return f"Registration({self.name!r}, tier={self.tier.value}, depends_on={self.depends_on!r})"
+
+
+class _Pending:
+    """One init attempt in flight: waiters block on it (threads) or register a callback (tasks)."""
+
+    __slots__ = ("callbacks", "error", "event", "failed", "instance", "is_async", "lock", "owner")
+
+    def __init__(self, owner: int | None, is_async: bool = False) -> None:
+        #: Thread running the attempt (None while a critical-tier claim waits for its worker).
+        self.owner = owner
+        self.is_async = is_async
+        self.event = threading.Event()
+        self.lock = threading.Lock()
+        self.callbacks: list[Callable[[], None]] = []
+        self.instance: Any = None
+        self.error: BaseException | None = None
+        self.failed = ""
+
+    def finish(self, instance: Any = None, error: BaseException | None = None, failed: str = "") -> None:
+        with self.lock:
+            self.instance, self.error, self.failed = instance, error, failed
+            self.event.set()
+            callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        with self.lock:
+            if not self.event.is_set():
+                self.callbacks.append(callback)
+                return
+        callback()
+
+
+class _Slot:
+    __slots__ = ("instance", "lock", "pending", "ready", "registration")
+
+    def __init__(self, registration: Registration) -> None:
+        self.registration = registration
+        self.lock = threading.Lock()
+        self.ready = False
+        self.instance: Any = None
+        self.pending: _Pending | None = None
+
+
+class Preload:
+    """Handle of a background ``preload_optional()`` run."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        #: The services it creates, in dependency order.
+        self.names = names
+        #: Services whose preload failed (a later ``get()`` retries them).
+        self.errors: dict[str, BaseException] = {}
+        self._done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the preload finished; ``False`` on timeout."""
+        return self._done.wait(timeout)
+
+
+#: Services being created in this context (thread or task): a request for one of them again
+#: is a cycle through undeclared dependencies (a factory calling ``get()``), not a wait.
+_resolving: ContextVar[tuple[str, ...]] = ContextVar("otel_coldstart_services_resolving", default=())
+
+
+class ServiceFactory:
+    """A registry of named services with priority tiers, dependencies, caching and disposal.
+
+    ``mark_ready_when_critical_done``: when ``initialize_critical()`` succeeds, declare the
+    cold start's ready moment (if otel-coldstart is recording and ``OTEL_PYTHON_COLDSTART_READY``
+    is ``auto``; otherwise nothing happens, and nothing is imported).
+    """
+
+    def __init__(self, *, mark_ready_when_critical_done: bool = True, max_workers: int = 32) -> None:
+        self.mark_ready_when_critical_done = mark_ready_when_critical_done
+        self.max_workers = max(1, max_workers)
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+        self._validated = True
+        self._closed = False
+        #: Names in order of successful creation: dependencies always precede their dependents.
+        self._order: list[str] = []
+
+    # --- registration -----------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        tier: Tier | str = Tier.ESSENTIAL,
+        depends_on: Iterable[str] = (),
+        disposer: Callable[[Any], Any] | None = None,
+    ) -> Registration:
+        """Register ``factory`` as service ``name``; see the module docstring for the conventions."""
+        if not isinstance(name, str) or not name:
+            raise ServiceConfigError(f"a service name must be a non-empty string, not {name!r}")
+        if not callable(factory):
+            raise ServiceConfigError(f"service {name!r}: factory {factory!r} is not callable")
+        try:
+            tier = Tier(tier.lower() if isinstance(tier, str) and not isinstance(tier, Tier) else tier)
+        except ValueError:
+            tiers = ", ".join(t.value for t in Tier)
+            raise ServiceConfigError(f"service {name!r}: unknown tier {tier!r} (use {tiers})") from None
+        if isinstance(depends_on, str):
+            depends_on = (depends_on,)
+        deps = tuple(dict.fromkeys(depends_on))
+        if name in deps:
+            raise ServiceConfigError(f"service {name!r} depends on itself")
+        registration = Registration(name, factory, tier, deps, disposer)
+        with self._lock:
+            if self._closed:
+                raise ServiceError("this ServiceFactory is closed")
+            if name in self._slots:
+                raise ServiceConfigError(f"service {name!r} is already registered")
+            cycle = self._path_to(name, deps)
+            if cycle:
+                raise ServiceConfigError("dependency cycle: " + " -> ".join([name, *cycle]))
+            self._slots[name] = _Slot(registration)
+            self._validated = False
+        return registration
+
+    def _path_to(self, target: str, starts: tuple[str, ...]) -> list[str]:
+        """A dependency path from one of ``starts`` to ``target`` among registered services."""
+        seen: set[str] = set()
+        stack = [(start, [start]) for start in reversed(starts)]
+        while stack:
+            name, path = stack.pop()
+            if name == target:
+                return path
+            if name in seen or name not in self._slots:
+                continue
+            seen.add(name)
+            for dep in reversed(self._slots[name].registration.depends_on):
+                stack.append((dep, [*path, dep]))
+        return []
+
+    def _validate(self) -> None:
+        with self._lock:
+            if self._validated:
+                return
+            for slot in self._slots.values():
+                for dep in slot.registration.depends_on:
+                    if dep not in self._slots:
+                        raise ServiceConfigError(
+                            f"service {slot.registration.name!r} depends on {dep!r}, which is not registered"
+                        )
+            self._validated = True
+
+    def _slot(self, name: str) -> _Slot:
+        if not self._validated:
+            self._validate()
+        slot = self._slots.get(name)
+        if slot is None:
+            known = ", ".join(sorted(self._slots)) or "none"
+            raise ServiceConfigError(f"unknown service {name!r} (registered: {known})")
+        if self._closed:
+            raise ServiceError("this ServiceFactory is closed")
+        return slot
+
+    def registrations(self) -> list[Registration]:
+        return [slot.registration for slot in self._slots.values()]
+
+    def is_ready(self, name: str) -> bool:
+        """The service has been created (and not disposed)."""
+        slot = self._slots.get(name)
+        return slot is not None and slot.ready
+
+    def _closure(self, tier: Tier) -> tuple[str, ...]:
+        """The services of ``tier`` and everything they depend on, dependencies first."""
+        if not self._validated:
+            self._validate()
+        order: list[str] = []
+        placed: set[str] = set()
+        for name, slot in list(self._slots.items()):
+            if slot.registration.tier is not tier or name in placed:
+                continue
+            # Iterative post-order walk: deep dependency chains must not hit the recursion limit.
+            stack: list[tuple[str, bool]] = [(name, False)]
+            while stack:
+                current, expanded = stack.pop()
+                if current in placed:
+                    continue
+                if expanded:
+                    placed.add(current)
+                    order.append(current)
+                    continue
+                stack.append((current, True))
+                for dep in reversed(self._slots[current].registration.depends_on):
+                    if dep not in placed:
+                        stack.append((dep, False))
+        return tuple(order)
+
+    # --- synchronous creation -------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        """The service ``name``, created now (once, thread-safe) if it does not exist yet."""
+        slot = self._slots.get(name)
+        if slot is not None and slot.ready:
+            return slot.instance
+        return self._ensure(name)
+
+    def _ensure(self, name: str) -> Any:
+        slot = self._slot(name)
+        if slot.ready:
+            return slot.instance
+        registration = slot.registration
+        if registration.is_async:
+            raise ServiceConfigError(
+                f"service {name!r} has an async factory: use aget() or ainitialize_critical()"
+            )
+        resolving = _resolving.get()
+        if name in resolving:
+            raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
+        with slot.lock:
+            if slot.ready:
+                return slot.instance
+            pending = slot.pending
+            owner = pending is None
+            if owner:
+                pending = slot.pending = _Pending(get_ident())
+        if not owner:
+            return self._wait_for(name, pending)
+        return self._create(slot, pending)
+
+    def _create(self, slot: _Slot, pending: _Pending) -> Any:
+        """Run one claimed init attempt on this thread: dependencies, then the factory."""
+        registration = slot.registration
+        name = registration.name
+        pending.owner = get_ident()
+        token = _resolving.set((*_resolving.get(), name))
+        try:
+            deps = {dep: self._ensure(dep) for dep in registration.depends_on}
+            instance = self._run_factory(registration, deps)
+        except ServiceConfigError as exc:  # a configuration mistake stays one, for every waiter
+            self._fail(slot, pending, exc, name)
+            raise
+        except Exception as exc:
+            failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
+            self._fail(slot, pending, cause, failed)
+            raise ServiceInitError(name, failed, cause) from cause
+        except BaseException as exc:  # KeyboardInterrupt, SystemExit: waiters must not hang
+            self._fail(slot, pending, exc, name)
+            raise
+        finally:
+            _resolving.reset(token)
+        return self._succeed(slot, pending, instance)
+
+    def _run_factory(self, registration: Registration, deps: dict[str, Any]) -> Any:
+        """Exactly one call per actual init (the instrumentation times it)."""
+        instance = registration.factory(**deps)
+        if _is_awaitable(instance):
+            close = getattr(instance, "close", None)
+            if close is not None:
+                close()  # a never-awaited coroutine would warn at garbage collection
+            raise ServiceConfigError(
+                f"service {registration.name!r}: the factory returned an awaitable; "
+                "make it 'async def' and use aget() / ainitialize_critical()"
+            )
+        return instance
+
+    def _succeed(self, slot: _Slot, pending: _Pending, instance: Any) -> Any:
+        name = slot.registration.name
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                with slot.lock:
+                    slot.instance = instance
+                    slot.ready = True
+                    slot.pending = None
+                self._order.append(name)
+        if closed:
+            # Disposed while this init ran: nobody can reach the instance any more, so close it.
+            slot.pending = None
+            with contextlib.suppress(Exception):
+                self._dispose_sync(slot.registration, instance)
+            error = ServiceError(f"service {name!r}: the factory was closed while it was being created")
+            pending.finish(error=error, failed=name)
+            raise error
+        pending.finish(instance)
+        return instance
+
+    def _fail(self, slot: _Slot, pending: _Pending, cause: BaseException, failed: str) -> None:
+        with slot.lock:
+            slot.pending = None  # not cached: the next get() tries again
+        pending.finish(error=cause, failed=failed)
+
+    def _wait_for(self, name: str, pending: _Pending) -> Any:
+        """Block until another thread's init of ``name`` is over (its time shows as a wait)."""
+        if pending.owner == get_ident():
+            if pending.is_async:
+                raise ServiceError(
+                    f"service {name!r} is being created by an async task on this thread: "
+                    f"use 'await aget({name!r})' instead of get()"
+                )
+            raise ServiceConfigError(f"dependency cycle at run time: {name!r} requested while being created")
+        pending.event.wait()
+        return self._outcome(name, pending)
+
+    @staticmethod
+    def _outcome(name: str, pending: _Pending) -> Any:
+        if pending.error is not None:
+            if isinstance(pending.error, ServiceError) and not isinstance(pending.error, ServiceInitError):
+                raise pending.error
+            raise ServiceInitError(name, pending.failed, pending.error) from pending.error
+        return pending.instance
+
+    def initialize_critical(self) -> None:
+        """Create every critical service (and what they depend on) in parallel on threads.
+
+        A service starts as soon as its dependencies are ready. Returns when all are ready;
+        raises ``ServiceInitError`` as soon as one fails (services already running finish in
+        the background; those not started yet are not started).
+        """
+        names = self._closure(Tier.CRITICAL)
+        for name in names:
+            if self._slots[name].registration.is_async:
+                raise ServiceConfigError(
+                    f"critical service {name!r} has an async factory: use ainitialize_critical()"
+                )
+        claimed: deque[tuple[_Slot, _Pending]] = deque()
+        waiting: list[tuple[str, _Pending]] = []
+        for name in names:
+            slot = self._slot(name)
+            with slot.lock:
+                if slot.ready:
+                    continue
+                if slot.pending is None:
+                    slot.pending = _Pending(None)
+                    claimed.append((slot, slot.pending))
+                waiting.append((name, slot.pending))
+        if waiting:
+            self._run_claimed(claimed, waiting)
+        self._critical_done()
+
+    def _run_claimed(
+        self, claimed: deque[tuple[_Slot, _Pending]], waiting: list[tuple[str, _Pending]]
+    ) -> None:
+        finished = threading.Event()
+        lock = threading.Lock()
+        remaining = [len(waiting)]
+        failure: list[tuple[str, _Pending]] = []
+
+        def on_done(name: str, pending: _Pending) -> None:
+            with lock:
+                remaining[0] -= 1
+                if pending.error is not None and not failure:
+                    failure.append((name, pending))
+                if failure or remaining[0] == 0:
+                    finished.set()
+
+        for name, pending in waiting:
+            pending.add_callback(functools.partial(on_done, name, pending))
+
+        def worker() -> None:
+            # Claims are taken in dependency order, so a claim's dependencies were taken by
+            # workers already running (or done): waiting on them cannot deadlock the pool.
+            while True:
+                try:
+                    slot, pending = claimed.popleft()
+                except IndexError:
+                    return
+                if failure:
+                    failed_name, failed = failure[0]
+                    self._fail(slot, pending, failed.error, failed.failed or failed_name)
+                    continue
+                # An error is delivered to every waiter through the pending attempt.
+                with contextlib.suppress(BaseException):
+                    self._create(slot, pending)
+
+        for index in range(min(len(claimed), self.max_workers)):
+            # Each worker runs in a copy of the caller's context: what is current here (the
+            # tier's span, say) is the parent of the inits there.
+            thread = threading.Thread(
+                target=copy_context().run, args=(worker,), name=f"services-critical-{index}", daemon=True
+            )
+            thread.start()
+        finished.wait()
+        if failure:
+            name, pending = failure[0]
+            raise ServiceInitError(name, pending.failed or name, pending.error) from pending.error
+
+    def _critical_done(self) -> None:
+        if not self.mark_ready_when_critical_done:
+            return
+        # Only if the recorder is loaded: otherwise there is no cold start to end, and importing
+        # it here would cost the very start-up this factory exists to shorten.
+        lifecycle = sys.modules.get("otel_coldstart.lifecycle")
+        if lifecycle is not None:
+            lifecycle.mark_ready("critical_tier")
+
+    def preload_optional(self) -> Preload:
+        """Start creating the optional services on a background daemon thread; returns at once."""
+        names = self._closure(Tier.OPTIONAL)
+        handle = Preload(names)
+        thread = threading.Thread(
+            target=copy_context().run,
+            args=(self._preload_worker, handle),
+            name="services-preload",
+            daemon=True,
+        )
+        handle.thread = thread
+        thread.start()
+        return handle
+
+    def _preload_worker(self, handle: Preload) -> None:
+        try:
+            for name in handle.names:
+                if self._closed:
+                    break
+                if self._slots[name].registration.is_async:
+                    continue  # async services need an event loop: aget() creates them
+                try:
+                    self._ensure(name)
+                except Exception as exc:
+                    handle.errors[name] = exc
+        finally:
+            handle._done.set()
+
+    # --- asynchronous creation ------------------------------------------------------------------
+
+    async def aget(self, name: str) -> Any:
+        """The service ``name``, created now (once) if needed; async factories are awaited."""
+        slot = self._slots.get(name)
+        if slot is not None and slot.ready:
+            return slot.instance
+        return await self._aensure(name)
+
+    async def _aensure(self, name: str) -> Any:
+        slot = self._slot(name)
+        if slot.ready:
+            return slot.instance
+        resolving = _resolving.get()
+        if name in resolving:
+            raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
+        with slot.lock:
+            if slot.ready:
+                return slot.instance
+            pending = slot.pending
+            owner = pending is None
+            if owner:
+                pending = slot.pending = _Pending(get_ident(), is_async=True)
+        if not owner:
+            return await self._await_for(name, pending)
+        return await self._acreate(slot, pending)
+
+    async def _acreate(self, slot: _Slot, pending: _Pending) -> Any:
+        import asyncio
+
+        registration = slot.registration
+        name = registration.name
+        token = _resolving.set((*_resolving.get(), name))
+        try:
+            dep_names = registration.depends_on
+            if len(dep_names) == 1:
+                values = [await self._aensure(dep_names[0])]
+            else:
+                values = await asyncio.gather(*(self._aensure(dep) for dep in dep_names))
+            deps = dict(zip(dep_names, values, strict=True))
+            if registration.is_async:
+                instance = await self._arun_factory(registration, deps)
+            else:
+                instance = await asyncio.to_thread(self._run_factory, registration, deps)
+        except ServiceConfigError as exc:  # a configuration mistake stays one, for every waiter
+            self._fail(slot, pending, exc, name)
+            raise
+        except Exception as exc:
+            failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
+            self._fail(slot, pending, cause, failed)
+            raise ServiceInitError(name, failed, cause) from cause
+        except BaseException as exc:  # cancellation: waiters get the error, a later aget() retries
+            self._fail(slot, pending, exc, name)
+            raise
+        finally:
+            _resolving.reset(token)
+        return self._succeed(slot, pending, instance)
+
+    async def _arun_factory(self, registration: Registration, deps: dict[str, Any]) -> Any:
+        """Exactly one call per actual async init (the instrumentation times it)."""
+        return await registration.factory(**deps)
+
+    async def _await_for(self, name: str, pending: _Pending) -> Any:
+        """Wait without blocking the loop for another task's or thread's init of ``name``."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+
+        def resolve() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(resolve)
+
+        pending.add_callback(wake)
+        await future
+        return self._outcome(name, pending)
+
+    async def ainitialize_critical(self) -> None:
+        """Create every critical service concurrently: async factories with ``asyncio.gather``,
+        sync ones in worker threads; each starts as soon as its dependencies are ready."""
+        import asyncio
+
+        names = self._closure(Tier.CRITICAL)
+        # Tasks start in creation order, i.e. dependencies first: each claims its own service
+        # before a dependent could claim it.
+        await asyncio.gather(*(self._aensure(name) for name in names))
+        self._critical_done()
+
+    # --- disposal ---------------------------------------------------------------------------
+
+    def _take_for_disposal(self) -> list[tuple[Registration, Any]] | None:
+        with self._lock:
+            if self._closed:
+                return None
+            self._closed = True
+            order, self._order = self._order, []
+        taken = []
+        for name in reversed(order):
+            slot = self._slots[name]
+            with slot.lock:
+                taken.append((slot.registration, slot.instance))
+                slot.instance = None
+                slot.ready = False
+        return taken
+
+    def dispose(self) -> None:
+        """Close every created service in reverse dependency order; raise ``DisposeError`` at the
+        end if any failed. Idempotent; the factory cannot be used afterwards."""
+        taken = self._take_for_disposal()
+        if taken is None:
+            return
+        errors: list[tuple[str, BaseException]] = []
+        for registration, instance in taken:
+            try:
+                self._dispose_sync(registration, instance)
+            except Exception as exc:
+                errors.append((registration.name, exc))
+        if errors:
+            raise DisposeError(errors) from errors[0][1]
+
+    close = dispose
+
+    @staticmethod
+    def _dispose_sync(registration: Registration, instance: Any) -> None:
+        if registration.disposer is not None:
+            result = registration.disposer(instance)
+        elif hasattr(instance, "close"):
+            result = instance.close()
+        elif hasattr(instance, "aclose"):
+            result = instance.aclose()
+        else:
+            return
+        if _is_awaitable(result):
+            _run_awaitable(registration.name, result)
+
+    async def adispose(self) -> None:
+        """Like ``dispose()``, awaiting async disposers and preferring ``aclose()`` to ``close()``."""
+        taken = self._take_for_disposal()
+        if taken is None:
+            return
+        errors: list[tuple[str, BaseException]] = []
+        for registration, instance in taken:
+            try:
+                if registration.disposer is not None:
+                    result = registration.disposer(instance)
+                elif hasattr(instance, "aclose"):
+                    result = instance.aclose()
+                elif hasattr(instance, "close"):
+                    result = instance.close()
+                else:
+                    continue
+                if _is_awaitable(result):
+                    await result
+            except Exception as exc:
+                errors.append((registration.name, exc))
+        if errors:
+            raise DisposeError(errors) from errors[0][1]
+
+    aclose = adispose
+
+    def __enter__(self) -> ServiceFactory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> ServiceFactory:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.adispose()
+
+    def __repr__(self) -> str:
+        ready = sum(1 for slot in self._slots.values() if slot.ready)
+        closed = " closed" if self._closed else ""
+        return f"<ServiceFactory services={len(self._slots)} ready={ready}{closed}>"
+
+
+def _run_awaitable(name: str, awaitable: Any) -> None:
+    """An async close() reached through the synchronous dispose(): run it if no loop is running."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+        raise ServiceError(f"service {name!r} closes asynchronously: use 'await adispose()' or 'async with'")
+
+    async def run() -> None:
+        await awaitable
+
+    asyncio.run(run())

@@ -35,6 +35,15 @@ class Settings:
     live_imports: bool = True
     #: Put each import's RSS delta on its span (two /proc reads per import).
     import_memory: bool = False
+    #: Where unsent cold-start traces wait (``None``: $XDG_CACHE_HOME or ~/.cache/otel-coldstart/spool;
+    #: ``none`` disables the spool).
+    spool_dir: str | None = None
+    #: Cap on the spool's total size; the oldest whole files go first.
+    spool_max_bytes: int = 64 * 1024 * 1024
+    #: How long a process that keeps running retries a failed export in the background.
+    retry_s: float = 60.0
+    #: Send earlier processes' spooled cold starts after this one's ready moment.
+    spool_drain: bool = True
 
 
 def _float(name: str, default: float) -> float:
@@ -45,6 +54,19 @@ def _float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
+    return value
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(PREFIX + name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
     if value < 0:
         raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
     return value
@@ -76,6 +98,10 @@ _READERS: dict[str, Callable[[], Any]] = {
     "exit_timeout_s": lambda: _float("EXIT_TIMEOUT", 0.5),
     "live_imports": lambda: _bool("LIVE_IMPORTS", True),
     "import_memory": lambda: _bool("IMPORT_MEMORY", False),
+    "spool_dir": lambda: os.environ.get(PREFIX + "SPOOL_DIR", "").strip() or None,
+    "spool_max_bytes": lambda: _int("SPOOL_MAX_BYTES", 64 * 1024 * 1024),
+    "retry_s": lambda: _float("RETRY_SECONDS", 60.0),
+    "spool_drain": lambda: _bool("SPOOL_DRAIN", True),
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -113,6 +114,12 @@ def _finish(frozen: Timeline) -> None:
         _export(spans)
 
 
+def _export_module() -> Any:
+    from otel_coldstart import export
+
+    return export
+
+
 def _build(frozen: Timeline) -> list[Any]:
     """Local work: SDK set-up, spans, the trace file. Everything here is our own, never recorded."""
     global _pipeline
@@ -150,18 +157,19 @@ def _build(frozen: Timeline) -> list[Any]:
             return []
 
 
-def _export(built: list[Any]) -> None:
+def _export(built: list[Any], deadline: float | None = None) -> None:
+    """Deliver the cold-start trace (see ``export.py``): after ready with background retry and
+    then the spool of earlier processes; at exit (``deadline``) with exporters bounded by it."""
     global _exporting
     _exporting = threading.current_thread()
     with timeline.suppressed():
-        from otel_coldstart import sdk_setup
-
-        failed = sdk_setup.export(_pipeline.exporters, built)
-        if failed:
-            _log().warning("otel-coldstart: cold-start trace export failed for %s", ", ".join(failed))
-        for exporter in _pipeline.exporters:
-            with contextlib.suppress(Exception):
-                exporter.shutdown()
+        try:
+            if deadline is None:
+                _export_module().after_ready(_pipeline.exporters, built, _settings)
+            else:
+                _export_module().at_exit(_pipeline.exporters, built, _settings, deadline)
+        except Exception as exc:  # the application must never pay for our failure
+            _log().warning("otel-coldstart: cold-start trace export failed: %s", exc, exc_info=True)
 
 
 def process_start_ns() -> int:
@@ -196,18 +204,29 @@ def _at_main_exit() -> None:
     if _forked or _exit_deadline is not None:
         return
     _exit_deadline = time.monotonic() + _settings.exit_timeout_s
+    with timeline.suppressed():  # our own module, not part of the app's cold start
+        export = _export_module()
+    # Background retries and spool drains stop now; only the bounded exit export may still send.
+    export.begin_exit(_exit_deadline)
     memory.take_snapshot("ready")
     frozen = timeline.freeze("exit")
     if frozen is not None:
         built = _build(frozen)
         if built:
             thread = threading.Thread(
-                target=_export, args=(built,), name="otel-coldstart-export", daemon=True
+                target=_export, args=(built, _exit_deadline), name="otel-coldstart-export", daemon=True
             )
             thread.start()
             _join(thread, _exit_deadline, "cold-start trace export")
     elif _worker is not None:
         _join(_worker, _exit_deadline, "cold-start trace export")
+    # Imports from here on are the interpreter's teardown (weakref's atexit handler imports gc):
+    # as live spans they would only give the bounded provider flush something to wait for.
+    imports.live_handler = None
+    # Whatever is still unacknowledged goes back to the spool before the interpreter goes away.
+    with timeline.suppressed():
+        for path in export.cut_off():
+            _log().warning("otel-coldstart: cold-start trace not acknowledged in time; spooled to %s", path)
 
 
 def _on_exit() -> None:
@@ -259,3 +278,5 @@ def _after_fork_in_child() -> None:
     _forked = True
     _worker = None
     timeline.reset_after_fork()
+    if "otel_coldstart.export" in sys.modules:
+        sys.modules["otel_coldstart.export"].reset_after_fork()

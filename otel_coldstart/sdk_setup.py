@@ -20,10 +20,8 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from otel_coldstart.export import EXPORT_CHUNK
 from otel_coldstart.version import __version__
-
-#: Spans per export call: well under the 4 MiB default gRPC message limit for import spans.
-EXPORT_CHUNK = 512
 
 
 class _Collect(SpanProcessor):
@@ -135,7 +133,10 @@ def _logger_provider() -> Any:
 
 
 def export(exporters: Sequence[SpanExporter], spans: Sequence[ReadableSpan]) -> list[str]:
-    """Send ``spans`` through every exporter in chunks; returns the names of exporters that failed."""
+    """Send ``spans`` through every exporter in chunks; returns the names of exporters that failed.
+
+    A plain, unbounded send with no spool; the cold-start trace itself goes through ``export.py``
+    (write-ahead spool, acknowledged chunks, bounded exit, background retry)."""
     failed = []
     for exporter in exporters:
         ok = True

@@ -1,0 +1,314 @@
+"""The on-disk spool: cold-start traces that could not be sent yet, as OTLP JSON lines.
+
+One file is one cold start; each line is one ``ExportTraceServiceRequest`` document (one export
+chunk), so ``otel-coldstart validate FILE`` reads a spool file like any trace file.
+
+Ownership is carried by the file's *name*, and names change only by ``rename(2)``, which is atomic:
+
+- ``<ns>-<pid>-<rand>.jsonl`` is free: any process may take it (a drain, ``otel-coldstart flush``).
+- ``<ns>-<pid>-<rand>.claim-<pid>-<host>`` is held by that process, which is sending it. A process
+  writes its own cold start straight under a claimed name before it sends (write-ahead), so a
+  process killed mid-export (SIGKILL, OOM) leaves a claim that the next drain recovers once the
+  holder is gone: nothing is lost, and no two live processes ever send the same file.
+
+Files are created 0600 in a 0700 directory: traces carry command lines and paths.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_log = logging.getLogger("otel_coldstart")
+
+#: ``OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES`` default: hundreds of cold starts, never a full disk.
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: A claim older than this is stale even if its holder's pid looks alive (pid reuse, other hosts).
+STALE_CLAIM_S = 15 * 60
+
+_FREE = re.compile(r"^(?P<stem>\d+-\d+-[0-9a-f]+)\.jsonl$")
+_CLAIMED = re.compile(r"^(?P<stem>\d+-\d+-[0-9a-f]+)\.claim-(?P<pid>\d+)-(?P<host>.*)$")
+
+
+def default_dir() -> str:
+    """``$XDG_CACHE_HOME/otel-coldstart/spool``, else ``~/.cache/otel-coldstart/spool``."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "otel-coldstart", "spool")
+
+
+def _host() -> str:
+    # Containers sharing a spool volume have distinct hostnames but may reuse pids.
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
+
+
+def new_stem() -> str:
+    """A unique, time-ordered file stem: oldest first is plain name order."""
+    return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+def free_name(stem: str) -> str:
+    return f"{stem}.jsonl"
+
+
+def claim_name(stem: str) -> str:
+    return f"{stem}.claim-{os.getpid()}-{_host()}"
+
+
+def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
+
+
+def write_file(directory: str, name: str, payload: bytes) -> str:
+    """Write ``payload`` to ``directory/name`` atomically (temp file + rename), mode 0600."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, name)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the mode given to open() is narrowed by the umask, never widened: be exact
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    # No fsync: the spool guards against the process dying, not the machine; an fsync costs
+    # milliseconds to seconds on a busy disk, at exit, which is the time we promise to bound.
+    os.rename(tmp, path)
+    return path
+
+
+def read_documents(path: str) -> list[dict[str, Any]]:
+    """The OTLP JSON documents of one spool file; raises ``ValueError`` if it is not one."""
+    documents = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                document = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(document, dict) or not isinstance(document.get("resourceSpans"), list):
+                raise ValueError(f"{path}:{number}: not an OTLP JSON trace document")
+            documents.append(document)
+    return documents
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A spool file as listed: free, or claimed by ``pid`` on ``host``."""
+
+    path: str
+    stem: str
+    size: int
+    claimed_by: tuple[int, str] | None = None
+
+    def stale(self, now: float | None = None) -> bool:
+        """A claim whose holder is gone (same host, pid not running) or that is too old."""
+        if self.claimed_by is None:
+            return False
+        pid, host = self.claimed_by
+        try:
+            changed = os.stat(self.path).st_ctime  # rename sets ctime: the claim's age
+        except OSError:
+            return False
+        if (now if now is not None else time.time()) - changed > STALE_CLAIM_S:
+            return True
+        return host == _host() and not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def list_entries(directory: str) -> list[Entry]:
+    """Free and claimed spool files, oldest first."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    entries = []
+    for name in sorted(names):
+        path = os.path.join(directory, name)
+        free = _FREE.match(name)
+        claimed = None if free else _CLAIMED.match(name)
+        if not free and not claimed:
+            continue
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            continue  # taken by another process while we listed
+        if free:
+            entries.append(Entry(path, free.group("stem"), size))
+        elif claimed:
+            entries.append(
+                Entry(path, claimed.group("stem"), size, (int(claimed.group("pid")), claimed.group("host")))
+            )
+    return entries
+
+
+def claim(entry: Entry) -> str | None:
+    """Take ``entry`` for this process by renaming it; ``None`` if another process was first."""
+    target = os.path.join(os.path.dirname(entry.path), claim_name(entry.stem))
+    try:
+        os.rename(entry.path, target)
+    except FileNotFoundError:
+        return None
+    return target
+
+
+def release(claimed_path: str, stem: str) -> str:
+    """Give a claimed file back to the spool unchanged (nothing of it was acknowledged)."""
+    target = os.path.join(os.path.dirname(claimed_path), free_name(stem))
+    os.rename(claimed_path, target)
+    return target
+
+
+def enforce_cap(directory: str, max_bytes: int) -> list[str]:
+    """Drop the oldest free files, whole, until the free files fit in ``max_bytes``.
+
+    Claimed files are in transit and not counted. Returns the dropped paths (each one warned).
+    """
+    if max_bytes <= 0:
+        return []
+    free = [entry for entry in list_entries(directory) if entry.claimed_by is None]
+    total = sum(entry.size for entry in free)
+    dropped = []
+    for entry in free:
+        if total <= max_bytes:
+            break
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            dropped.append(entry.path)
+            _log.warning(
+                "otel-coldstart: spool over %d bytes: dropped the oldest cold start %s (%d bytes)",
+                max_bytes,
+                entry.path,
+                entry.size,
+            )
+        total -= entry.size
+    return dropped
+
+
+# --- OTLP JSON back to SDK spans --------------------------------------------------------------
+#
+# The spool is re-sent through the SDK exporters that the standard OTEL_EXPORTER_OTLP_* variables
+# configure (gRPC or HTTP, endpoint, headers, TLS, compression, timeout), rather than POSTed as
+# JSON: an OTLP JSON POST only exists for HTTP, and would duplicate the exporters' configuration
+# handling. So the documents become ReadableSpan objects again, with their original ids, times,
+# resource, scope, attributes, events, links and status.
+
+
+def _value(raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        return None
+    if "stringValue" in raw:
+        return raw["stringValue"]
+    if "boolValue" in raw:
+        return bool(raw["boolValue"])
+    if "intValue" in raw:
+        return int(raw["intValue"])
+    if "doubleValue" in raw:
+        return float(raw["doubleValue"])
+    if "bytesValue" in raw:
+        return base64.b64decode(raw["bytesValue"])
+    if "arrayValue" in raw:
+        return tuple(_value(v) for v in (raw["arrayValue"] or {}).get("values", []))
+    if "kvlistValue" in raw:
+        return {kv["key"]: _value(kv.get("value")) for kv in (raw["kvlistValue"] or {}).get("values", [])}
+    return None
+
+
+def _attributes(raw: Any) -> dict[str, Any]:
+    return {kv["key"]: _value(kv.get("value")) for kv in raw or [] if isinstance(kv, dict) and "key" in kv}
+
+
+def spans_from_document(document: dict[str, Any]) -> list[Any]:
+    """One OTLP JSON trace document -> ``ReadableSpan`` objects an SDK exporter accepts."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    kinds = {
+        1: SpanKind.INTERNAL,
+        2: SpanKind.SERVER,
+        3: SpanKind.CLIENT,
+        4: SpanKind.PRODUCER,
+        5: SpanKind.CONSUMER,
+    }
+    codes = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+    sampled = TraceFlags(TraceFlags.SAMPLED)
+    spans = []
+    for resource_spans in document.get("resourceSpans", []):
+        raw_resource = resource_spans.get("resource") or {}
+        resource = Resource(_attributes(raw_resource.get("attributes")), resource_spans.get("schemaUrl"))
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            raw_scope = scope_spans.get("scope") or {}
+            scope = InstrumentationScope(
+                raw_scope.get("name", ""), raw_scope.get("version") or None, scope_spans.get("schemaUrl")
+            )
+            for raw in scope_spans.get("spans", []):
+                trace_id = int(raw["traceId"], 16)
+                context = SpanContext(trace_id, int(raw["spanId"], 16), is_remote=False, trace_flags=sampled)
+                parent = None
+                if raw.get("parentSpanId"):
+                    parent = SpanContext(trace_id, int(raw["parentSpanId"], 16), False, sampled)
+                status = raw.get("status") or {}
+                code = codes.get(int(status.get("code", 0)), StatusCode.UNSET)
+                spans.append(
+                    ReadableSpan(
+                        name=raw.get("name", ""),
+                        context=context,
+                        parent=parent,
+                        resource=resource,
+                        attributes=_attributes(raw.get("attributes")),
+                        events=[
+                            Event(e.get("name", ""), _attributes(e.get("attributes")), int(e["timeUnixNano"]))
+                            for e in raw.get("events", [])
+                        ],
+                        links=[
+                            Link(
+                                SpanContext(
+                                    int(link["traceId"], 16), int(link["spanId"], 16), False, sampled
+                                ),
+                                _attributes(link.get("attributes")),
+                            )
+                            for link in raw.get("links", [])
+                        ],
+                        kind=kinds.get(int(raw.get("kind", 1)), SpanKind.INTERNAL),
+                        status=Status(code, status.get("message") if code is StatusCode.ERROR else None),
+                        start_time=int(raw.get("startTimeUnixNano", 0)),
+                        end_time=int(raw.get("endTimeUnixNano", 0)),
+                        instrumentation_scope=scope,
+                    )
+                )
+    return spans
+
+
+def span_count(documents: Sequence[dict[str, Any]]) -> int:
+    return sum(
+        len(scope.get("spans", []))
+        for document in documents
+        for resource in document.get("resourceSpans", [])
+        for scope in resource.get("scopeSpans", [])
+    )

@@ -90,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--top", type=int, default=15, help="rows per list (default 15)")
     _add_output_arguments(diff)
 
+    flush = commands.add_parser(
+        "flush",
+        help="send the spooled cold-start traces now (exit 0 all sent, 2 collector unreachable)",
+        description="Send cold-start traces that earlier processes could not export, through the "
+        "exporter that the standard OTEL_* variables configure.",
+    )
+    flush.add_argument("--spool-dir", metavar="DIR", help="default: $OTEL_PYTHON_COLDSTART_SPOOL_DIR")
+    flush.add_argument("--timeout", type=float, default=5.0, help="seconds per export (default 5)")
+
     demo = commands.add_parser(
         "demo",
         help="trace the bundled demo app's cold start and judge it (no collector needed)",
@@ -263,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_validate(args)
     if args.command == "diff":
         return _run_diff(args)
+    if args.command == "flush":
+        from otel_coldstart import export
+
+        return export.flush(args.spool_dir, args.timeout)
     if args.command == "demo":
         from otel_coldstart import demo
 

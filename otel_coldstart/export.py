@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -367,3 +368,79 @@ def reset_after_fork() -> None:
     _jobs.clear()
     _exit_deadline = None
     _exiting.clear()
+
+
+# --- otel-coldstart flush -----------------------------------------------------------------------
+
+
+def _endpoint() -> str:
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+    )
+    default = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", default
+    )
+    return f"{endpoint} ({protocol})"
+
+
+def env_exporters(timeout_s: float) -> list[Any]:
+    """The trace exporters that the standard ``OTEL_*`` variables configure, as the SDK builds them."""
+    from opentelemetry.sdk._configuration import _get_exporter_names, _import_exporters
+
+    # Our distro's defaults (distro.DEFAULTS), so that flush talks to the same port as the app.
+    os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    classes = _import_exporters(_get_exporter_names("traces"), [], [])[0]
+    exporters = []
+    for cls in classes.values():
+        try:
+            exporters.append(cls(timeout=timeout_s))
+        except TypeError:
+            exporters.append(cls())
+    return exporters
+
+
+def flush(spool_dir: str | None, timeout_s: float = 5.0) -> int:
+    """``otel-coldstart flush``: send the spool now. 0 all sent (or nothing to send), 2 not all sent."""
+    from otel_coldstart import config
+
+    directory = spool_dir or config.load_lenient()[0].spool_dir or spool.default_dir()
+    waiting = [e for e in spool.list_entries(directory) if e.claimed_by is None or e.stale()]
+    if not waiting:
+        print(f"otel-coldstart: nothing to flush in {directory}")
+        return 0
+    # The exporters log every failed attempt; the outcome is reported below, in one line.
+    logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)
+    logging.getLogger("otel_coldstart").setLevel(logging.ERROR)
+    try:
+        exporters = env_exporters(timeout_s)
+    except Exception as exc:
+        print(f"otel-coldstart: error: cannot configure the trace exporter: {exc}", file=sys.stderr)
+        return 2
+    if not exporters:
+        print(
+            "otel-coldstart: error: OTEL_TRACES_EXPORTER names no trace exporter to flush to", file=sys.stderr
+        )
+        return 2
+    result = drain(exporters, directory, max_bytes=0)
+    for exporter in exporters:
+        with contextlib.suppress(Exception):
+            exporter.shutdown()
+    held = f"; {result.held} held by running processes" if result.held else ""
+    if result.bad:
+        print(
+            f"otel-coldstart: error: {len(result.bad)} unreadable spool file(s) moved aside: "
+            + ", ".join(result.bad),
+            file=sys.stderr,
+        )
+    if result.failed:
+        left = len(waiting) - len(result.sent) - len(result.bad)
+        print(
+            f"otel-coldstart: error: collector unreachable at {_endpoint()}: sent {len(result.sent)} of "
+            f"{len(waiting)} spooled cold start(s); {left} left in {directory}{held}",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"otel-coldstart: sent {len(result.sent)} spooled cold start(s) to {_endpoint()}{held}")
+    return 2 if result.bad else 0

@@ -16,13 +16,58 @@ _EXPORTS = {
     "mark_ready": "otel_coldstart.api",
     "ConfigError": "otel_coldstart.config",
     "Settings": "otel_coldstart.config",
+    "ServiceFactory": "otel_coldstart.services",
+    "Tier": "otel_coldstart.services",
+    "ServiceError": "otel_coldstart.services",
+    "ServiceConfigError": "otel_coldstart.services",
+    "ServiceInitError": "otel_coldstart.services",
+    "DisposeError": "otel_coldstart.services",
+    "LazyLoader": "otel_coldstart.lazy",
+    "lazy_module": "otel_coldstart.lazy",
+    "start_service_timer": "otel_coldstart.monitor",
+    "end_service_timer": "otel_coldstart.monitor",
+    "service_timer": "otel_coldstart.monitor",
+    "take_memory_snapshot": "otel_coldstart.monitor",
 }
 
-__all__ = ["ConfigError", "Settings", "__version__", "mark_ready", "start"]
+__all__ = [
+    "ConfigError",
+    "DisposeError",
+    "LazyLoader",
+    "ServiceConfigError",
+    "ServiceError",
+    "ServiceFactory",
+    "ServiceInitError",
+    "Settings",
+    "Tier",
+    "__version__",
+    "end_service_timer",
+    "lazy_module",
+    "mark_ready",
+    "service_timer",
+    "start",
+    "start_service_timer",
+    "take_memory_snapshot",
+]
 
 if TYPE_CHECKING:
     from otel_coldstart.api import mark_ready, start
     from otel_coldstart.config import ConfigError, Settings
+    from otel_coldstart.lazy import LazyLoader, lazy_module
+    from otel_coldstart.monitor import (
+        end_service_timer,
+        service_timer,
+        start_service_timer,
+        take_memory_snapshot,
+    )
+    from otel_coldstart.services import (
+        DisposeError,
+        ServiceConfigError,
+        ServiceError,
+        ServiceFactory,
+        ServiceInitError,
+        Tier,
+    )
 
 
 def __getattr__(name: str) -> Any:

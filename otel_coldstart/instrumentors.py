@@ -32,7 +32,7 @@ class ServiceInstrumentor(BaseInstrumentor):
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        service_tracing.install()
+        service_tracing.install(kwargs.get("tracer_provider"))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         service_tracing.uninstall()

@@ -36,12 +36,14 @@ TRACER_NAME = "otel_coldstart.services"
 FACTORIES_ENV = "OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES"
 _state = timeline.state
 _log = logging.getLogger("otel_coldstart")
+#: Where live (after-ready) spans go; ``None``: the global tracer provider.
+tracer_provider: Any = None
 
 
 def _live_span(name: str, kind: str, attrs: dict[str, Any]) -> Any:
     from opentelemetry import trace
 
-    return trace.get_tracer(TRACER_NAME).start_as_current_span(
+    return trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider).start_as_current_span(
         name, attributes={"coldstart.kind": kind, **attrs}
     )
 
@@ -408,9 +410,13 @@ def _wrap_lazy(module: Any) -> None:
     _wrap(module, "LazyLoader._load_target", _load_target)
 
 
-def install() -> None:
-    """Wrap our factory, lazy loader, svcs and user-named factories, each when first imported."""
-    global _installed
+def install(provider: Any = None) -> None:
+    """Wrap our factory, lazy loader, svcs and user-named factories, each when first imported.
+
+    ``provider``: the tracer provider of live (after-ready) spans; the global one by default.
+    """
+    global _installed, tracer_provider
+    tracer_provider = provider
     with _lock:
         if _installed:
             return

@@ -88,7 +88,7 @@ def test_lazy_module_error_surfaces_at_use_with_the_original_exception(pkgdir):
     write(pkgdir / "broken_mod.py", "raise RuntimeError('broken at import')\n")
     proxy = lazy_module("broken_mod")  # nothing happens yet
     with pytest.raises(RuntimeError, match="broken at import"):
-        proxy.anything
+        _ = proxy.anything
     with pytest.raises(ValueError):
         lazy_module("mod:")
 

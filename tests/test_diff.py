@@ -1,0 +1,107 @@
+"""``otel-coldstart diff``: spans matched by what they are; slower/bigger/new/gone; the gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures.builder import T0, shop, to_jaeger_v3, write_lines
+from test_validate_jaeger import FakeJaeger, _json
+
+from otel_coldstart.cli import main
+from otel_coldstart.validate import analysis, diff, readers
+
+
+def _summaries(path: Path) -> list[analysis.Summary]:
+    return [analysis.summarize(t) for t in readers.read_file(str(path))[1]]
+
+
+def test_matches_by_module_and_service_and_lists_changes(tmp_path: Path) -> None:
+    base = write_lines(tmp_path / "base.jsonl", shop())
+    candidate = write_lines(tmp_path / "cand.jsonl", shop(extra_import_ms=150))
+    document = diff.compare(_summaries(base), _summaries(candidate))
+    cold = next(m for m in document["metrics"] if m["name"] == "cold_start_ms")
+    assert cold["delta"] == pytest.approx(150) and cold["delta_pct"] == pytest.approx(100 * 150 / 900)
+    assert [r["name"] for r in document["new"]] == ["pandas"]
+    assert (
+        document["new"][0]["candidate_ms"] == pytest.approx(150)
+        and document["new"][0]["where"] == "import app"
+    )
+    slower = {r["name"]: r for r in document["slower"]}
+    assert slower["app"]["delta_ms"] == pytest.approx(150)
+    assert "numpy" not in slower and "db" not in slower  # unchanged, though ids and start times moved
+    assert document["gone"] == []
+    assert document["regressions"] == [] and document["exit_code"] == 0
+
+
+def test_gate_percent_of_base_and_absolute(tmp_path: Path) -> None:
+    base = _summaries(write_lines(tmp_path / "base.jsonl", shop()))
+    candidate = _summaries(write_lines(tmp_path / "cand.jsonl", shop(extra_import_ms=150)))
+    # +150 ms on a 900 ms base is 16.7 %: the total, app, main and the new pandas import all exceed 10 %
+    failed = diff.compare(base, candidate, threshold=diff.parse_threshold("10%"))
+    assert failed["exit_code"] == 1
+    assert {(r["kind"], r["name"]) for r in failed["regressions"]} >= {
+        ("cold start", "cold start"),
+        ("import", "pandas"),
+    }
+    assert diff.compare(base, candidate, threshold=diff.parse_threshold("20%"))["exit_code"] == 0
+    assert diff.compare(base, candidate, threshold=diff.parse_threshold("100ms"))["exit_code"] == 1
+    # Both given: a change must exceed both to fail.
+    assert diff.compare(base, candidate, threshold=diff.parse_threshold("10%,200ms"))["exit_code"] == 0
+
+
+def test_gone_and_bigger(tmp_path: Path) -> None:
+    base = _summaries(write_lines(tmp_path / "base.jsonl", shop(extra_import_ms=50)))
+    candidate = _summaries(write_lines(tmp_path / "cand.jsonl", shop(scale=1.2)))
+    document = diff.compare(base, candidate)
+    assert [r["name"] for r in document["gone"]] == ["pandas"]
+    bigger = {r["name"] for r in document["bigger"]}
+    assert "numpy" not in bigger  # same file size, same RSS delta
+
+
+@pytest.mark.parametrize("text", ["", "10", "ten%", "10%%", "5 m"])
+def test_bad_thresholds(text: str) -> None:
+    with pytest.raises(diff.ThresholdError):
+        diff.parse_threshold(text)
+
+
+def test_statistic_over_many_traces(tmp_path: Path) -> None:
+    base = _summaries(
+        write_lines(
+            tmp_path / "b.jsonl", *[shop(scale=s, t0=T0 + i * 10**10) for i, s in enumerate((1, 1, 3))]
+        )
+    )
+    candidate = _summaries(write_lines(tmp_path / "c.jsonl", shop(scale=1.0)))
+    median = diff.compare(base, candidate, "p50")
+    assert next(m for m in median["metrics"] if m["name"] == "cold_start_ms")["delta"] == pytest.approx(0)
+    worst = diff.compare(base, candidate, "max")
+    assert next(m for m in worst["metrics"] if m["name"] == "cold_start_ms")["delta"] == pytest.approx(-1800)
+
+
+def test_cli_diff_files_and_jaeger(tmp_path: Path, capsys) -> None:
+    base = write_lines(tmp_path / "base.jsonl", shop())
+    candidate_doc = shop(extra_import_ms=150)
+    candidate = write_lines(tmp_path / "cand.jsonl", candidate_doc)
+    assert main(["diff", str(base), str(candidate)]) == 0
+    out = capsys.readouterr().out
+    assert "New:" in out and "pandas" in out and "+150.0 ms" in out
+    markdown = tmp_path / "diff.md"
+    assert (
+        main(["diff", str(base), str(candidate), "--max-regression", "10%", "--markdown", str(markdown)]) == 1
+    )
+    assert "REGRESSION" in capsys.readouterr().out and "**FAIL**" in markdown.read_text()
+    assert main(["diff", str(base), str(tmp_path / "missing.jsonl")]) == 2
+    assert main(["diff", str(base), str(candidate), "--max-regression", "lots"]) == 2
+
+    fake = FakeJaeger()
+    fake.thread.start()
+    try:
+        fake.routes["/api/v3/traces"] = lambda q: _json(to_jaeger_v3(candidate_doc))
+        code = main(["diff", str(base), f"{fake.url}?service=shop&limit=5", "--format", "json"])
+        document = json.loads(capsys.readouterr().out)
+        assert code == 0 and document["schema"] == "otel-coldstart/diff"
+        assert [r["name"] for r in document["new"]] == ["pandas"]
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()

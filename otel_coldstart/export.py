@@ -38,7 +38,7 @@ _log = logging.getLogger("otel_coldstart")
 #: Spans per export call: well under the 4 MiB default gRPC message limit for import spans.
 EXPORT_CHUNK = 512
 #: Background retry delays (seconds) after a failed export, the last one repeating.
-RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 #: At exit, send earlier processes' spool only if at least this share of the exit budget is left.
 EXIT_DRAIN_SHARE = 0.4
 

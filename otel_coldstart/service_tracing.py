@@ -374,7 +374,7 @@ def _wrap_svcs(module: Any) -> None:
 
 _installed = False
 #: (owner, attribute) of everything wrapped, for ``uninstall()``.
-_wrapped: list[tuple[Any, str]] = []
+_wrapped: list[tuple[Any, str, Any]] = []
 _lock = threading.Lock()
 
 
@@ -384,8 +384,10 @@ def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
     parent, attribute, original = wrapt.resolve_path(module, path)
     if getattr(original, "_self_wrapper", None) is wrapper:
         return  # wrapped already (install() after uninstall() registers its hooks again)
+    # The raw class attribute (not what the descriptor returns), to put back on uninstall().
+    raw = vars(parent).get(attribute, original) if isinstance(parent, type) else original
     wrapt.wrap_function_wrapper(module, path, wrapper)
-    _wrapped.append((parent, attribute))
+    _wrapped.append((parent, attribute, raw))
 
 
 _FACTORY_WRAPPERS = {
@@ -436,8 +438,6 @@ def uninstall() -> None:
     global _installed
     with _lock:
         while _wrapped:
-            parent, attribute = _wrapped.pop()
-            current = getattr(parent, attribute, None)
-            if isinstance(current, wrapt.FunctionWrapper):
-                setattr(parent, attribute, current.__wrapped__)
+            parent, attribute, raw = _wrapped.pop()
+            setattr(parent, attribute, raw)
         _installed = False

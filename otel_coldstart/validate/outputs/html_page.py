@@ -81,19 +81,14 @@ def layout(trace: Trace, max_spans: int = MAX_SPANS) -> dict[str, Any]:
     origin = root.start_ns
     end = root.end_ns
     total = max(1, end - origin)
-    threshold = total * MIN_WIDTH
     kept: list[tuple[Span, int]] = []
     dropped = 0
-    queue: deque[tuple[Span, int]] = deque([(root, 0)])
-    # Breadth first: a child is only drawn if its parent is, so the picture stays a tree.
-    while queue:
-        span, depth = queue.popleft()
-        if span is not root and (span.duration_ns < threshold or len(kept) >= max_spans):
-            dropped += 1 + _count_below(span)
-            continue
-        kept.append((span, depth))
-        for child in span.children:
-            queue.append((child, depth + 1))
+    # Thousands of tiny spans (each under a pixel) still deserve a picture: lower the bar until a
+    # useful number is drawn; zooming in (click) then shows them.
+    for threshold in (total * MIN_WIDTH, total * MIN_WIDTH / 10, total * MIN_WIDTH / 100, 0):
+        kept, dropped = _keep(root, threshold, max_spans)
+        if len(kept) >= min(200, max_spans) or dropped == 0:
+            break
     # Lanes: spans at one depth that overlap in time (threads) get a lane each.
     lanes_at: dict[int, list[int]] = {}
     lane_of: dict[int, int] = {}
@@ -132,6 +127,22 @@ def layout(trace: Trace, max_spans: int = MAX_SPANS) -> dict[str, Any]:
         "spans": rows,
         "dropped": dropped,
     }
+
+
+def _keep(root: Span, threshold: float, max_spans: int) -> tuple[list[tuple[Span, int]], int]:
+    kept: list[tuple[Span, int]] = []
+    dropped = 0
+    queue: deque[tuple[Span, int]] = deque([(root, 0)])
+    # Breadth first: a child is only drawn if its parent is, so the picture stays a tree.
+    while queue:
+        span, depth = queue.popleft()
+        if span is not root and (span.duration_ns < threshold or len(kept) >= max_spans):
+            dropped += 1 + _count_below(span)
+            continue
+        kept.append((span, depth))
+        for child in span.children:
+            queue.append((child, depth + 1))
+    return kept, dropped
 
 
 def _count_below(span: Span) -> int:

@@ -229,7 +229,15 @@ def _get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) 
     return wrapped(*args, **kwargs)
 
 
-def _apply_cache_hits(frozen: timeline.Timeline) -> None:
+def _at_ready(frozen: timeline.Timeline) -> None:
+    """Put the cache-hit counts on the init spans, and unwrap ``get``/``aget``: hits are only
+    counted before ready, and after it a cache hit must not pay for a wrapper (~0.5 us)."""
+    with _lock:
+        while _hit_counters:
+            entry = _hit_counters.pop()
+            if entry in _wrapped:
+                _wrapped.remove(entry)
+                setattr(entry[0], entry[1], entry[2])
     for record in frozen.records:
         if record[timeline.KIND] == "service":
             name = record[timeline.ATTRS].get("coldstart.service.name")
@@ -375,19 +383,23 @@ def _wrap_svcs(module: Any) -> None:
 _installed = False
 #: (owner, attribute) of everything wrapped, for ``uninstall()``.
 _wrapped: list[tuple[Any, str, Any]] = []
+#: The ``get``/``aget`` wrappers, removed at the ready moment.
+_hit_counters: list[tuple[Any, str, Any]] = []
 _lock = threading.Lock()
 
 
-def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
+def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> tuple[Any, str, Any] | None:
     if not _installed:
-        return  # a post-import hook registered before uninstall(): wrapt cannot unregister it
+        return None  # a post-import hook registered before uninstall(): wrapt cannot unregister it
     parent, attribute, original = wrapt.resolve_path(module, path)
     if getattr(original, "_self_wrapper", None) is wrapper:
-        return  # wrapped already (install() after uninstall() registers its hooks again)
+        return None  # wrapped already (install() after uninstall() registers its hooks again)
     # The raw class attribute (not what the descriptor returns), to put back on uninstall().
     raw = vars(parent).get(attribute, original) if isinstance(parent, type) else original
     wrapt.wrap_function_wrapper(module, path, wrapper)
-    _wrapped.append((parent, attribute, raw))
+    entry = (parent, attribute, raw)
+    _wrapped.append(entry)
+    return entry
 
 
 _FACTORY_WRAPPERS = {
@@ -405,7 +417,11 @@ _FACTORY_WRAPPERS = {
 
 def _wrap_services(module: Any) -> None:
     for method, wrapper in _FACTORY_WRAPPERS.items():
-        _wrap(module, f"ServiceFactory.{method}", wrapper)
+        if wrapper is _get and _state.ready:
+            continue  # cache hits are only counted before ready
+        entry = _wrap(module, f"ServiceFactory.{method}", wrapper)
+        if entry is not None and wrapper is _get:
+            _hit_counters.append(entry)
 
 
 def _wrap_lazy(module: Any) -> None:
@@ -426,7 +442,7 @@ def install(provider: Any = None) -> None:
     wrapt.register_post_import_hook(_wrap_services, "otel_coldstart.services")
     wrapt.register_post_import_hook(_wrap_lazy, "otel_coldstart.lazy")
     wrapt.register_post_import_hook(_wrap_svcs, "svcs._core")
-    timeline.on_ready(_apply_cache_hits)
+    timeline.on_ready(_at_ready)
     named = os.environ.get(FACTORIES_ENV, "")
     if named.strip():
         wrap_named_factories(named)
@@ -440,4 +456,5 @@ def uninstall() -> None:
         while _wrapped:
             parent, attribute, raw = _wrapped.pop()
             setattr(parent, attribute, raw)
+        _hit_counters.clear()
         _installed = False

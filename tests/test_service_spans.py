@@ -453,12 +453,23 @@ def test_nothing_is_recorded_or_traced_without_a_recorder(monkeypatch: pytest.Mo
         service_tracing.uninstall()
 
 
-def test_uninstall_restores_the_factory():
+def test_get_is_unwrapped_at_ready_and_uninstall_restores_the_factory(monkeypatch: pytest.MonkeyPatch):
     from otel_coldstart import services
 
-    original = services.ServiceFactory.__dict__["_run_factory"]
+    raw = dict(vars(services.ServiceFactory))
+    monkeypatch.setattr(timeline.state, "timeline", Timeline("test"))
+    monkeypatch.setattr(timeline.state, "ready", False)
     service_tracing.install()
-    assert services.ServiceFactory.__dict__["_run_factory"] is not original
-    service_tracing.uninstall()
-    assert services.ServiceFactory.__dict__["_run_factory"] is original
+    try:
+        assert vars(services.ServiceFactory)["_run_factory"] is not raw["_run_factory"]
+        assert vars(services.ServiceFactory)["get"] is not raw["get"]
+        # Cache hits are only counted before ready: after it, get() is the plain method again.
+        service_tracing._at_ready(timeline.state.timeline)
+        assert vars(services.ServiceFactory)["get"] is raw["get"]
+        assert vars(services.ServiceFactory)["aget"] is raw["aget"]
+        assert vars(services.ServiceFactory)["_run_factory"] is not raw["_run_factory"]
+    finally:
+        service_tracing.uninstall()
+    for name in ("_run_factory", "initialize_critical", "_wait_for", "get"):
+        assert vars(services.ServiceFactory)[name] is raw[name]
     assert "svcs" not in sys.modules or sys.modules["svcs"] is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -473,3 +474,33 @@ def test_get_is_unwrapped_at_ready_and_uninstall_restores_the_factory(monkeypatc
     for name in ("_run_factory", "initialize_critical", "_wait_for", "get"):
         assert vars(services.ServiceFactory)[name] is raw[name]
     assert "svcs" not in sys.modules or sys.modules["svcs"] is not None
+
+
+def test_inits_still_running_at_ready_end_there_marked_incomplete(monkeypatch: pytest.MonkeyPatch):
+    """A background preload that outlives the ready moment: its spans end at ready, flagged."""
+    from otel_coldstart import spans
+
+    monkeypatch.setattr(timeline.state, "timeline", None)
+    monkeypatch.setattr(timeline.state, "ready", False)
+    tl = timeline.begin("test")
+    service_tracing.install()
+    try:
+        factory = ServiceFactory(mark_ready_when_critical_done=False)
+        started = threading.Event()
+        factory.register("slow", lambda: started.set() or time.sleep(0.3), Tier.OPTIONAL)
+        preload = factory.preload_optional()
+        assert started.wait(5)
+        frozen = timeline.freeze("explicit")
+        assert preload.wait(5)
+    finally:
+        service_tracing.uninstall()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    spans.build(frozen, provider.get_tracer("test"), tl.to_epoch_ns(tl.hook_installed_ns))
+    finished = {s.name: s for s in exporter.get_finished_spans()}
+    init, phase = finished["init slow"], finished["coldstart.tier optional preload"]
+    assert init.parent.span_id == phase.context.span_id
+    assert init.attributes["coldstart.incomplete"] is True and phase.attributes["coldstart.incomplete"]
+    assert init.end_time == finished["coldstart"].end_time
+    assert init.attributes["thread.name"] == "services-preload"

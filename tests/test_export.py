@@ -67,6 +67,15 @@ def run_app(tmp_path: Path, receiver: Receiver, name: str = "app", **extra: str)
     return run, ended - last
 
 
+def run_service(tmp_path: Path, receiver: Receiver, name: str, seconds: float, **extra: str) -> Run:
+    """Run an app that declares ready, then keeps running for ``seconds``."""
+    script = write(tmp_path / "service.py", SERVICE)
+    env = app_env(receiver, tmp_path / "spool", **extra)
+    run = run_instrumented(script, tmp_path / f"{name}.jsonl", str(seconds), env=env)
+    assert run.completed.returncode == 0, run.completed.stderr[-2000:]
+    return run
+
+
 def span_ids(run: Run) -> set[str]:
     return {span.span_id for span in run.trace().spans}
 
@@ -115,7 +124,8 @@ def test_down_then_up_the_next_process_delivers_the_spool(tmp_path: Path, protoc
         } == span_ids(first)
 
         receiver.set_mode("up")
-        second, _ = run_app(tmp_path, receiver, "second")
+        # The next process sends the spool in the background after its own ready moment.
+        second = run_service(tmp_path, receiver, "second", seconds=1.0)
         assert_exactly_once(receiver, first, second)
         assert spool_files(tmp_path) == []
 
@@ -165,15 +175,12 @@ def test_hanging_or_failing_collector_exit_is_bounded_and_trace_spooled(
 def test_a_service_retries_in_the_background_until_a_late_collector_is_up(
     tmp_path: Path, protocol: str
 ) -> None:
-    script = write(tmp_path / "service.py", SERVICE)
     with RECEIVERS[protocol]("down") as receiver:
         # The collector comes up a second and a half after the app.
         timer = threading.Timer(1.5, receiver.set_mode, args=("up",))
         timer.start()
-        env = app_env(receiver, tmp_path / "spool", OTEL_EXPORTER_OTLP_TIMEOUT="0.5")
-        run = run_instrumented(script, tmp_path / "trace.jsonl", "3", env=env)
+        run = run_service(tmp_path, receiver, "trace", seconds=3.0, OTEL_EXPORTER_OTLP_TIMEOUT="0.5")
         timer.join()
-        assert run.completed.returncode == 0, run.completed.stderr[-2000:]
         assert_exactly_once(receiver, run)
         assert spool_files(tmp_path) == []
 
@@ -199,6 +206,6 @@ def test_a_killed_process_leaves_a_claim_the_next_process_recovers(tmp_path: Pat
         killed = Run(subprocess.CompletedProcess([], 0), trace_file)
 
         receiver.set_mode("up")
-        second, _ = run_app(tmp_path, receiver, "second")
+        second = run_service(tmp_path, receiver, "second", seconds=1.0)
         assert_exactly_once(receiver, killed, second)
         assert spool_files(tmp_path) == []

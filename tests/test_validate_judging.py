@@ -175,3 +175,18 @@ def test_dominant_service_and_failed_imports(tmp_path: Path) -> None:
     kinds = {a.kind: a for a in recommend.recommend(summary)}
     assert "ml-model" in kinds["dominant-service"].message and "70%" in kinds["dominant-service"].message
     assert kinds["failed-imports"].saving_ns == 15_000_000
+
+
+def test_no_parallelise_advice_for_a_service_that_waited_on_its_own_dependency(tmp_path: Path) -> None:
+    """The demo's shape: config -> database -> migrations on one pool thread, cache on another.
+    migrations starts after cache ended, but only because database ended then: not serialised."""
+    b = Builder()
+    root = b.root(400)
+    main = b.phase("coldstart.main", root, 10, 400, "main")
+    tier = b.phase("coldstart.tier critical", main, 20, 200, "critical")
+    b.service("config", tier, 20, 50)
+    b.service("cache", tier, 20, 90)
+    b.service("database", tier, 50, 120, deps=("config",))
+    b.service("migrations", tier, 120, 160, deps=("database",))
+    (summary,) = _summaries(tmp_path, b.otlp())
+    assert "parallelise" not in {a.kind for a in recommend.recommend(summary)}

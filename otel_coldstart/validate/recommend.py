@@ -128,6 +128,10 @@ def _depends(a: ServiceFigure, b: ServiceFigure, graph: dict[str, tuple[str, ...
     return False
 
 
+#: How much earlier than its start a service must have been free for the pool to have held it back.
+SERIAL_SLACK_NS = 1_000_000
+
+
 def _parallelise(summary: Summary) -> list[Advice]:
     critical = sorted(
         (s for s in summary.services if s.tier == "critical" and not s.failed), key=lambda s: s.start_ns
@@ -135,13 +139,26 @@ def _parallelise(summary: Summary) -> list[Advice]:
     if len(critical) < 2:
         return []
     graph = {s.name: s.dependencies for s in summary.services}
-    # Greedy chains of services that ran strictly one after another and are mutually independent.
+    ended = {s.name: s.end_ns for s in summary.services}
+    tier_start = critical[0].start_ns
+
+    def free_at(service: ServiceFigure) -> int:
+        # The earliest moment the service could have started: its own dependencies done.
+        return max([tier_start, *(ended[d] for d in service.dependencies if d in ended)])
+
+    # Greedy chains of services that ran strictly one after another, are mutually independent, and
+    # where the later one was free to start before the earlier one ended (one that waited for its
+    # own dependency was not serialised by the pool, and parallelism would not help it).
     chains: list[list[ServiceFigure]] = []
     for service in critical:
         for chain in chains:
             last = chain[-1]
-            if service.start_ns >= last.end_ns and not any(
-                _depends(service, other, graph) or _depends(other, service, graph) for other in chain
+            if (
+                service.start_ns >= last.end_ns
+                and free_at(service) < last.end_ns - SERIAL_SLACK_NS
+                and not any(
+                    _depends(service, other, graph) or _depends(other, service, graph) for other in chain
+                )
             ):
                 chain.append(service)
                 break

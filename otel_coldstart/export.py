@@ -209,6 +209,8 @@ def bounded(exporters: Sequence[Any], timeout_s: float) -> list[Any]:
 
 def deliver(exporters: Sequence[Any], spans: Sequence[Any], settings: Any) -> bool:
     """Send this process's cold start; on failure keep it spooled and, unless exiting, retry."""
+    if not exporters or not spans:
+        return True  # OTEL_TRACES_EXPORTER=none (the trace file is the sink): nothing to deliver
     job = job_for_spans(spans, settings)
     job.write_ahead()
     if not _register(job):
@@ -256,6 +258,8 @@ def drain(
 ) -> DrainResult:
     """Send the spooled cold starts of earlier processes, oldest first, each file claimed first."""
     result = DrainResult()
+    if not exporters:
+        return result  # nowhere to send them: leave them for a process that has an exporter
     for entry in spool.list_entries(directory):
         if not keep_going():
             break

@@ -103,7 +103,9 @@ def take_snapshot(label: str = "manual") -> MemorySnapshot:
     global _largest_sample
     current_rss, vms = rss_vms()
     _largest_sample = max(_largest_sample, current_rss)
-    snapshot = MemorySnapshot(label, time.perf_counter_ns(), current_rss, vms, max(peak_rss(), _largest_sample))
+    snapshot = MemorySnapshot(
+        label, time.perf_counter_ns(), current_rss, vms, max(peak_rss(), _largest_sample)
+    )
     tl = timeline.current()
     if tl is not None and not timeline.state.ready:
         tl.memory_snapshots.append(snapshot)

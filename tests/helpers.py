@@ -44,6 +44,8 @@ def run_instrumented(
         index = command.index(sys.executable, 1 if command[0] != sys.executable else 3)
         command[index + 1 : index + 1] = list(python_args)
     full_env = traced_env(str(trace_file), service_name="coldstart-test")
+    # Each test run spools (if it ever must) beside its own trace file, never in the user's cache.
+    full_env["OTEL_PYTHON_COLDSTART_SPOOL_DIR"] = str(trace_file.parent / "spool")
     full_env.update(env or {})
     full_env = {k: v for k, v in full_env.items() if v is not None}
     completed = subprocess.run(

@@ -234,3 +234,14 @@ def test_programmatic_start_without_the_launcher(tmp_path: Path):
     names = {s["name"] for rs in document["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
     assert {"coldstart", "coldstart.boot", "coldstart.main", "import json", "import decimal"} <= names
     assert "coldstart.launcher" not in names
+
+
+def test_no_exporter_means_nothing_to_deliver_and_nothing_spooled(tmp_path: Path):
+    """OTEL_TRACES_EXPORTER=none with the trace file as the sink: no spool file, no warning."""
+    script = write(tmp_path / "app.py", "import json\n")
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert run.trace().root is not None
+    assert "spool" not in run.completed.stderr
+    spool_dir = tmp_path / "spool"
+    assert not spool_dir.exists() or not any(spool_dir.iterdir())

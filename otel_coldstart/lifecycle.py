@@ -108,8 +108,19 @@ def mark_ready(trigger: str = "explicit") -> bool:
     return True
 
 
+#: Set once the worker has built the trace (and written the trace file): local work only.
+_built = threading.Event()
+#: How much longer than the exit budget an exit may wait for a trace that is still being built.
+#: Only an app that exits within moments of ``mark_ready()`` meets it; building is local CPU work
+#: (~0.1 s for thousands of imports), and without it that cold start would be lost.
+BUILD_GRACE_S = 5.0
+
+
 def _finish(frozen: Timeline) -> None:
-    spans = _build(frozen)
+    try:
+        spans = _build(frozen)
+    finally:
+        _built.set()
     if spans:
         _export(spans)
 
@@ -221,6 +232,8 @@ def _at_main_exit() -> None:
             thread.start()
             _join(thread, _exit_deadline, "cold-start trace export")
     elif _worker is not None:
+        if not _built.is_set():
+            _built.wait(max(0.0, _exit_deadline - time.monotonic()) + BUILD_GRACE_S)
         _join(_worker, _exit_deadline, "cold-start trace export")
     # Imports from here on are the interpreter's teardown (weakref's atexit handler imports gc):
     # as live spans they would only give the bounded provider flush something to wait for.

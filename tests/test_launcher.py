@@ -245,3 +245,21 @@ def test_no_exporter_means_nothing_to_deliver_and_nothing_spooled(tmp_path: Path
     assert "spool" not in run.completed.stderr
     spool_dir = tmp_path / "spool"
     assert not spool_dir.exists() or not any(spool_dir.iterdir())
+
+
+def test_exit_right_after_ready_still_writes_a_large_trace(tmp_path: Path):
+    """mark_ready() then exit at once: the worker is still building thousands of spans; the exit
+    waits for that local work (not for the network), so the cold start is not lost."""
+    pkg = tmp_path / "many"
+    write(pkg / "__init__.py", "".join(f"from many import m{i}\n" for i in range(3000)))
+    for i in range(3000):
+        write(pkg / f"m{i}.py", "")
+    script = write(tmp_path / "app.py", "import many, otel_coldstart\notel_coldstart.mark_ready()\n")
+    run = run_instrumented(
+        script, tmp_path / "trace.jsonl", cwd=tmp_path, env={"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.01"}
+    )
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"
+    modules = {s.attributes.get("coldstart.module.name") for s in trace.spans}
+    assert {f"many.m{i}" for i in range(3000)} <= modules

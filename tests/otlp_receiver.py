@@ -1,4 +1,6 @@
-"""Real OTLP trace receivers on loopback, for tests and benchmarks: gRPC and HTTP/protobuf.
+"""Real OTLP receivers on loopback, for tests and benchmarks: gRPC and HTTP/protobuf.
+
+Traces are kept span by span; metrics (``/v1/metrics``, ``MetricsService``) as data points.
 
 Modes (switchable while running, and a receiver can move from ``down`` to ``up`` on the same port):
 
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 MODES = ("up", "down", "hang", "error", "error500")
@@ -51,6 +54,36 @@ def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 out.append(ReceivedSpan(span.trace_id.hex(), span.span_id.hex(), span.name, service))
+    return out
+
+
+@dataclass(frozen=True)
+class ReceivedPoint:
+    name: str
+    unit: str
+    #: The OTLP data field that carries it: gauge, sum, histogram...
+    kind: str
+    value: float
+    service: str
+
+
+def _points(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[ReceivedPoint]:
+    out = []
+    for resource_metrics in request.resource_metrics:
+        service = next(
+            (
+                kv.value.string_value
+                for kv in resource_metrics.resource.attributes
+                if kv.key == "service.name"
+            ),
+            "",
+        )
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                for point in getattr(metric, kind).data_points:
+                    value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                    out.append(ReceivedPoint(metric.name, metric.unit, kind, value, service))
     return out
 
 
@@ -96,6 +129,7 @@ class Receiver:
         self.mode = "down"
         self.requests = 0
         self._received: list[ReceivedSpan] = []
+        self._points: list[ReceivedPoint] = []
         self._lock = threading.Lock()
         self._hang: _HangListener | None = None
         self.set_mode(mode)
@@ -120,6 +154,15 @@ class Receiver:
         spans = _spans(request)
         with self._lock:
             self._received.extend(spans)
+
+    def points(self) -> list[ReceivedPoint]:
+        with self._lock:
+            return list(self._points)
+
+    def _record_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
+        points = _points(request)
+        with self._lock:
+            self._points.extend(points)
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         deadline = time.monotonic() + timeout
@@ -187,8 +230,16 @@ class GrpcReceiver(Receiver):
                 receiver._record(request)
                 return trace_service_pb2.ExportTraceServiceResponse()
 
+        class MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
+            def Export(self, request: Any, context: Any) -> Any:
+                if receiver.mode != "up":
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "receiver in error mode")
+                receiver._record_metrics(request)
+                return metrics_service_pb2.ExportMetricsServiceResponse()
+
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(), server)
         server.add_insecure_port(f"127.0.0.1:{self.port}")
         server.start()
         self._server = server
@@ -227,7 +278,7 @@ class HttpReceiver(Receiver):
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path != "/v1/traces":
+                if self.path not in ("/v1/traces", "/v1/metrics"):
                     self._answer(404)
                     return
                 receiver.requests += 1
@@ -242,6 +293,16 @@ class HttpReceiver(Receiver):
                     body = gzip.decompress(body)
                 elif encoding == "deflate":
                     body = zlib.decompress(body)
+                if self.path == "/v1/metrics":
+                    metrics_request = metrics_service_pb2.ExportMetricsServiceRequest()
+                    try:
+                        metrics_request.ParseFromString(body)
+                    except Exception:
+                        self._answer(400)
+                        return
+                    receiver._record_metrics(metrics_request)
+                    self._answer(200, metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString())
+                    return
                 request = trace_service_pb2.ExportTraceServiceRequest()
                 try:
                     request.ParseFromString(body)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 from pathlib import Path
 
+import pytest
 from helpers import run_instrumented, write
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from otlp_receiver import RECEIVERS
 
 from otel_coldstart import memory
+from otel_coldstart.cli import main
 
 MB = 1024 * 1024
 
@@ -138,3 +144,82 @@ def test_memory_on_the_span_tree_and_per_import_deltas(tmp_path: Path):
     plain = run_instrumented(script, tmp_path / "plain.jsonl", cwd=tmp_path)
     hog_plain = next(s for s in plain.trace().spans if s.attributes.get("coldstart.module.name") == "hog")
     assert "coldstart.memory.rss_delta" not in hog_plain.attributes
+
+
+SERVICE_APP = """
+import otel_coldstart
+from otel_coldstart import ServiceFactory, Tier
+
+def make_hog():
+    return bytearray(50 * 1024 * 1024)
+
+def make_config():
+    return {"port": 8080}
+
+factory = ServiceFactory(mark_ready_when_critical_done=False)
+factory.register("config", make_config, Tier.CRITICAL)
+factory.register("hog", make_hog, Tier.CRITICAL)
+factory.initialize_critical()
+otel_coldstart.mark_ready()
+"""
+
+
+def test_a_service_that_allocates_50_mb_shows_in_its_span_the_peak_and_the_report(tmp_path: Path):
+    script = write(tmp_path / "app.py", SERVICE_APP)
+    trace_file = tmp_path / "trace.jsonl"
+    run = run_instrumented(script, trace_file, cwd=tmp_path)
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    hog = next(s for s in trace.spans if s.attributes.get("coldstart.service.name") == "hog")
+    assert 0.9 * 50 * MB <= hog.attributes["coldstart.memory.rss_delta"] <= 1.1 * 50 * MB
+
+    root = trace.root
+    snapshots = {e.attributes["coldstart.memory.label"]: e.attributes for e in root.events}
+    growth = (
+        root.attributes["coldstart.memory.peak_rss"] - snapshots["hook_installed"]["coldstart.memory.rss"]
+    )
+    # The peak grew by the block plus what the app imported meanwhile (our services module, a few MB).
+    assert 0.9 * 50 * MB <= growth <= 1.1 * 50 * MB + 4 * MB
+
+    # The launcher execs the app: its own (larger) peak must not pass for the app's.
+    assert (
+        snapshots["hook_installed"]["coldstart.memory.peak_rss"]
+        < 1.2 * snapshots["hook_installed"]["coldstart.memory.rss"]
+    )
+
+    # The validator, from the span tree alone, names the allocating service first.
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = main(["validate", str(trace_file), "--format", "json"])
+    assert code == 0, out.getvalue()
+    memory_figures = json.loads(out.getvalue())["representative"]["memory"]
+    assert memory_figures["top_consumers"][0] == {
+        "kind": "service",
+        "name": "hog",
+        "rss_delta_bytes": hog.attributes["coldstart.memory.rss_delta"],
+    }
+    assert memory_figures["peak_rss_bytes"] == root.attributes["coldstart.memory.peak_rss"]
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_memory_instruments_are_exported_over_otlp(tmp_path: Path, protocol: str):
+    """Through the standard configuration (OTEL_METRICS_EXPORTER=otlp) to a real receiver."""
+    script = write(
+        tmp_path / "app.py", "import time, otel_coldstart\notel_coldstart.mark_ready()\ntime.sleep(0.8)\n"
+    )
+    with RECEIVERS[protocol]() as receiver:
+        env = {
+            **receiver.env(),
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "otlp",
+            "OTEL_METRIC_EXPORT_INTERVAL": "200",
+        }
+        run = run_instrumented(script, tmp_path / "trace.jsonl", env=env)
+        assert run.completed.returncode == 0, run.completed.stderr
+        points = receiver.points()
+    by_name = {p.name: p for p in points}
+    assert {"process.memory.usage", "process.memory.virtual", "coldstart.memory.peak"} <= set(by_name)
+    usage = by_name["process.memory.usage"]
+    assert (usage.kind, usage.unit, usage.service) == ("sum", "By", "coldstart-test")
+    assert 5 * MB < usage.value < 500 * MB
+    assert by_name["coldstart.memory.peak"].kind == "gauge"
+    assert by_name["coldstart.memory.peak"].value >= usage.value * 0.5

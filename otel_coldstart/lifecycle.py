@@ -214,9 +214,10 @@ def _at_main_exit() -> None:
     global _exit_deadline
     if _forked or _exit_deadline is not None:
         return
-    # A tenth of the budget stays for what follows our handlers: the interpreter's teardown of a
-    # process that has the SDK loaded takes ~50 ms, and the promise is about the process's exit.
-    _exit_deadline = time.monotonic() + 0.9 * _settings.exit_timeout_s
+    # A fifth of the budget stays for what follows our handlers: the interpreter's teardown of a
+    # process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is about the
+    # process's exit.
+    _exit_deadline = time.monotonic() + 0.8 * _settings.exit_timeout_s
     with timeline.suppressed():  # our own module, not part of the app's cold start
         export = _export_module()
     # Background retries and spool drains stop now; only the bounded exit export may still send.

@@ -68,7 +68,7 @@ def variants(
         common,
         OTEL_PYTHON_DISTRO="distro",
         OTEL_PYTHON_CONFIGURATOR="configurator",
-        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports,coldstart_services",
     )
     return {
         "plain": ([sys.executable, str(app)], base),

@@ -55,7 +55,7 @@ def variants(trace_file: str) -> dict[str, tuple[list[str], dict[str, str]]]:
         **COMMON,
         OTEL_PYTHON_DISTRO="distro",
         OTEL_PYTHON_CONFIGURATOR="configurator",
-        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="coldstart_imports,coldstart_services",
     )
     # The launcher alone (no distro, configurator or instrumentor loaded): the floor any distro
     # started by opentelemetry-instrument pays, to tell our cost from the launcher's.

@@ -42,7 +42,7 @@ from enum import Enum
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at nothing
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
 __all__ = [
@@ -93,14 +93,44 @@ class ServiceInitError(ServiceError):
         super().__init__(f"service {service!r} failed to initialise{via}: {type(cause).__name__}: {cause}")
 
 
-class DisposeError(ServiceError):
-    """One or more services failed to close; every other service was still closed."""
+def _dispose_message(errors: list[tuple[str, BaseException]]) -> str:
+    detail = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in errors)
+    return f"{len(errors)} service(s) failed to close: {detail}"
 
-    def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
-        self.errors = errors
-        self.exceptions = tuple(exc for _, exc in errors)
-        detail = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in errors)
-        super().__init__(f"{len(errors)} service(s) failed to close: {detail}")
+
+if sys.version_info >= (3, 11):
+
+    class DisposeError(ServiceError, ExceptionGroup):  # noqa: F821 - builtin from 3.11
+        """One or more services failed to close; every other service was still closed.
+
+        An ``ExceptionGroup`` of the disposers' exceptions (``except*`` works); ``errors`` pairs
+        each with its service's name.
+        """
+
+        def __new__(cls, errors: list[tuple[str, BaseException]]) -> DisposeError:
+            self = super().__new__(cls, _dispose_message(errors), [exc for _, exc in errors])
+            self.errors = errors
+            return self
+
+        def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+            super().__init__(_dispose_message(errors), [exc for _, exc in errors])
+
+        def __str__(self) -> str:
+            return self.message
+
+        def derive(self, excs: Sequence[Exception]) -> ExceptionGroup:  # noqa: F821
+            # A split (``except*``) keeps part of the group: a plain group, names no longer apply.
+            return ExceptionGroup(self.message, excs)  # noqa: F821
+
+else:
+
+    class DisposeError(ServiceError):
+        """One or more services failed to close; every other service was still closed."""
+
+        def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
+            self.errors = errors
+            self.exceptions = tuple(exc for _, exc in errors)
+            super().__init__(_dispose_message(errors))
 
 
 def _is_async_callable(fn: Any) -> bool:

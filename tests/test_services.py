@@ -7,6 +7,7 @@ machine may be busy, but sleeping threads do not compete for the CPU.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -511,3 +512,28 @@ def test_sync_dispose_runs_an_async_close_when_no_loop_is_running():
     factory.get("x")
     factory.dispose()
     assert log == ["aclosed"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="ExceptionGroup is 3.11+")
+def test_dispose_error_is_an_exception_group():
+    def broken(_):
+        raise OSError("socket already closed")
+
+    def also_broken(_):
+        raise ValueError("bad")
+
+    factory = ServiceFactory(mark_ready_when_critical_done=False)
+    factory.register("a", lambda: object(), disposer=broken)
+    factory.register("b", lambda: object(), disposer=also_broken)
+    factory.get("a")
+    factory.get("b")
+    with pytest.raises(DisposeError) as caught:
+        factory.dispose()
+    group = caught.value
+    assert isinstance(group, ExceptionGroup) and isinstance(group, ServiceError)  # noqa: F821
+    # What `except* OSError` does: split the group by type.
+    oserrors, rest = group.split(OSError)
+    assert [str(e) for e in oserrors.exceptions] == ["socket already closed"]
+    assert [type(e) for e in rest.exceptions] == [ValueError]
+    assert sorted(name for name, _ in group.errors) == ["a", "b"]
+    assert str(group).startswith("2 service(s) failed to close: ")

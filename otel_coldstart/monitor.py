@@ -72,23 +72,20 @@ def end_service_timer(name: str, error: BaseException | None = None) -> int | No
         entry = _open.pop(name, None)
     if entry is None:
         return None
-    from otel_coldstart import memory
+    from otel_coldstart import service_tracing
 
     how, handle, rss_before = entry
     if how == "record":
-        record = handle[0]
-        record[timeline.ATTRS]["coldstart.memory.rss_delta"] = memory.rss() - rss_before
-        record[timeline.ATTRS]["coldstart.service.outcome"] = "ok" if error is None else "error"
         described = None
         if error is not None:
             from otel_coldstart.imports import _describe
 
             described = _describe(error)
-        timeline.close_record(handle, described)
+        service_tracing.close(handle, "service", rss_before, described)
+        record = handle[0]
         return record[timeline.END] - record[timeline.START]
     span = handle
-    span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
-    span.set_attribute("coldstart.service.outcome", "ok" if error is None else "error")
+    service_tracing.end_live(span, "service", rss_before, error is None)
     if error is not None:
         from opentelemetry.trace import Status, StatusCode
 

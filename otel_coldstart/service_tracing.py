@@ -66,62 +66,54 @@ def run_traced(
     # The thread's own name: thread ids are reused, so the timeline's id -> name map can be stale.
     attrs["thread.name"] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
-    if opened is None:
-        return _run_live(kind, name, attrs, call)
     rss_before = memory.rss() if kind == "service" else 0
+    if opened is None:
+        with _live_span(name, kind, attrs) as span:
+            ok = False
+            try:
+                result = call()
+                ok = True
+                return result
+            finally:
+                end_live(span, kind, rss_before, ok)
     try:
         result = call()
     except BaseException as exc:
-        _close(opened, kind, rss_before, _describe(exc))
+        close(opened, kind, rss_before, _describe(exc))
         raise
-    _close(opened, kind, rss_before)
+    close(opened, kind, rss_before)
     return result
-
-
-def _run_live(kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Any]) -> Any:
-    rss_before = memory.rss() if kind == "service" else 0
-    with _live_span(name, kind, attrs) as span:
-        outcome = "error"
-        try:
-            result = call()
-            outcome = "ok"
-            return result
-        finally:
-            if kind == "service":
-                span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
-                span.set_attribute("coldstart.service.outcome", outcome)
 
 
 async def arun_traced(
     kind: str, name: str, attrs: dict[str, Any], call: Callable[[], Awaitable[Any]], parent: Any = None
 ) -> Any:
+    """``run_traced`` for a coroutine: the same record or live span around ``await call()``."""
     if _untraced():
         return await call()
     attrs["thread.name"] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
+    rss_before = memory.rss() if kind == "service" else 0
     if opened is None:
-        rss_before = memory.rss() if kind == "service" else 0
         with _live_span(name, kind, attrs) as span:
-            outcome = "error"
+            ok = False
             try:
                 result = await call()
-                outcome = "ok"
+                ok = True
                 return result
             finally:
-                if kind == "service":
-                    span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
-                    span.set_attribute("coldstart.service.outcome", outcome)
-    rss_before = memory.rss() if kind == "service" else 0
+                end_live(span, kind, rss_before, ok)
     try:
         result = await call()
     except BaseException as exc:
-        _close(opened, kind, rss_before, _describe(exc))
+        close(opened, kind, rss_before, _describe(exc))
         raise
-    _close(opened, kind, rss_before)
+    close(opened, kind, rss_before)
     return result
 
 
-def _close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
+def close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
+    """Close a record: a service gets its RSS delta and outcome, a tier phase a memory snapshot."""
     attrs = opened[0][timeline.ATTRS]
     if kind == "service":
         attrs["coldstart.memory.rss_delta"] = memory.rss() - rss_before
@@ -129,6 +121,13 @@ def _close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | Non
     elif kind == "phase":
         memory.take_snapshot(f"{attrs['coldstart.phase']} done")
     timeline.close_record(opened, error)
+
+
+def end_live(span: Any, kind: str, rss_before: int, ok: bool) -> None:
+    """The live-span twin of ``close`` (the span itself is ended by its owner)."""
+    if kind == "service":
+        span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
+        span.set_attribute("coldstart.service.outcome", "ok" if ok else "error")
 
 
 def _service_attrs(registration: Any) -> dict[str, Any]:
@@ -145,76 +144,45 @@ def _first(args: tuple, kwargs: dict, key: str) -> Any:
     return args[0] if args else kwargs[key]
 
 
+def _traced(
+    kind: str, describe: Callable[[tuple, dict], tuple[str, dict[str, Any]]], asynchronous: bool = False
+) -> Callable[..., Any]:
+    """A wrapt wrapper that runs the wrapped call as ``kind``; ``describe(args, kwargs)`` names it."""
+    runner = arun_traced if asynchronous else run_traced
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+        if _untraced():
+            return wrapped(*args, **kwargs)
+        name, attrs = describe(args, kwargs)
+        return runner(kind, name, attrs, functools.partial(wrapped, *args, **kwargs))
+
+    return wrapper
+
+
 # --- ServiceFactory -------------------------------------------------------------------------
 
 
-def _run_factory(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    if _untraced():
-        return wrapped(*args, **kwargs)
+def _describe_init(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
     registration = _first(args, kwargs, "registration")
-    return run_traced(
-        "service",
-        f"init {registration.name}",
-        _service_attrs(registration),
-        functools.partial(wrapped, *args, **kwargs),
-    )
+    return f"init {registration.name}", _service_attrs(registration)
 
 
-def _arun_factory(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Awaitable[Any]:
-    if _untraced():
-        return wrapped(*args, **kwargs)
-    registration = _first(args, kwargs, "registration")
-    return arun_traced(
-        "service",
-        f"init {registration.name}",
-        _service_attrs(registration),
-        functools.partial(wrapped, *args, **kwargs),
-    )
+def _describe_phase(tier: str) -> Callable[[tuple, dict], tuple[str, dict[str, Any]]]:
+    return lambda args, kwargs: (f"coldstart.tier {tier}", {"coldstart.phase": tier})
 
 
-def _phase_attrs(tier: str) -> dict[str, Any]:
-    return {"coldstart.phase": tier}
-
-
-def _initialize_critical(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    return run_traced(
-        "phase",
-        "coldstart.tier critical",
-        _phase_attrs("critical"),
-        functools.partial(wrapped, *args, **kwargs),
-    )
-
-
-def _ainitialize_critical(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    return arun_traced(
-        "phase",
-        "coldstart.tier critical",
-        _phase_attrs("critical"),
-        functools.partial(wrapped, *args, **kwargs),
-    )
-
-
-def _preload_worker(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    return run_traced(
-        "phase",
-        "coldstart.tier optional preload",
-        _phase_attrs("optional preload"),
-        functools.partial(wrapped, *args, **kwargs),
-    )
-
-
-def _wait_attrs(name: Any) -> dict[str, Any]:
-    return {"coldstart.service.name": str(name)}
-
-
-def _wait_for(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
+def _describe_wait(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
     name = _first(args, kwargs, "name")
-    return run_traced("wait", f"wait {name}", _wait_attrs(name), functools.partial(wrapped, *args, **kwargs))
+    return f"wait {name}", {"coldstart.service.name": str(name)}
 
 
-def _await_for(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Awaitable[Any]:
-    name = _first(args, kwargs, "name")
-    return arun_traced("wait", f"wait {name}", _wait_attrs(name), functools.partial(wrapped, *args, **kwargs))
+_run_factory = _traced("service", _describe_init)
+_arun_factory = _traced("service", _describe_init, asynchronous=True)
+_initialize_critical = _traced("phase", _describe_phase("critical"))
+_ainitialize_critical = _traced("phase", _describe_phase("critical"), asynchronous=True)
+_preload_worker = _traced("phase", _describe_phase("optional preload"))
+_wait_for = _traced("wait", _describe_wait)
+_await_for = _traced("wait", _describe_wait, asynchronous=True)
 
 
 def _count_cache_hit(instance: Any, args: tuple, kwargs: dict) -> None:
@@ -249,14 +217,15 @@ def _at_ready(frozen: timeline.Timeline) -> None:
 # --- LazyLoader -----------------------------------------------------------------------------
 
 
-def _load_target(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    target = _first(args, kwargs, "target")
-    return run_traced(
-        "lazy_load",
-        "coldstart.lazy_load",
-        {"coldstart.lazy.target": str(target), "code.namespace": str(target).partition(":")[0]},
-        functools.partial(wrapped, *args, **kwargs),
-    )
+def _describe_lazy_load(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
+    target = str(_first(args, kwargs, "target"))
+    return "coldstart.lazy_load", {
+        "coldstart.lazy.target": target,
+        "code.namespace": target.partition(":")[0],
+    }
+
+
+_load_target = _traced("lazy_load", _describe_lazy_load)
 
 
 # --- user-named factories and svcs ----------------------------------------------------------

@@ -383,19 +383,26 @@ class ServiceFactory:
             raise ServiceConfigError(
                 f"service {name!r} has an async factory: use aget() or ainitialize_critical()"
             )
+        pending, owner = self._claim(slot, is_async=False)
+        if pending is None:
+            return slot.instance
+        if not owner:
+            return self._wait_for(name, pending)
+        return self._create(slot, pending)
+
+    def _claim(self, slot: _Slot, is_async: bool) -> tuple[_Pending | None, bool]:
+        """(the init in flight, whether this caller now owns it); ``(None, False)``: ready."""
+        name = slot.registration.name
         resolving = _resolving.get()
         if name in resolving:
             raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
         with slot.lock:
             if slot.ready:
-                return slot.instance
-            pending = slot.pending
-            owner = pending is None
-            if owner:
-                pending = slot.pending = _Pending(get_ident())
-        if not owner:
-            return self._wait_for(name, pending)
-        return self._create(slot, pending)
+                return None, False
+            if slot.pending is not None:
+                return slot.pending, False
+            slot.pending = _Pending(get_ident(), is_async=is_async)
+            return slot.pending, True
 
     def _create(self, slot: _Slot, pending: _Pending) -> Any:
         """Run one claimed init attempt on this thread: dependencies, then the factory."""
@@ -406,16 +413,11 @@ class ServiceFactory:
         try:
             deps = {dep: self._ensure(dep) for dep in registration.depends_on}
             instance = self._run_factory(registration, deps)
-        except ServiceConfigError as exc:  # a configuration mistake stays one, for every waiter
-            self._fail(slot, pending, exc, name)
-            raise
-        except Exception as exc:
-            failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
-            self._fail(slot, pending, cause, failed)
-            raise ServiceInitError(name, failed, cause) from cause
-        except BaseException as exc:  # KeyboardInterrupt, SystemExit: waiters must not hang
-            self._fail(slot, pending, exc, name)
-            raise
+        except BaseException as exc:
+            error = self._fail_attempt(slot, pending, exc)
+            if error is None:
+                raise
+            raise error from error.cause
         finally:
             _resolving.reset(token)
         return self._succeed(slot, pending, instance)
@@ -453,6 +455,22 @@ class ServiceFactory:
             raise error
         pending.finish(instance)
         return instance
+
+    def _fail_attempt(self, slot: _Slot, pending: _Pending, exc: BaseException) -> ServiceInitError | None:
+        """Give every waiter the failure of this attempt; returns what the creator raises instead
+        of ``exc``, or ``None`` to re-raise ``exc`` itself.
+
+        A configuration mistake stays one; KeyboardInterrupt, SystemExit and cancellation pass
+        through as they are (waiters must not hang on them); any other error becomes a
+        ``ServiceInitError`` naming the service that failed first.
+        """
+        name = slot.registration.name
+        if isinstance(exc, ServiceConfigError) or not isinstance(exc, Exception):
+            self._fail(slot, pending, exc, name)
+            return None
+        failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
+        self._fail(slot, pending, cause, failed)
+        return ServiceInitError(name, failed, cause)
 
     def _fail(self, slot: _Slot, pending: _Pending, cause: BaseException, failed: str) -> None:
         with slot.lock:
@@ -604,16 +622,9 @@ class ServiceFactory:
         slot = self._slot(name)
         if slot.ready:
             return slot.instance
-        resolving = _resolving.get()
-        if name in resolving:
-            raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
-        with slot.lock:
-            if slot.ready:
-                return slot.instance
-            pending = slot.pending
-            owner = pending is None
-            if owner:
-                pending = slot.pending = _Pending(get_ident(), is_async=True)
+        pending, owner = self._claim(slot, is_async=True)
+        if pending is None:
+            return slot.instance
         if not owner:
             return await self._await_for(name, pending)
         return await self._acreate(slot, pending)
@@ -635,16 +646,11 @@ class ServiceFactory:
                 instance = await self._arun_factory(registration, deps)
             else:
                 instance = await asyncio.to_thread(self._run_factory, registration, deps)
-        except ServiceConfigError as exc:  # a configuration mistake stays one, for every waiter
-            self._fail(slot, pending, exc, name)
-            raise
-        except Exception as exc:
-            failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
-            self._fail(slot, pending, cause, failed)
-            raise ServiceInitError(name, failed, cause) from cause
-        except BaseException as exc:  # cancellation: waiters get the error, a later aget() retries
-            self._fail(slot, pending, exc, name)
-            raise
+        except BaseException as exc:
+            error = self._fail_attempt(slot, pending, exc)
+            if error is None:
+                raise
+            raise error from error.cause
         finally:
             _resolving.reset(token)
         return self._succeed(slot, pending, instance)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_coldstart import spool
+from otel_coldstart import otlp_json, spool
 
 _log = logging.getLogger("otel_coldstart")
 
@@ -86,7 +86,7 @@ class Job:
         if self.directory is None:
             return
         try:
-            payload = spool.encode_lines(self.documents)
+            payload = otlp_json.encode_lines(self.documents)
             self.claimed_path = spool.write_file(self.directory, spool.claim_name(self.stem), payload)
         except OSError as exc:
             _log.warning("otel-coldstart: cannot write the spool in %s: %s", self.directory, exc)
@@ -134,7 +134,7 @@ class Job:
             elif self.claimed_path and len(remaining) == len(self.chunks):
                 path = spool.release(self.claimed_path, self.stem)
             elif self.directory is not None:
-                payload = spool.encode_lines(self.documents[k] for k in remaining)
+                payload = otlp_json.encode_lines(self.documents[k] for k in remaining)
                 path = spool.write_file(self.directory, spool.free_name(self.stem), payload)
                 if self.claimed_path:
                     os.unlink(self.claimed_path)
@@ -180,8 +180,6 @@ def spool_settings(settings: Any) -> tuple[str | None, int]:
 
 
 def job_for_spans(spans: Sequence[Any], settings: Any) -> Job:
-    from otel_coldstart import otlp_json
-
     chunks = [list(spans[i : i + EXPORT_CHUNK]) for i in range(0, len(spans), EXPORT_CHUNK)]
     directory, max_bytes = spool_settings(settings)
     return Job(spool.new_stem(), [otlp_json.encode(chunk) for chunk in chunks], chunks, directory, max_bytes)

@@ -102,20 +102,29 @@ def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
     return {"resourceSpans": resource_spans}
 
 
+def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
+    """Documents as JSON lines (the collector file exporter's layout), compact, UTF-8."""
+    return "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
+
+
+def write_all(fd: int, payload: bytes) -> None:
+    """``os.write`` until all of ``payload`` is written (a write may be partial)."""
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def append_lines(path: str, documents: Iterable[dict[str, Any]], mode: int = 0o644) -> None:
-    """Append each document as one JSON line (the collector file exporter's layout).
+    """Append each document as one JSON line.
 
     One ``write`` call on an ``O_APPEND`` descriptor, so that several processes sharing a trace
     file (a launcher-traced app that starts traced subprocesses) never interleave their lines.
     """
-    payload = "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
+    payload = encode_lines(documents)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
     try:
-        view = memoryview(payload)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_all(fd, payload)
     finally:
         os.close(fd)

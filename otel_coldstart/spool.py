@@ -24,9 +24,11 @@ import os
 import re
 import socket
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from otel_coldstart import otlp_json
 
 _log = logging.getLogger("otel_coldstart")
 
@@ -63,10 +65,6 @@ def claim_name(stem: str) -> str:
     return f"{stem}.claim-{os.getpid()}-{_host()}"
 
 
-def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
-    return "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
-
-
 def write_file(directory: str, name: str, payload: bytes) -> str:
     """Write ``payload`` to ``directory/name`` atomically (temp file + rename), mode 0600."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -75,9 +73,7 @@ def write_file(directory: str, name: str, payload: bytes) -> str:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.fchmod(fd, 0o600)  # the mode given to open() is narrowed by the umask, never widened: be exact
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
+        otlp_json.write_all(fd, payload)
     finally:
         os.close(fd)
     # No fsync: the spool guards against the process dying, not the machine; an fsync costs

@@ -210,7 +210,7 @@ def test_drain_sends_each_file_once_across_concurrent_drainers(tmp_path: Path) -
         spool.write_file(
             str(directory),
             spool.free_name(spool.new_stem()),
-            spool.encode_lines([otlp_json.encode(make_spans(3))]),
+            otlp_json.encode_lines([otlp_json.encode(make_spans(3))]),
         )
     exporters = [InMemorySpanExporter() for _ in range(3)]
     threads = [threading.Thread(target=export.drain, args=([e], str(directory))) for e in exporters]
@@ -228,7 +228,7 @@ def test_drain_puts_a_file_back_when_the_collector_fails(tmp_path: Path) -> None
     path = spool.write_file(
         str(directory),
         spool.free_name(spool.new_stem()),
-        spool.encode_lines([otlp_json.encode(make_spans(3))]),
+        otlp_json.encode_lines([otlp_json.encode(make_spans(3))]),
     )
     result = export.drain([Flaky(fail_from=0)], str(directory))
     assert result.failed == [path] and os.path.exists(path)

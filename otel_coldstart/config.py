@@ -105,12 +105,7 @@ _READERS: dict[str, Callable[[], Any]] = {
 }
 
 
-def load() -> Settings:
-    """All settings; raises ``ConfigError`` on the first bad one (for tools that must be strict)."""
-    return Settings(**{field: read() for field, read in _READERS.items()})
-
-
-def load_lenient() -> tuple[Settings, list[str]]:
+def load() -> tuple[Settings, list[str]]:
     """All settings, a bad one replaced by its default: one typo must not switch the others off
     (a bad READY must not drop the trace file). Returns the settings and one message per bad one."""
     values: dict[str, Any] = {}

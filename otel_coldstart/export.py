@@ -407,7 +407,7 @@ def flush(spool_dir: str | None, timeout_s: float = 5.0) -> int:
     """``otel-coldstart flush``: send the spool now. 0 all sent (or nothing to send), 2 not all sent."""
     from otel_coldstart import config
 
-    directory = spool_dir or config.load_lenient()[0].spool_dir or spool.default_dir()
+    directory = spool_dir or config.load()[0].spool_dir or spool.default_dir()
     waiting = [e for e in spool.list_entries(directory) if e.claimed_by is None or e.stale()]
     if not waiting:
         print(f"otel-coldstart: nothing to flush in {directory}")

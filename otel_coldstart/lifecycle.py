@@ -62,7 +62,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
         if _armed:
             return
         _armed = True
-    _settings, problems = config.load_lenient()
+    _settings, problems = config.load()
     for problem in problems:
         _log().warning("otel-coldstart: %s; using the default", problem)
     memory.take_snapshot("hook_installed")

@@ -245,7 +245,7 @@ def test_drain_moves_an_unreadable_file_aside(tmp_path: Path) -> None:
 def test_spool_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_PYTHON_COLDSTART_SPOOL_DIR", "/x/y")
     monkeypatch.setenv("OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES", "lots")
-    values, problems = config.load_lenient()
+    values, problems = config.load()
     assert values.spool_dir == "/x/y" and values.spool_max_bytes == 64 * 1024 * 1024
     assert problems == ["OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES='lots' is not a whole number"]
     assert export.spool_settings(config.Settings(spool_dir="none")) == (None, 0)

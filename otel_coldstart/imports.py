@@ -20,7 +20,7 @@ from typing import Any
 
 import wrapt
 
-from otel_coldstart import timeline
+from otel_coldstart import post_import, timeline
 from otel_coldstart.timeline import END, ERROR, MODULE, state
 
 _bootstrap = sys.modules["_frozen_importlib"]
@@ -28,6 +28,8 @@ _modules = sys.modules
 _now = timeline._now
 _gcd_import = _bootstrap._gcd_import
 _current = timeline.current_record
+#: Modules someone waits for (``post_import.when_imported``): one dict lookup per import.
+_post_hooks = post_import.hooks
 
 #: ``OTEL_PYTHON_COLDSTART_IMPORT_MEMORY``: a callable returning RSS, or None (the default).
 rss_probe: Callable[[], int] | None = None
@@ -43,16 +45,13 @@ def _find_and_load(wrapped: Callable[..., Any], instance: object, args: tuple, k
         # importlib.import_module of a loaded module: not an import, nothing to record.
         return wrapped(*args, **kwargs)
     tid = get_ident()
-    if tid in state.suppressed:
-        return wrapped(*args, **kwargs)
-    if state.ready:
-        handler = live_handler
-        if handler is None:
-            return wrapped(*args, **kwargs)
-        return handler(wrapped, name, args, kwargs)
     tl = state.timeline
-    if tl is None:
-        return wrapped(*args, **kwargs)
+    if tid in state.suppressed or tl is None or state.ready:
+        handler = live_handler if state.ready and tid not in state.suppressed else None
+        module = wrapped(*args, **kwargs) if handler is None else handler(wrapped, name, args, kwargs)
+        if name in _post_hooks:
+            post_import.fire(name, module)
+        return module
 
     if tid not in tl.thread_names:
         tl.thread_names[tid] = _thread_name()
@@ -76,6 +75,8 @@ def _find_and_load(wrapped: Callable[..., Any], instance: object, args: tuple, k
     record[MODULE] = module
     if probe is not None:
         record.append(probe() - rss_before)  # a ninth field (RSS delta), only with the option on
+    if name in _post_hooks:
+        post_import.fire(name, module)
     return module
 
 
@@ -107,6 +108,7 @@ def install(origin: str) -> bool:
     timeline.begin(origin)
     if is_installed():
         return False
+    post_import.remove_dispatch()  # this wrapper dispatches post-import hooks from now on
     wrapt.wrap_function_wrapper(_bootstrap, "_find_and_load", _find_and_load)
     return True
 
@@ -115,6 +117,8 @@ def uninstall() -> None:
     current = _bootstrap._find_and_load
     if is_installed():
         _bootstrap._find_and_load = current.__wrapped__
+        if post_import.hooks:
+            post_import.ensure_dispatch()
 
 
 def is_installed() -> bool:

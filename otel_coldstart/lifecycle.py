@@ -18,6 +18,7 @@ from typing import Any
 import wrapt
 
 from otel_coldstart import config, imports, memory, timeline
+from otel_coldstart import conventions as cv
 from otel_coldstart.timeline import Timeline
 
 _lock = threading.Lock()
@@ -151,7 +152,7 @@ def _build(frozen: Timeline) -> list[Any]:
                 _pipeline.tracer(),
                 process_start_ns(),
                 min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
-                extra_root_attributes={"coldstart.memory.uss_after_ready": uss} if uss is not None else None,
+                extra_root_attributes={cv.MEMORY_USS_AFTER_READY: uss} if uss is not None else None,
             )
             built = _pipeline.take_spans()
             if _settings.trace_file:

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import timeline
 
 try:
@@ -138,11 +139,11 @@ def uss() -> int | None:
 #: OS process metrics semantic conventions, which define them as UpDownCounters (asynchronous here,
 #: observed at collection time); the ``coldstart.*`` ones have no convention and are gauges.
 INSTRUMENTS = (
-    ("process.memory.usage", "By", "updowncounter"),
-    ("process.memory.virtual", "By", "updowncounter"),
-    ("coldstart.memory.peak", "By", "gauge"),
-    ("coldstart.memory.growth_rate", "By/s", "gauge"),
-    ("coldstart.memory.uss", "By", "gauge"),
+    (cv.METRIC_MEMORY_USAGE, "By", "updowncounter"),
+    (cv.METRIC_MEMORY_VIRTUAL, "By", "updowncounter"),
+    (cv.METRIC_MEMORY_PEAK, "By", "gauge"),
+    (cv.METRIC_MEMORY_GROWTH_RATE, "By/s", "gauge"),
+    (cv.METRIC_MEMORY_USS, "By", "gauge"),
 )
 
 
@@ -185,31 +186,31 @@ class MemoryGauges:
 
         return [
             meter.create_observable_up_down_counter(
-                "process.memory.usage",
+                cv.METRIC_MEMORY_USAGE,
                 [usage],
                 unit="By",
                 description="The amount of physical memory in use.",
             ),
             meter.create_observable_up_down_counter(
-                "process.memory.virtual",
+                cv.METRIC_MEMORY_VIRTUAL,
                 [virtual],
                 unit="By",
                 description="The amount of committed virtual memory.",
             ),
             meter.create_observable_gauge(
-                "coldstart.memory.peak",
+                cv.METRIC_MEMORY_PEAK,
                 [peak],
                 unit="By",
                 description="High-water mark of the resident set size (the kernel's, not our samples').",
             ),
             meter.create_observable_gauge(
-                "coldstart.memory.growth_rate",
+                cv.METRIC_MEMORY_GROWTH_RATE,
                 [growth],
                 unit="By/s",
                 description="Change of the resident set size per second since the previous collection.",
             ),
             meter.create_observable_gauge(
-                "coldstart.memory.uss",
+                cv.METRIC_MEMORY_USS,
                 [unique],
                 unit="By",
                 description="Unique set size: memory that would be freed if the process exited.",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import timeline
 
 TYPE_CHECKING = False
@@ -31,10 +32,10 @@ TRACER_NAME = "otel_coldstart.monitor"
 
 def _attrs(name: str) -> dict[str, Any]:
     return {
-        "coldstart.service.name": name,
-        "coldstart.service.tier": "manual",
-        "coldstart.service.cache": "miss",
-        "thread.name": threading.current_thread().name,
+        cv.SERVICE_NAME: name,
+        cv.SERVICE_TIER: cv.TIER_MANUAL,
+        cv.SERVICE_CACHE: cv.CACHE_MISS,
+        cv.THREAD_NAME: threading.current_thread().name,
     }
 
 
@@ -46,7 +47,7 @@ def start_service_timer(name: str) -> None:
 
     if not _state.ready:
         rss_before = memory.rss()
-        opened = timeline.open_record("service", f"init {name}", _attrs(name))
+        opened = timeline.open_record(cv.KIND_SERVICE, f"{cv.INIT_SPAN_PREFIX}{name}", _attrs(name))
         if opened is not None:
             with _lock:
                 _open[name] = ("record", opened, rss_before)
@@ -54,7 +55,7 @@ def start_service_timer(name: str) -> None:
     from opentelemetry import trace
 
     span = trace.get_tracer(TRACER_NAME).start_span(
-        f"init {name}", attributes={"coldstart.kind": "service", **_attrs(name)}
+        f"{cv.INIT_SPAN_PREFIX}{name}", attributes={cv.KIND: cv.KIND_SERVICE, **_attrs(name)}
     )
     with _lock:
         _open[name] = ("span", span, memory.rss())
@@ -81,11 +82,11 @@ def end_service_timer(name: str, error: BaseException | None = None) -> int | No
             from otel_coldstart.imports import _describe
 
             described = _describe(error)
-        service_tracing.close(handle, "service", rss_before, described)
+        service_tracing.close(handle, cv.KIND_SERVICE, rss_before, described)
         record = handle[0]
         return record[timeline.END] - record[timeline.START]
     span = handle
-    service_tracing.end_live(span, "service", rss_before, error is None)
+    service_tracing.end_live(span, cv.KIND_SERVICE, rss_before, error is None)
     if error is not None:
         from opentelemetry.trace import Status, StatusCode
 

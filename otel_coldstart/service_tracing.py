@@ -29,6 +29,7 @@ from typing import Any
 
 import wrapt
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import memory, timeline
 from otel_coldstart.imports import _describe
 
@@ -44,7 +45,7 @@ def _live_span(name: str, kind: str, attrs: dict[str, Any]) -> Any:
     from opentelemetry import trace
 
     return trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider).start_as_current_span(
-        name, attributes={"coldstart.kind": kind, **attrs}
+        name, attributes={cv.KIND: kind, **attrs}
     )
 
 
@@ -64,9 +65,9 @@ def run_traced(
     if _untraced():
         return call()
     # The thread's own name: thread ids are reused, so the timeline's id -> name map can be stale.
-    attrs["thread.name"] = threading.current_thread().name
+    attrs[cv.THREAD_NAME] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
-    rss_before = memory.rss() if kind == "service" else 0
+    rss_before = memory.rss() if kind == cv.KIND_SERVICE else 0
     if opened is None:
         with _live_span(name, kind, attrs) as span:
             ok = False
@@ -91,9 +92,9 @@ async def arun_traced(
     """``run_traced`` for a coroutine: the same record or live span around ``await call()``."""
     if _untraced():
         return await call()
-    attrs["thread.name"] = threading.current_thread().name
+    attrs[cv.THREAD_NAME] = threading.current_thread().name
     opened = timeline.open_record(kind, name, attrs, parent)
-    rss_before = memory.rss() if kind == "service" else 0
+    rss_before = memory.rss() if kind == cv.KIND_SERVICE else 0
     if opened is None:
         with _live_span(name, kind, attrs) as span:
             ok = False
@@ -115,28 +116,28 @@ async def arun_traced(
 def close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
     """Close a record: a service gets its RSS delta and outcome, a tier phase a memory snapshot."""
     attrs = opened[0][timeline.ATTRS]
-    if kind == "service":
-        attrs["coldstart.memory.rss_delta"] = memory.rss() - rss_before
-        attrs["coldstart.service.outcome"] = "ok" if error is None else "error"
-    elif kind == "phase":
-        memory.take_snapshot(f"{attrs['coldstart.phase']} done")
+    if kind == cv.KIND_SERVICE:
+        attrs[cv.MEMORY_RSS_DELTA] = memory.rss() - rss_before
+        attrs[cv.SERVICE_OUTCOME] = cv.OUTCOME_OK if error is None else cv.OUTCOME_ERROR
+    elif kind == cv.KIND_PHASE:
+        memory.take_snapshot(f"{attrs[cv.PHASE]} done")
     timeline.close_record(opened, error)
 
 
 def end_live(span: Any, kind: str, rss_before: int, ok: bool) -> None:
     """The live-span twin of ``close`` (the span itself is ended by its owner)."""
-    if kind == "service":
-        span.set_attribute("coldstart.memory.rss_delta", memory.rss() - rss_before)
-        span.set_attribute("coldstart.service.outcome", "ok" if ok else "error")
+    if kind == cv.KIND_SERVICE:
+        span.set_attribute(cv.MEMORY_RSS_DELTA, memory.rss() - rss_before)
+        span.set_attribute(cv.SERVICE_OUTCOME, cv.OUTCOME_OK if ok else cv.OUTCOME_ERROR)
 
 
 def _service_attrs(registration: Any) -> dict[str, Any]:
     tier = getattr(registration, "tier", "")
     return {
-        "coldstart.service.name": str(registration.name),
-        "coldstart.service.tier": str(getattr(tier, "value", tier)),
-        "coldstart.service.dependencies": [str(d) for d in getattr(registration, "depends_on", ())],
-        "coldstart.service.cache": "miss",
+        cv.SERVICE_NAME: str(registration.name),
+        cv.SERVICE_TIER: str(getattr(tier, "value", tier)),
+        cv.SERVICE_DEPENDENCIES: [str(d) for d in getattr(registration, "depends_on", ())],
+        cv.SERVICE_CACHE: cv.CACHE_MISS,
     }
 
 
@@ -164,25 +165,25 @@ def _traced(
 
 def _describe_init(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
     registration = _first(args, kwargs, "registration")
-    return f"init {registration.name}", _service_attrs(registration)
+    return f"{cv.INIT_SPAN_PREFIX}{registration.name}", _service_attrs(registration)
 
 
 def _describe_phase(tier: str) -> Callable[[tuple, dict], tuple[str, dict[str, Any]]]:
-    return lambda args, kwargs: (f"coldstart.tier {tier}", {"coldstart.phase": tier})
+    return lambda args, kwargs: (f"{cv.TIER_SPAN_PREFIX}{tier}", {cv.PHASE: tier})
 
 
 def _describe_wait(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
     name = _first(args, kwargs, "name")
-    return f"wait {name}", {"coldstart.service.name": str(name)}
+    return f"{cv.WAIT_SPAN_PREFIX}{name}", {cv.SERVICE_NAME: str(name)}
 
 
-_run_factory = _traced("service", _describe_init)
-_arun_factory = _traced("service", _describe_init, asynchronous=True)
-_initialize_critical = _traced("phase", _describe_phase("critical"))
-_ainitialize_critical = _traced("phase", _describe_phase("critical"), asynchronous=True)
-_preload_worker = _traced("phase", _describe_phase("optional preload"))
-_wait_for = _traced("wait", _describe_wait)
-_await_for = _traced("wait", _describe_wait, asynchronous=True)
+_run_factory = _traced(cv.KIND_SERVICE, _describe_init)
+_arun_factory = _traced(cv.KIND_SERVICE, _describe_init, asynchronous=True)
+_initialize_critical = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_CRITICAL))
+_ainitialize_critical = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_CRITICAL), asynchronous=True)
+_preload_worker = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_PRELOAD))
+_wait_for = _traced(cv.KIND_WAIT, _describe_wait)
+_await_for = _traced(cv.KIND_WAIT, _describe_wait, asynchronous=True)
 
 
 def _count_cache_hit(instance: Any, args: tuple, kwargs: dict) -> None:
@@ -207,11 +208,11 @@ def _at_ready(frozen: timeline.Timeline) -> None:
                 _wrapped.remove(entry)
                 setattr(entry[0], entry[1], entry[2])
     for record in frozen.records:
-        if record[timeline.KIND] == "service":
-            name = record[timeline.ATTRS].get("coldstart.service.name")
+        if record[timeline.KIND] == cv.KIND_SERVICE:
+            name = record[timeline.ATTRS].get(cv.SERVICE_NAME)
             hits = frozen.counters.get(f"cache_hit:{name}")
             if hits:
-                record[timeline.ATTRS]["coldstart.service.cache_hits"] = hits
+                record[timeline.ATTRS][cv.SERVICE_CACHE_HITS] = hits
 
 
 # --- LazyLoader -----------------------------------------------------------------------------
@@ -219,13 +220,13 @@ def _at_ready(frozen: timeline.Timeline) -> None:
 
 def _describe_lazy_load(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
     target = str(_first(args, kwargs, "target"))
-    return "coldstart.lazy_load", {
-        "coldstart.lazy.target": target,
-        "code.namespace": target.partition(":")[0],
+    return cv.LAZY_LOAD_SPAN, {
+        cv.LAZY_TARGET: target,
+        cv.CODE_NAMESPACE: target.partition(":")[0],
     }
 
 
-_load_target = _traced("lazy_load", _describe_lazy_load)
+_load_target = _traced(cv.KIND_LAZY_LOAD, _describe_lazy_load)
 
 
 # --- user-named factories and svcs ----------------------------------------------------------
@@ -256,15 +257,15 @@ def _named_factory(module: str, attribute: str) -> Callable[..., Any]:
         # A container's create("db"): the first string argument names the service.
         name = f"{attribute}({args[0]})" if args and isinstance(args[0], str) else attribute
         attrs = {
-            "coldstart.service.name": name,
-            "coldstart.service.tier": "user",
-            "coldstart.service.factory": path,
-            "coldstart.service.cache": "miss",
+            cv.SERVICE_NAME: name,
+            cv.SERVICE_TIER: cv.TIER_USER,
+            cv.SERVICE_FACTORY: path,
+            cv.SERVICE_CACHE: cv.CACHE_MISS,
         }
         call = functools.partial(wrapped, *args, **kwargs)
         if _is_coroutine_function(wrapped):
-            return arun_traced("service", f"init {name}", attrs, call)
-        return run_traced("service", f"init {name}", attrs, call)
+            return arun_traced(cv.KIND_SERVICE, f"{cv.INIT_SPAN_PREFIX}{name}", attrs, call)
+        return run_traced(cv.KIND_SERVICE, f"{cv.INIT_SPAN_PREFIX}{name}", attrs, call)
 
     return wrapper
 
@@ -301,10 +302,10 @@ def _svcs_attrs(svc_type: Any) -> dict[str, Any]:
     module = getattr(svc_type, "__module__", None)
     name = _svcs_name(svc_type)
     return {
-        "coldstart.service.name": name,
-        "coldstart.service.tier": "svcs",
-        "coldstart.service.factory": f"{module}:{name}" if module else name,
-        "coldstart.service.cache": "miss",
+        cv.SERVICE_NAME: name,
+        cv.SERVICE_TIER: cv.TIER_SVCS,
+        cv.SERVICE_FACTORY: f"{module}:{name}" if module else name,
+        cv.SERVICE_CACHE: cv.CACHE_MISS,
     }
 
 
@@ -324,7 +325,9 @@ def _svcs_get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: d
         else:
             name = _svcs_name(svc_type)
             call = functools.partial(wrapped, svc_type)
-            values.append(run_traced("service", f"init {name}", _svcs_attrs(svc_type), call))
+            values.append(
+                run_traced(cv.KIND_SERVICE, f"{cv.INIT_SPAN_PREFIX}{name}", _svcs_attrs(svc_type), call)
+            )
     return values[0] if len(values) == 1 else values
 
 
@@ -338,7 +341,11 @@ async def _svcs_aget(wrapped: Callable[..., Any], instance: Any, args: tuple, kw
         else:
             name = _svcs_name(svc_type)
             call = functools.partial(wrapped, svc_type)
-            values.append(await arun_traced("service", f"init {name}", _svcs_attrs(svc_type), call))
+            values.append(
+                await arun_traced(
+                    cv.KIND_SERVICE, f"{cv.INIT_SPAN_PREFIX}{name}", _svcs_attrs(svc_type), call
+                )
+            )
     return values[0] if len(values) == 1 else values
 
 

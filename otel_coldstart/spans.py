@@ -20,6 +20,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import module_info
 from otel_coldstart.timeline import (
     ATTRS,
@@ -35,11 +36,6 @@ from otel_coldstart.timeline import (
     Timeline,
 )
 
-ROOT_SPAN = "coldstart"
-BOOT_SPAN = "coldstart.boot"
-LAUNCHER_SPAN = "coldstart.launcher"
-MAIN_SPAN = "coldstart.main"
-IMPORT_PREFIX = "import "
 #: Position of the optional RSS delta an import record carries with OTEL_PYTHON_COLDSTART_IMPORT_MEMORY.
 RSS_DELTA = 8
 
@@ -48,42 +44,44 @@ def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]
     previous = None
     for snapshot in snapshots:
         attrs: dict[str, Any] = {
-            "coldstart.memory.label": snapshot.label,
-            "coldstart.memory.rss": snapshot.rss,
-            "coldstart.memory.vms": snapshot.vms,
-            "coldstart.memory.peak_rss": snapshot.peak_rss,
+            cv.MEMORY_LABEL: snapshot.label,
+            cv.MEMORY_RSS: snapshot.rss,
+            cv.MEMORY_VMS: snapshot.vms,
+            cv.MEMORY_PEAK_RSS: snapshot.peak_rss,
         }
         if previous is not None and snapshot.mono_ns > previous.mono_ns:
             rate = (snapshot.rss - previous.rss) * 1e9 / (snapshot.mono_ns - previous.mono_ns)
-            attrs["coldstart.memory.growth_rate"] = rate
-        root.add_event("memory.snapshot", attrs, to_ns(snapshot.mono_ns))
+            attrs[cv.MEMORY_GROWTH_RATE] = rate
+        root.add_event(cv.MEMORY_SNAPSHOT_EVENT, attrs, to_ns(snapshot.mono_ns))
         previous = snapshot
 
 
 def _import_attributes(name: str, module: Any, via_import_module: bool) -> dict[str, Any]:
     kind, path, size = module_info.describe(module)
     attrs: dict[str, Any] = {
-        "coldstart.kind": "import",
-        "coldstart.module.name": name,
-        "coldstart.module.kind": kind,
-        "coldstart.import.api": "import_module" if via_import_module else "import",
+        cv.KIND: cv.KIND_IMPORT,
+        cv.MODULE_NAME: name,
+        cv.MODULE_KIND: kind,
+        cv.IMPORT_API: cv.IMPORT_API_IMPORT_MODULE if via_import_module else cv.IMPORT_API_STATEMENT,
     }
     if path is not None:
-        attrs["code.file.path"] = path
+        attrs[cv.CODE_FILE_PATH] = path
     if size is not None:
-        attrs["coldstart.module.size"] = size
+        attrs[cv.MODULE_SIZE] = size
     return attrs
 
 
 def _end_with_error(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
-    span.set_attribute("coldstart.import.outcome", "ok" if error is None else "error")
+    span.set_attribute(cv.IMPORT_OUTCOME, cv.OUTCOME_OK if error is None else cv.OUTCOME_ERROR)
     _end_record(span, error, end_ns)
 
 
 def _end_record(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
     if error is not None:
         exc_type, message = error
-        span.add_event("exception", {"exception.type": exc_type, "exception.message": message}, end_ns)
+        span.add_event(
+            cv.EXCEPTION_EVENT, {cv.EXCEPTION_TYPE: exc_type, cv.EXCEPTION_MESSAGE: message}, end_ns
+        )
         span.set_status(Status(StatusCode.ERROR, f"{exc_type}: {message}"))
     span.end(end_time=end_ns)
 
@@ -115,36 +113,36 @@ def build(
             _, _, size = module_info.describe(record[MODULE])
             bundle += size or 0
     root_attrs: dict[str, Any] = {
-        "coldstart.kind": "root",
-        "coldstart.origin": timeline.origin,
-        "coldstart.ready.trigger": timeline.ready_trigger or "unknown",
-        "coldstart.imports.count": len(imports),
-        "coldstart.imports.failed": sum(1 for r in imports if r[ERROR] is not None),
-        "coldstart.bundle.size": bundle,
-        "coldstart.boot.duration_ns": hook_ns - start_ns,
+        cv.KIND: cv.KIND_ROOT,
+        cv.ORIGIN: timeline.origin,
+        cv.READY_TRIGGER: timeline.ready_trigger or cv.TRIGGER_UNKNOWN,
+        cv.IMPORTS_COUNT: len(imports),
+        cv.IMPORTS_FAILED: sum(1 for r in imports if r[ERROR] is not None),
+        cv.BUNDLE_SIZE: bundle,
+        cv.BOOT_DURATION_NS: hook_ns - start_ns,
     }
     snapshots = timeline.memory_snapshots
     if snapshots:
         at_ready = snapshots[-1]
-        root_attrs["coldstart.memory.rss_at_ready"] = at_ready.rss
-        root_attrs["coldstart.memory.peak_rss"] = max(s.peak_rss for s in snapshots)
+        root_attrs[cv.MEMORY_RSS_AT_READY] = at_ready.rss
+        root_attrs[cv.MEMORY_PEAK_RSS] = max(s.peak_rss for s in snapshots)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
     root = tracer.start_span(
-        ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs
+        cv.ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs
     )
     _memory_events(root, snapshots, to_ns)
 
     boot = _child(
         tracer,
-        BOOT_SPAN,
+        cv.BOOT_SPAN,
         root,
         start_ns,
         {
-            "coldstart.kind": "phase",
-            "coldstart.phase": "boot",
-            "coldstart.prehook.module_count": len(timeline.prehook_modules),
-            "coldstart.prehook.modules": list(timeline.prehook_modules),
+            cv.KIND: cv.KIND_PHASE,
+            cv.PHASE: cv.PHASE_BOOT,
+            cv.PREHOOK_MODULE_COUNT: len(timeline.prehook_modules),
+            cv.PREHOOK_MODULES: list(timeline.prehook_modules),
         },
     )
     boot.end(end_time=hook_ns)
@@ -154,12 +152,12 @@ def build(
     main_start = timeline.hook_installed_ns
     if launcher_done is not None and launcher_done <= ready_mono:
         launcher = _child(
-            tracer, LAUNCHER_SPAN, root, hook_ns, {"coldstart.kind": "phase", "coldstart.phase": "launcher"}
+            tracer, cv.LAUNCHER_SPAN, root, hook_ns, {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_LAUNCHER}
         )
         phases.append((launcher, timeline.hook_installed_ns, launcher_done))
         main_start = launcher_done
     main = _child(
-        tracer, MAIN_SPAN, root, to_ns(main_start), {"coldstart.kind": "phase", "coldstart.phase": "main"}
+        tracer, cv.MAIN_SPAN, root, to_ns(main_start), {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_MAIN}
     )
     phases.append((main, main_start, ready_mono))
 
@@ -174,7 +172,7 @@ def build(
     emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, to_ns)
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
-    root.set_attribute("coldstart.imports.recorded", emitted)
+    root.set_attribute(cv.IMPORTS_RECORDED, emitted)
     root.end(end_time=ready_ns)
     return root
 
@@ -208,24 +206,24 @@ def _emit(
         if parent is None:
             parent = phase_for(start)
         if is_import:
-            name = IMPORT_PREFIX + record[NAME]
+            name = cv.IMPORT_SPAN_PREFIX + record[NAME]
             attrs = _import_attributes(record[NAME], record[MODULE], record[VIA])
             if len(record) > RSS_DELTA:
-                attrs["coldstart.memory.rss_delta"] = record[RSS_DELTA]
+                attrs[cv.MEMORY_RSS_DELTA] = record[RSS_DELTA]
             if incomplete:
-                attrs["coldstart.import.incomplete"] = True
+                attrs[cv.IMPORT_INCOMPLETE] = True
             kept_imports += 1
         else:
             name = record[NAME]
-            attrs = {"coldstart.kind": record[KIND], **record[ATTRS]}
+            attrs = {cv.KIND: record[KIND], **record[ATTRS]}
             if incomplete:
                 # Still running at ready (a background preload, say): its span ends at ready.
-                attrs["coldstart.incomplete"] = True
+                attrs[cv.INCOMPLETE] = True
         tid = record[THREAD]
         if tid != main_tid:
-            attrs["thread.id"] = tid
+            attrs[cv.THREAD_ID] = tid
             # A record may name its thread itself: thread ids are reused once a thread ends.
-            attrs.setdefault("thread.name", thread_names.get(tid, str(tid)))
+            attrs.setdefault(cv.THREAD_NAME, thread_names.get(tid, str(tid)))
         span = _child(tracer, name, parent, to_ns(start), attrs)
         spans[id(record)] = span
         if is_import:
@@ -240,7 +238,9 @@ def make_live_import_handler(tracer: Tracer, suppress: Callable[[], Any]) -> Cal
 
     def live_import(wrapped: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> Any:
         with suppress():
-            span = tracer.start_span(IMPORT_PREFIX + name, attributes={"coldstart.phase": "after_ready"})
+            span = tracer.start_span(
+                cv.IMPORT_SPAN_PREFIX + name, attributes={cv.PHASE: cv.PHASE_AFTER_READY}
+            )
         token = otel_context.attach(trace.set_span_in_context(span))
         error = None
         module = None

@@ -8,31 +8,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate.model import Span, Trace
 
-BOOT_SPAN = "coldstart.boot"
-LAUNCHER_SPAN = "coldstart.launcher"
-MAIN_SPAN = "coldstart.main"
-IMPORT_PREFIX = "import "
-#: Tier phase names (``coldstart.phase``) the service instrumentation writes.
-CRITICAL_TIER = "critical"
-PRELOAD_TIER = "optional preload"
+IMPORT_PREFIX = cv.IMPORT_SPAN_PREFIX
 
 
 def is_import(span: Span) -> bool:
-    return span.attributes.get("coldstart.kind") == "import" or span.name.startswith(IMPORT_PREFIX)
+    return span.attributes.get(cv.KIND) == cv.KIND_IMPORT or span.name.startswith(IMPORT_PREFIX)
 
 
 def is_service(span: Span) -> bool:
-    return span.attributes.get("coldstart.kind") == "service"
+    return span.attributes.get(cv.KIND) == cv.KIND_SERVICE
 
 
 def module_name(span: Span) -> str:
-    return str(span.attributes.get("coldstart.module.name") or span.name.removeprefix(IMPORT_PREFIX))
+    return str(span.attributes.get(cv.MODULE_NAME) or span.name.removeprefix(IMPORT_PREFIX))
 
 
 def service_name(span: Span) -> str:
-    return str(span.attributes.get("coldstart.service.name") or span.name.removeprefix("init "))
+    return str(span.attributes.get(cv.SERVICE_NAME) or span.name.removeprefix(cv.INIT_SPAN_PREFIX))
 
 
 @dataclass
@@ -158,9 +153,9 @@ def _context(span: Span, root: Span, parent_context: dict[int, str]) -> str:
         return inherited
     if is_service(parent):
         return "service"
-    if parent.kind == "lazy_load":
+    if parent.kind == cv.KIND_LAZY_LOAD:
         return "lazy_load"
-    if parent.kind == "phase" and parent.attributes.get("coldstart.phase") == PRELOAD_TIER:
+    if parent.kind == cv.KIND_PHASE and parent.attributes.get(cv.PHASE) == cv.PHASE_PRELOAD:
         return "preload"
     return ""
 
@@ -168,14 +163,14 @@ def _context(span: Span, root: Span, parent_context: dict[int, str]) -> str:
 def _memory_points(root: Span) -> list[MemoryPoint]:
     points = []
     for event in root.events:
-        if event.name != "memory.snapshot":
+        if event.name != cv.MEMORY_SNAPSHOT_EVENT:
             continue
         points.append(
             MemoryPoint(
-                label=str(event.attributes.get("coldstart.memory.label", "")),
+                label=str(event.attributes.get(cv.MEMORY_LABEL, "")),
                 offset_ns=max(0, event.time_ns - root.start_ns),
-                rss=_as_int(event.attributes.get("coldstart.memory.rss")),
-                peak_rss=_as_int(event.attributes.get("coldstart.memory.peak_rss")),
+                rss=_as_int(event.attributes.get(cv.MEMORY_RSS)),
+                peak_rss=_as_int(event.attributes.get(cv.MEMORY_PEAK_RSS)),
             )
         )
     return points
@@ -202,17 +197,17 @@ def summarize(trace: Trace) -> Summary:
         where = _context(span, root, context)
         if where:
             context[id(span)] = where
-        if span.kind == "phase" or (span.parent is root and span.name.startswith("coldstart.")):
-            phase = str(span.attributes.get("coldstart.phase") or span.name.removeprefix("coldstart."))
+        if span.kind == cv.KIND_PHASE or (span.parent is root and span.name.startswith(cv.PHASE_SPAN_PREFIX)):
+            phase = str(span.attributes.get(cv.PHASE) or span.name.removeprefix(cv.PHASE_SPAN_PREFIX))
             if span.parent is root:
                 phases[phase] = phases.get(phase, 0) + span.duration_ns
             else:
                 tiers[phase] = tiers.get(phase, 0) + span.duration_ns
-                if phase == CRITICAL_TIER and span.end_ns <= root.end_ns:
+                if phase == cv.PHASE_CRITICAL and span.end_ns <= root.end_ns:
                     critical_end = max(critical_end or span.end_ns, span.end_ns)
         if is_import(span):
-            size = _int_attr(span, "coldstart.module.size")
-            is_failed = span.status_code == 2 or span.attributes.get("coldstart.import.outcome") == "error"
+            size = _int_attr(span, cv.MODULE_SIZE)
+            is_failed = span.status_code == 2 or span.attributes.get(cv.IMPORT_OUTCOME) == cv.OUTCOME_ERROR
             figure = ImportFigure(
                 module=module_name(span),
                 self_ns=span.self_ns,
@@ -220,8 +215,8 @@ def summarize(trace: Trace) -> Summary:
                 size=size,
                 parent_name=span.parent.name if span.parent is not None else "",
                 failed=is_failed,
-                memory_delta=_int_attr(span, "coldstart.memory.rss_delta"),
-                kind=str(span.attributes.get("coldstart.module.kind", "")),
+                memory_delta=_int_attr(span, cv.MEMORY_RSS_DELTA),
+                kind=str(span.attributes.get(cv.MODULE_KIND, "")),
                 under=where,
                 span=span,
             )
@@ -232,39 +227,39 @@ def summarize(trace: Trace) -> Summary:
                 top_level_ns += span.duration_ns
             sizes += size or 0
         elif is_service(span):
-            deps = span.attributes.get("coldstart.service.dependencies") or ()
+            deps = span.attributes.get(cv.SERVICE_DEPENDENCIES) or ()
             services.append(
                 ServiceFigure(
                     name=service_name(span),
-                    tier=str(span.attributes.get("coldstart.service.tier", "")),
+                    tier=str(span.attributes.get(cv.SERVICE_TIER, "")),
                     duration_ns=span.duration_ns,
-                    memory_delta=_int_attr(span, "coldstart.memory.rss_delta"),
+                    memory_delta=_int_attr(span, cv.MEMORY_RSS_DELTA),
                     failed=span.status_code == 2,
                     start_ns=span.start_ns,
                     end_ns=span.end_ns,
                     dependencies=tuple(str(d) for d in deps)
                     if isinstance(deps, (list, tuple))
                     else (str(deps),),
-                    threaded="thread.id" in span.attributes,
+                    threaded=cv.THREAD_ID in span.attributes,
                     in_preload=where == "preload",
                     span=span,
                 )
             )
     # The recorder counts every import even when a minimum-duration filter dropped short spans.
-    recorded_count = _int_attr(root, "coldstart.imports.count")
-    bundle = _int_attr(root, "coldstart.bundle.size")
+    recorded_count = _int_attr(root, cv.IMPORTS_COUNT)
+    bundle = _int_attr(root, cv.BUNDLE_SIZE)
     points = _memory_points(root)
-    peak = _int_attr(root, "coldstart.memory.peak_rss")
+    peak = _int_attr(root, cv.MEMORY_PEAK_RSS)
     if peak is None:
         # Older or foreign traces: the snapshots on the root still tell the peak.
         candidates = [p.peak_rss or p.rss for p in points if (p.peak_rss or p.rss)]
         peak = max(candidates) if candidates else None
-    at_ready = _int_attr(root, "coldstart.memory.rss_at_ready")
+    at_ready = _int_attr(root, cv.MEMORY_RSS_AT_READY)
     if at_ready is None and points:
         at_ready = points[-1].rss
-    boot_ns = phases.get("boot", 0)
+    boot_ns = phases.get(cv.PHASE_BOOT, 0)
     if not boot_ns:
-        boot_ns = _int_attr(root, "coldstart.boot.duration_ns") or 0
+        boot_ns = _int_attr(root, cv.BOOT_DURATION_NS) or 0
     return Summary(
         trace=trace,
         cold_start_ns=root.duration_ns,
@@ -281,8 +276,8 @@ def summarize(trace: Trace) -> Summary:
         memory_points=points,
         phases=phases,
         tiers=tiers,
-        launcher_ns=phases.get("launcher", 0),
+        launcher_ns=phases.get(cv.PHASE_LAUNCHER, 0),
         critical_ready_ns=None if critical_end is None else max(0, critical_end - root.start_ns),
-        ready_trigger=str(root.attributes.get("coldstart.ready.trigger", "")),
+        ready_trigger=str(root.attributes.get(cv.READY_TRIGGER, "")),
         span_count=count,
     )

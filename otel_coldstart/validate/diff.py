@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import stats
 from otel_coldstart.validate.analysis import Summary, is_import, is_service, module_name, service_name
 from otel_coldstart.validate.model import Span
@@ -109,11 +110,11 @@ def _collect(summaries: Sequence[Summary]) -> dict[tuple[str, str], _Collected]:
                 item = items[key] = _Collected(kind, key[1], where)
             totals = per_trace.setdefault(key, [0.0, 0.0, 0.0, 0.0])
             totals[0] += span.duration_ns / 1e6
-            size = span.attributes.get("coldstart.module.size")
+            size = span.attributes.get(cv.MODULE_SIZE)
             if isinstance(size, (int, float)) and not isinstance(size, bool):
                 totals[1] += size
                 totals[3] = 1
-            rss = span.attributes.get("coldstart.memory.rss_delta")
+            rss = span.attributes.get(cv.MEMORY_RSS_DELTA)
             if isinstance(rss, (int, float)) and not isinstance(rss, bool):
                 totals[2] += rss
         for key, (duration, size, rss, has_size) in per_trace.items():

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from otel_coldstart import conventions as cv
+
 
 class TraceError(ValueError):
     """The input is not a usable trace (malformed, truncated, no root...). One line, for humans."""
@@ -50,7 +52,7 @@ class Span:
 
     @property
     def kind(self) -> str:
-        return str(self.attributes.get("coldstart.kind", ""))
+        return str(self.attributes.get(cv.KIND, ""))
 
     def walk(self) -> Iterator[Span]:
         stack = [self]
@@ -102,4 +104,4 @@ class Trace:
         return ""
 
 
-ROOT_NAME = "coldstart"
+ROOT_NAME = cv.ROOT_SPAN

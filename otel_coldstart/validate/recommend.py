@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate.analysis import ImportFigure, ServiceFigure, Summary
 
 #: An import or service taking at least this share of the cold start "dominates" it.
@@ -77,7 +78,7 @@ def _is_application(figure: ImportFigure) -> bool:
     ``lib/pythonX.Y`` directory. Without a path (builtins, foreign traces) it counts as a library.
     """
     span = figure.span
-    path = str(span.attributes.get("code.file.path", "")) if span is not None else ""
+    path = str(span.attributes.get(cv.CODE_FILE_PATH, "")) if span is not None else ""
     if not path:
         return False
     normalised = path.replace("\\", "/")
@@ -134,7 +135,7 @@ SERIAL_SLACK_NS = 1_000_000
 
 def _parallelise(summary: Summary) -> list[Advice]:
     critical = sorted(
-        (s for s in summary.services if s.tier == "critical" and not s.failed), key=lambda s: s.start_ns
+        (s for s in summary.services if s.tier == cv.TIER_CRITICAL and not s.failed), key=lambda s: s.start_ns
     )
     if len(critical) < 2:
         return []
@@ -189,13 +190,17 @@ def _parallelise(summary: Summary) -> list[Advice]:
 def _defer(summary: Summary) -> list[Advice]:
     advice = []
     for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True):
-        if service.tier not in ("optional", "essential") or service.in_preload or service.threaded:
+        if (
+            service.tier not in (cv.TIER_OPTIONAL, cv.TIER_ESSENTIAL)
+            or service.in_preload
+            or service.threaded
+        ):
             continue
         if service.duration_ns < SAVING_MIN_NS:
             continue
         how = (
             "initialise it on demand (first get) after ready"
-            if service.tier == "essential"
+            if service.tier == cv.TIER_ESSENTIAL
             else "let the background preload initialise it after ready"
         )
         advice.append(

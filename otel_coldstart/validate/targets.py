@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import stats
 from otel_coldstart.validate.analysis import Summary
 
@@ -223,7 +224,7 @@ def _rows(targets: Targets) -> list[tuple[str, str, Measure, float, str]]:
         rows.append(
             (
                 f"modules.{pattern}",
-                f"import {pattern}",
+                f"{cv.IMPORT_SPAN_PREFIX}{pattern}",
                 lambda s, p=pattern: _worst([(f.module, f.cumulative_ns) for f in s.imports], p),
                 limit,
                 "ms",

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate.model import ROOT_NAME, Span, Trace, TraceError
 
 
@@ -29,7 +30,7 @@ def group_by_trace(spans: Iterable[Span], source: str) -> list[Trace]:
 def _find_root(trace: Trace) -> Span:
     roots = [s for s in trace.spans if s.name == ROOT_NAME and not s.parent_id]
     if not roots:
-        roots = [s for s in trace.spans if s.attributes.get("coldstart.kind") == "root"]
+        roots = [s for s in trace.spans if s.attributes.get(cv.KIND) == cv.KIND_ROOT]
     if not roots:
         raise TraceError(
             f"trace {trace.trace_id or '?'} has no '{ROOT_NAME}' root span (is it a cold-start trace?)"

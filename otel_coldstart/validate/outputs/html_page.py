@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate.analysis import is_import, is_service, module_name, service_name
 from otel_coldstart.validate.model import Span, Trace
 from otel_coldstart.validate.report import number, size
@@ -30,10 +31,10 @@ def _kind(span: Span, root: Span) -> str:
     if is_import(span):
         return "import-failed" if span.status_code == 2 else "import"
     if is_service(span):
-        tier = str(span.attributes.get("coldstart.service.tier", ""))
-        return f"service-{tier}" if tier in ("critical", "essential", "optional") else "service"
+        tier = str(span.attributes.get(cv.SERVICE_TIER, ""))
+        return f"service-{tier}" if tier in cv.FACTORY_TIERS else "service"
     kind = span.kind
-    if kind in ("phase", "wait", "lazy_load"):
+    if kind in (cv.KIND_PHASE, cv.KIND_WAIT, cv.KIND_LAZY_LOAD):
         return kind.replace("_", "-")
     return "other"
 
@@ -44,24 +45,24 @@ def _details(span: Span, root: Span) -> dict[str, Any]:
     if is_import(span):
         out["module"] = module_name(span)
         for key, label in (
-            ("coldstart.module.kind", "module kind"),
-            ("code.file.path", "file"),
-            ("coldstart.import.api", "via"),
+            (cv.MODULE_KIND, "module kind"),
+            (cv.CODE_FILE_PATH, "file"),
+            (cv.IMPORT_API, "via"),
         ):
             if attrs.get(key) is not None:
                 out[label] = str(attrs[key])
-        if attrs.get("coldstart.module.size") is not None:
-            out["size"] = size(_number(attrs["coldstart.module.size"]))
+        if attrs.get(cv.MODULE_SIZE) is not None:
+            out["size"] = size(_number(attrs[cv.MODULE_SIZE]))
     elif is_service(span):
         out["service"] = service_name(span)
-        out["tier"] = str(attrs.get("coldstart.service.tier", ""))
-        deps = attrs.get("coldstart.service.dependencies")
+        out["tier"] = str(attrs.get(cv.SERVICE_TIER, ""))
+        deps = attrs.get(cv.SERVICE_DEPENDENCIES)
         if deps:
             out["depends on"] = ", ".join(str(d) for d in deps) if isinstance(deps, list) else str(deps)
-    if attrs.get("coldstart.memory.rss_delta") is not None:
-        out["RSS delta"] = size(_number(attrs["coldstart.memory.rss_delta"]))
-    if attrs.get("thread.name"):
-        out["thread"] = str(attrs["thread.name"])
+    if attrs.get(cv.MEMORY_RSS_DELTA) is not None:
+        out["RSS delta"] = size(_number(attrs[cv.MEMORY_RSS_DELTA]))
+    if attrs.get(cv.THREAD_NAME):
+        out["thread"] = str(attrs[cv.THREAD_NAME])
     if span.status_code == 2:
         out["error"] = span.status_message or "error"
     return out

@@ -1,0 +1,248 @@
+"""The cold-start trace's schema: every span name, attribute key and enumerated value we write.
+
+The recorder (``spans.py``, ``service_tracing.py``, ``monitor.py``, ...), the validator
+(``validate/``) and the test fixtures import these names; no other module spells them, so the
+writer and the reader of a trace agree by construction (``tests/test_conventions.py`` checks it).
+Keys we invented live under ``coldstart.``; where an OpenTelemetry semantic convention exists
+(``code.*``, ``thread.*``, ``exception.*``, ``process.*``) it is used instead. The README's
+"The trace" section describes the same shape for people.
+
+Plain string constants, no imports: this module sits on the start-up path and costs one tiny
+module load. Add a new name here, with a one-line meaning, before writing it anywhere else.
+"""
+
+from __future__ import annotations
+
+# --- span names -------------------------------------------------------------------------------
+
+#: The root: process creation -> the ready moment.
+ROOT_SPAN = "coldstart"
+#: Process creation -> our hook installed (interpreter, site, the launcher's own imports).
+BOOT_SPAN = "coldstart.boot"
+#: Hook installed -> launcher done (configurator, other instrumentors); absent under ``start()``.
+LAUNCHER_SPAN = "coldstart.launcher"
+#: Launcher done (or ``start()``) -> ready: the application's own start-up.
+MAIN_SPAN = "coldstart.main"
+#: Prefix of the phase spans a service tier runs in: ``coldstart.tier critical``.
+TIER_SPAN_PREFIX = "coldstart.tier "
+#: A ``LazyLoader`` resolving its target: parent of the imports that triggers.
+LAZY_LOAD_SPAN = "coldstart.lazy_load"
+#: Prefix of an import span: ``import json.decoder``.
+IMPORT_SPAN_PREFIX = "import "
+#: Prefix of a service-init span: ``init db``.
+INIT_SPAN_PREFIX = "init "
+#: Prefix of a span waiting for another thread's or task's init of a service: ``wait db``.
+WAIT_SPAN_PREFIX = "wait "
+#: Prefix shared by the root's own children and our phase spans (``coldstart.boot``, ...).
+PHASE_SPAN_PREFIX = "coldstart."
+
+# --- attribute keys: every span -----------------------------------------------------------------
+
+#: What a span records: one of the ``KIND_*`` values.
+KIND = "coldstart.kind"
+#: Which phase or tier a phase span stands for (``PHASE_*``); ``after_ready`` on live imports.
+PHASE = "coldstart.phase"
+#: ``True`` on a record still running at ready: its span was cut at the ready moment.
+INCOMPLETE = "coldstart.incomplete"
+#: OpenTelemetry semconv: the recording thread's id (only off the main thread).
+THREAD_ID = "thread.id"
+#: OpenTelemetry semconv: the recording thread's name.
+THREAD_NAME = "thread.name"
+
+# --- attribute keys: the root -----------------------------------------------------------------
+
+#: How recording started: ``ORIGIN_*``.
+ORIGIN = "coldstart.origin"
+#: What ended the cold start: ``explicit``, ``exit``, ``timeout``, ``critical_tier``, a detector's name.
+READY_TRIGGER = "coldstart.ready.trigger"
+#: Every import of the cold start, kept as a span or not.
+IMPORTS_COUNT = "coldstart.imports.count"
+#: Imports that raised.
+IMPORTS_FAILED = "coldstart.imports.failed"
+#: Import spans actually emitted (the minimum-duration filter drops short ones).
+IMPORTS_RECORDED = "coldstart.imports.recorded"
+#: Bytes of code and extension modules imported (the "bundle").
+BUNDLE_SIZE = "coldstart.bundle.size"
+#: Process creation -> hook installed, in ns (also the boot span's length).
+BOOT_DURATION_NS = "coldstart.boot.duration_ns"
+#: Resident set size at the ready moment, bytes.
+MEMORY_RSS_AT_READY = "coldstart.memory.rss_at_ready"
+#: The kernel's RSS high-water mark (``VmHWM``) by the ready moment, bytes.
+MEMORY_PEAK_RSS = "coldstart.memory.peak_rss"
+#: Unique set size measured after ready, bytes (too slow to read before).
+MEMORY_USS_AFTER_READY = "coldstart.memory.uss_after_ready"
+
+# --- attribute keys: the boot span ------------------------------------------------------------
+
+#: How many modules were already imported when our hook went in.
+PREHOOK_MODULE_COUNT = "coldstart.prehook.module_count"
+#: Their names.
+PREHOOK_MODULES = "coldstart.prehook.modules"
+
+# --- attribute keys: import spans -------------------------------------------------------------
+
+#: The module's dotted name.
+MODULE_NAME = "coldstart.module.name"
+#: What kind of module: ``MODULE_KIND_*``.
+MODULE_KIND = "coldstart.module.kind"
+#: Bytes of its file on disk (absent for built-in and frozen modules).
+MODULE_SIZE = "coldstart.module.size"
+#: How it was imported: ``IMPORT_API_*``.
+IMPORT_API = "coldstart.import.api"
+#: ``OUTCOME_OK`` or ``OUTCOME_ERROR``.
+IMPORT_OUTCOME = "coldstart.import.outcome"
+#: ``True`` on an import still running at ready.
+IMPORT_INCOMPLETE = "coldstart.import.incomplete"
+#: OpenTelemetry semconv: the module's file.
+CODE_FILE_PATH = "code.file.path"
+#: OpenTelemetry semconv: the module a lazy load resolves.
+CODE_NAMESPACE = "code.namespace"
+
+# --- attribute keys: service spans ------------------------------------------------------------
+
+#: The service's name.
+SERVICE_NAME = "coldstart.service.name"
+#: Its tier: ``TIER_*``.
+SERVICE_TIER = "coldstart.service.tier"
+#: Names of the services it depends on.
+SERVICE_DEPENDENCIES = "coldstart.service.dependencies"
+#: ``miss`` on an init span (the cache did not have it).
+SERVICE_CACHE = "coldstart.service.cache"
+#: How many times the cached instance was handed out before ready.
+SERVICE_CACHE_HITS = "coldstart.service.cache_hits"
+#: ``OUTCOME_OK`` or ``OUTCOME_ERROR``.
+SERVICE_OUTCOME = "coldstart.service.outcome"
+#: ``module:attribute`` of a user-named or svcs factory.
+SERVICE_FACTORY = "coldstart.service.factory"
+#: Resident set size change across an import or init, bytes (process-wide).
+MEMORY_RSS_DELTA = "coldstart.memory.rss_delta"
+
+# --- attribute keys: lazy loads ---------------------------------------------------------------
+
+#: The ``module:attribute`` a ``LazyLoader`` resolves.
+LAZY_TARGET = "coldstart.lazy.target"
+
+# --- memory snapshot events (on the root) -----------------------------------------------------
+
+#: Name of a memory snapshot event.
+MEMORY_SNAPSHOT_EVENT = "memory.snapshot"
+#: What the snapshot marks: ``hook_installed``, ``ready``, ``critical done``, ...
+MEMORY_LABEL = "coldstart.memory.label"
+#: Resident set size at the snapshot, bytes.
+MEMORY_RSS = "coldstart.memory.rss"
+#: Virtual memory size at the snapshot, bytes.
+MEMORY_VMS = "coldstart.memory.vms"
+#: RSS growth since the previous snapshot, bytes per second.
+MEMORY_GROWTH_RATE = "coldstart.memory.growth_rate"
+#: Name of the event a failed import or init carries (OpenTelemetry's exception event).
+EXCEPTION_EVENT = "exception"
+#: OpenTelemetry semconv: the exception's type.
+EXCEPTION_TYPE = "exception.type"
+#: OpenTelemetry semconv: the exception's message.
+EXCEPTION_MESSAGE = "exception.message"
+
+# --- metrics (observable instruments after ready) ---------------------------------------------
+
+#: OpenTelemetry semconv: physical memory in use, bytes.
+METRIC_MEMORY_USAGE = "process.memory.usage"
+#: OpenTelemetry semconv: committed virtual memory, bytes.
+METRIC_MEMORY_VIRTUAL = "process.memory.virtual"
+#: The kernel's RSS high-water mark, bytes.
+METRIC_MEMORY_PEAK = "coldstart.memory.peak"
+#: RSS change per second since the previous collection.
+METRIC_MEMORY_GROWTH_RATE = "coldstart.memory.growth_rate"
+#: Unique set size, bytes.
+METRIC_MEMORY_USS = "coldstart.memory.uss"
+
+# --- values of coldstart.kind -----------------------------------------------------------------
+
+#: The root span.
+KIND_ROOT = "root"
+#: A phase of the cold start (boot, launcher, main) or a tier phase.
+KIND_PHASE = "phase"
+#: A module import.
+KIND_IMPORT = "import"
+#: A service init.
+KIND_SERVICE = "service"
+#: Waiting for another thread's or task's init of a service.
+KIND_WAIT = "wait"
+#: A lazy loader resolving its target.
+KIND_LAZY_LOAD = "lazy_load"
+
+# --- values of coldstart.module.kind ----------------------------------------------------------
+
+#: A ``.py`` file.
+MODULE_KIND_SOURCE = "source"
+#: A ``.pyc`` without source.
+MODULE_KIND_BYTECODE = "bytecode"
+#: A regular package (its ``__init__``).
+MODULE_KIND_PACKAGE = "package"
+#: A namespace package (no file).
+MODULE_KIND_NAMESPACE = "namespace"
+#: A compiled extension module.
+MODULE_KIND_EXTENSION = "extension"
+#: Built into the interpreter.
+MODULE_KIND_BUILTIN = "builtin"
+#: Frozen into the interpreter.
+MODULE_KIND_FROZEN = "frozen"
+#: No spec to tell (a module that replaced itself in ``sys.modules``, say).
+MODULE_KIND_UNKNOWN = "unknown"
+
+# --- values of coldstart.phase ----------------------------------------------------------------
+
+#: The boot span.
+PHASE_BOOT = "boot"
+#: The launcher span.
+PHASE_LAUNCHER = "launcher"
+#: The main span.
+PHASE_MAIN = "main"
+#: The critical tier, created in parallel before ready.
+PHASE_CRITICAL = "critical"
+#: The optional tier, preloaded in the background.
+PHASE_PRELOAD = "optional preload"
+#: On a live import span: recorded after the ready moment.
+PHASE_AFTER_READY = "after_ready"
+
+# --- values of coldstart.service.tier ---------------------------------------------------------
+
+#: Created in parallel before ready (``ServiceFactory``).
+TIER_CRITICAL = "critical"
+#: Created on first use.
+TIER_ESSENTIAL = "essential"
+#: Preloaded in the background after start-up, or created on first use.
+TIER_OPTIONAL = "optional"
+#: The tiers of our ``ServiceFactory``, in start-up order.
+FACTORY_TIERS = (TIER_CRITICAL, TIER_ESSENTIAL, TIER_OPTIONAL)
+#: Timed by hand (``start_service_timer``).
+TIER_MANUAL = "manual"
+#: A factory named in ``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``.
+TIER_USER = "user"
+#: A ``svcs`` container's factory.
+TIER_SVCS = "svcs"
+
+# --- other enumerated values ------------------------------------------------------------------
+
+#: ``coldstart.origin``: armed by ``opentelemetry-instrument`` (distro or instrumentor).
+ORIGIN_LAUNCHER = "launcher"
+#: ``coldstart.origin``: armed by ``otel_coldstart.start()`` in the application.
+ORIGIN_START = "start"
+#: ``coldstart.*.outcome``: it returned.
+OUTCOME_OK = "ok"
+#: ``coldstart.*.outcome``: it raised.
+OUTCOME_ERROR = "error"
+#: ``coldstart.service.cache`` on an init span.
+CACHE_MISS = "miss"
+#: ``coldstart.import.api``: an ``import`` statement (``__import__``).
+IMPORT_API_STATEMENT = "import"
+#: ``coldstart.import.api``: ``importlib.import_module``.
+IMPORT_API_IMPORT_MODULE = "import_module"
+#: ``coldstart.ready.trigger``: ``otel_coldstart.mark_ready()``.
+TRIGGER_EXPLICIT = "explicit"
+#: ``coldstart.ready.trigger``: the process ended (scripts and CLIs).
+TRIGGER_EXIT = "exit"
+#: ``coldstart.ready.trigger``: ``OTEL_PYTHON_COLDSTART_READY_TIMEOUT`` ran out.
+TRIGGER_TIMEOUT = "timeout"
+#: ``coldstart.ready.trigger``: the critical service tier finished.
+TRIGGER_CRITICAL_TIER = "critical_tier"
+#: ``coldstart.ready.trigger`` when the timeline was frozen without one.
+TRIGGER_UNKNOWN = "unknown"

@@ -397,7 +397,7 @@ def env_exporters(timeout_s: float) -> list[Any]:
     exporters = []
     for cls in classes.values():
         try:
-            exporters.append(cls(timeout=timeout_s))
+            exporters.append(cls(timeout=timeout_s))  # type: ignore[call-arg]  # OTLP exporters take it
         except TypeError:
             exporters.append(cls())
     return exporters

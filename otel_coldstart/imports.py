@@ -23,7 +23,7 @@ import wrapt
 from otel_coldstart import post_import, timeline
 from otel_coldstart.timeline import END, ERROR, MODULE, state
 
-_bootstrap = sys.modules["_frozen_importlib"]
+_bootstrap: Any = sys.modules["_frozen_importlib"]
 _modules = sys.modules
 _now = timeline._now
 _gcd_import = _bootstrap._gcd_import

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 import wrapt
 
@@ -282,7 +282,7 @@ def _shutdown_providers() -> None:
                 provider.shutdown()
 
 
-def _exit_wrapper(status: int) -> None:
+def _exit_wrapper(status: int) -> NoReturn:
     # os._exit skips atexit: without this, an app that ends with it would lose its cold start.
     try:
         _on_exit()

@@ -24,7 +24,7 @@ from otel_coldstart import timeline
 try:
     import resource as _resource
 except ImportError:  # pragma: no cover - Windows
-    _resource = None
+    _resource = None  # type: ignore[assignment]
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 # ru_maxrss is in kilobytes on Linux, in bytes on macOS.

@@ -47,6 +47,7 @@ def attributes(attrs: Any) -> list[dict[str, Any]]:
 
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
+    assert ctx is not None  # a finished SDK span always has one
     out: dict[str, Any] = {
         "traceId": format(ctx.trace_id, "032x"),
         "spanId": format(ctx.span_id, "016x"),

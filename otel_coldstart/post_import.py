@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-_bootstrap = sys.modules["_frozen_importlib"]
+_bootstrap: Any = sys.modules["_frozen_importlib"]
 _lock = threading.Lock()
 
 #: Module name -> callbacks still waiting for it. The import wrappers hold this very dict (it is

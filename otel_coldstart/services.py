@@ -554,6 +554,7 @@ class ServiceFactory:
                     return
                 if failure:
                     failed_name, failed = failure[0]
+                    assert failed.error is not None  # only failed attempts are in ``failure``
                     self._fail(slot, pending, failed.error, failed.failed or failed_name)
                     continue
                 # An error is delivered to every waiter through the pending attempt.
@@ -570,6 +571,7 @@ class ServiceFactory:
         finished.wait()
         if failure:
             name, pending = failure[0]
+            assert pending.error is not None
             raise ServiceInitError(name, pending.failed or name, pending.error) from pending.error
 
     def _critical_done(self) -> None:

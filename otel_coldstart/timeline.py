@@ -42,7 +42,7 @@ class Timeline:
         self.counters: dict[str, int] = {}
         self.phases: list[tuple[str, int, int]] = []
         self.marks: dict[str, int] = {}
-        self.memory_snapshots: list[tuple[str, int, Any]] = []
+        self.memory_snapshots: list[Any] = []  # memory.MemorySnapshot
         self.thread_names: dict[int, str] = {get_ident(): threading.current_thread().name}
         self.ready_ns: int | None = None
         self.ready_trigger: str | None = None

@@ -252,7 +252,7 @@ def summarize(trace: Trace) -> Summary:
     peak = _int_attr(root, cv.MEMORY_PEAK_RSS)
     if peak is None:
         # Older or foreign traces: the snapshots on the root still tell the peak.
-        candidates = [p.peak_rss or p.rss for p in points if (p.peak_rss or p.rss)]
+        candidates = [v for p in points if (v := p.peak_rss or p.rss)]
         peak = max(candidates) if candidates else None
     at_ready = _int_attr(root, cv.MEMORY_RSS_AT_READY)
     if at_ready is None and points:

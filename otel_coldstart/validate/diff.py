@@ -179,7 +179,7 @@ def compare(
             }
         )
     base_items, cand_items = _collect(base), _collect(candidate)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for key in dict.fromkeys([*base_items, *cand_items]):
         b, c = base_items.get(key), cand_items.get(key)
         b_ms = _stat(b.durations, statistic) if b else None

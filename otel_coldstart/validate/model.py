@@ -75,15 +75,16 @@ def _covered_ns(children: list[Span], low: int, high: int) -> int:
         (max(c.start_ns, low), min(c.end_ns, high)) for c in children if c.end_ns > low and c.start_ns < high
     )
     covered = 0
-    current_start = current_end = None
+    current_start = current_end = 0
+    started = False
     for start, end in intervals:
-        if current_end is None or start > current_end:
-            if current_end is not None:
+        if not started or start > current_end:
+            if started:
                 covered += current_end - current_start
-            current_start, current_end = start, end
+            current_start, current_end, started = start, end, True
         else:
             current_end = max(current_end, end)
-    if current_end is not None:
+    if started:
         covered += current_end - current_start
     return covered
 

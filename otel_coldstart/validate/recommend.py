@@ -89,7 +89,7 @@ def _is_application(figure: ImportFigure) -> bool:
 
 def _lazy_candidates(summary: Summary, total: int) -> list[Advice]:
     threshold = max(LAZY_MIN_NS, LAZY_MIN_SHARE * total)
-    advice = []
+    advice: list[Advice] = []
     seen: set[str] = set()
     # Outermost heavy imports first: advising `pandas` is useful, advising `pandas.core.frame` is not.
     for figure in sorted(summary.imports, key=lambda f: f.cumulative_ns, reverse=True):

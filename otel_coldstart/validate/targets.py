@@ -177,6 +177,14 @@ def _worst(items: Sequence[tuple[str, int]], pattern: str) -> tuple[float, str] 
 Measure = Callable[[Summary], "tuple[float, str] | float | None"]
 
 
+def _slowest_service(pattern: str) -> Measure:
+    return lambda s: _worst([(f.name, f.duration_ns) for f in s.services], pattern)
+
+
+def _slowest_import(pattern: str) -> Measure:
+    return lambda s: _worst([(f.module, f.cumulative_ns) for f in s.imports], pattern)
+
+
 def _rows(targets: Targets) -> list[tuple[str, str, Measure, float, str]]:
     rows: list[tuple[str, str, Measure, float, str]] = [
         ("max_cold_start_ms", "cold start", lambda s: s.cold_start_ns / MS, targets.max_cold_start_ms, "ms"),
@@ -215,7 +223,7 @@ def _rows(targets: Targets) -> list[tuple[str, str, Measure, float, str]]:
             (
                 f"services.{pattern}",
                 f"service {pattern}",
-                lambda s, p=pattern: _worst([(f.name, f.duration_ns) for f in s.services], p),
+                _slowest_service(pattern),
                 limit,
                 "ms",
             )
@@ -225,7 +233,7 @@ def _rows(targets: Targets) -> list[tuple[str, str, Measure, float, str]]:
             (
                 f"modules.{pattern}",
                 f"{cv.IMPORT_SPAN_PREFIX}{pattern}",
-                lambda s, p=pattern: _worst([(f.module, f.cumulative_ns) for f in s.imports], p),
+                _slowest_import(pattern),
                 limit,
                 "ms",
             )

@@ -44,6 +44,9 @@ class Settings:
     retry_s: float = 60.0
     #: Send earlier processes' spooled cold starts after this one's ready moment.
     spool_drain: bool = True
+    #: AWS Lambda: how long delivery may hold the runtime before it asks for the next invocation
+    #: (the sandbox may freeze right after that request).
+    lambda_flush_timeout_s: float = 1.0
 
 
 def _float(name: str, default: float) -> float:
@@ -102,6 +105,7 @@ _READERS: dict[str, Callable[[], Any]] = {
     "spool_max_bytes": lambda: _int("SPOOL_MAX_BYTES", 64 * 1024 * 1024),
     "retry_s": lambda: _float("RETRY_SECONDS", 60.0),
     "spool_drain": lambda: _bool("SPOOL_DRAIN", True),
+    "lambda_flush_timeout_s": lambda: _float("LAMBDA_FLUSH_TIMEOUT", 1.0),
 }
 
 

@@ -32,6 +32,8 @@ _exporting: threading.Thread | None = None
 _pipeline: Any = None
 _exit_deadline: float | None = None
 _real_exit = os._exit
+#: The cold-start root span's context, once built: what later spans link to.
+_root_context: Any = None
 #: The name of our import instrumentor's entry point (see pyproject.toml).
 IMPORTS_ENTRY_POINT = "coldstart_imports"
 
@@ -66,6 +68,11 @@ def arm(origin: str, record_imports: bool = True) -> None:
     _settings, problems = config.load()
     for problem in problems:
         _log().warning("otel-coldstart: %s; using the default", problem)
+    if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        with timeline.suppressed():  # our module, not the application's start-up
+            from otel_coldstart import faas_lambda
+
+            faas_lambda.install(_settings.lambda_flush_timeout_s)
     memory.take_snapshot("hook_installed")
     if _settings.import_memory:
         imports.rss_probe = memory.rss
@@ -134,7 +141,7 @@ def _export_module() -> Any:
 
 def _build(frozen: Timeline) -> list[Any]:
     """Local work: SDK set-up, spans, the trace file. Everything here is our own, never recorded."""
-    global _pipeline
+    global _pipeline, _root_context
     with timeline.suppressed():
         try:
             from otel_coldstart import otlp_json, sdk_setup, spans
@@ -147,13 +154,14 @@ def _build(frozen: Timeline) -> list[Any]:
 
                 memory.MemoryGauges().register(metrics.get_meter_provider())
             uss = memory.uss()
-            spans.build(
+            root = spans.build(
                 frozen,
                 _pipeline.tracer(),
                 process_start_ns(),
                 min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
                 extra_root_attributes={cv.MEMORY_USS_AFTER_READY: uss} if uss is not None else None,
             )
+            _root_context = root.get_span_context()
             built = _pipeline.take_spans()
             if _settings.trace_file:
                 otlp_json.append_lines(_settings.trace_file, [otlp_json.encode(built)])
@@ -182,6 +190,11 @@ def _export(built: list[Any], deadline: float | None = None) -> None:
                 _export_module().at_exit(_pipeline.exporters, built, _settings, deadline)
         except Exception as exc:  # the application must never pay for our failure
             _log().warning("otel-coldstart: cold-start trace export failed: %s", exc, exc_info=True)
+
+
+def root_context() -> Any:
+    """The cold-start root span's ``SpanContext`` once the trace is built, else ``None``."""
+    return _root_context
 
 
 def process_start_ns() -> int:

@@ -65,6 +65,9 @@ def process_attributes() -> dict[str, Any]:
         "telemetry.distro.name": "otel-coldstart",
         "telemetry.distro.version": __version__,
     }
+    from otel_coldstart import faas_lambda
+
+    attrs.update(faas_lambda.resource_attributes())
     try:
         import getpass
 

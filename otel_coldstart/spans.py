@@ -126,6 +126,7 @@ def build(
         at_ready = snapshots[-1]
         root_attrs[cv.MEMORY_RSS_AT_READY] = at_ready.rss
         root_attrs[cv.MEMORY_PEAK_RSS] = max(s.peak_rss for s in snapshots)
+    root_attrs.update(timeline.root_attributes)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
     root = tracer.start_span(

@@ -42,7 +42,10 @@ _CLAIMED = re.compile(r"^(?P<stem>\d+-\d+-[0-9a-f]+)\.claim-(?P<pid>\d+)-(?P<hos
 
 
 def default_dir() -> str:
-    """``$XDG_CACHE_HOME/otel-coldstart/spool``, else ``~/.cache/otel-coldstart/spool``."""
+    """``$XDG_CACHE_HOME/otel-coldstart/spool``, else ``~/.cache/otel-coldstart/spool`` (in a Lambda
+    sandbox ``/tmp/otel-coldstart/spool``)."""
+    if not os.environ.get("XDG_CACHE_HOME") and os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+        return "/tmp/otel-coldstart/spool"  # a Lambda sandbox: /tmp is the only writable place
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "otel-coldstart", "spool")
 

@@ -46,6 +46,8 @@ class Timeline:
         self.thread_names: dict[int, str] = {get_ident(): threading.current_thread().name}
         self.ready_ns: int | None = None
         self.ready_trigger: str | None = None
+        #: Attributes for the root span that a ready callback adds (a runtime's own facts).
+        self.root_attributes: dict[str, Any] = {}
 
     def to_epoch_ns(self, mono_ns: int) -> int:
         return self.wall_anchor_ns + (mono_ns - self.mono_anchor_ns)

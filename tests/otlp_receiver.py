@@ -20,7 +20,7 @@ import threading
 import time
 import zlib
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,18 +42,39 @@ class ReceivedSpan:
     span_id: str
     name: str
     service: str
+    #: The span's and its resource's attributes, its kind (OTLP enum) and the span ids it links to.
+    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
+    resource: dict[str, Any] = field(default_factory=dict, compare=False)
+    kind: int = field(default=0, compare=False)
+    links: tuple[str, ...] = field(default=(), compare=False)
+
+
+def _value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_value(item) for item in value.array_value.values]
+    return getattr(value, kind) if kind else None
 
 
 def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
     out = []
     for resource_spans in request.resource_spans:
-        service = ""
-        for kv in resource_spans.resource.attributes:
-            if kv.key == "service.name":
-                service = kv.value.string_value
+        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
+        service = resource.get("service.name", "")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                out.append(ReceivedSpan(span.trace_id.hex(), span.span_id.hex(), span.name, service))
+                out.append(
+                    ReceivedSpan(
+                        span.trace_id.hex(),
+                        span.span_id.hex(),
+                        span.name,
+                        service,
+                        {kv.key: _value(kv.value) for kv in span.attributes},
+                        resource,
+                        span.kind,
+                        tuple(link.span_id.hex() for link in span.links),
+                    )
+                )
     return out
 
 
@@ -82,7 +103,10 @@ def _points(request: metrics_service_pb2.ExportMetricsServiceRequest) -> list[Re
             for metric in scope_metrics.metrics:
                 kind = metric.WhichOneof("data")
                 for point in getattr(metric, kind).data_points:
-                    value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
+                    if kind == "histogram":
+                        value = point.sum  # a histogram point has no single value; its sum
+                    else:
+                        value = point.as_double if point.WhichOneof("value") == "as_double" else point.as_int
                     out.append(ReceivedPoint(metric.name, metric.unit, kind, value, service))
     return out
 

@@ -1,0 +1,354 @@
+"""AWS Lambda: real runtimes against a loopback Runtime API that freezes them (SIGSTOP), as Lambda does.
+
+The function runs the way the OpenTelemetry Lambda layer runs it: ``opentelemetry-instrument python
+-m awslambdaric handler.fn`` with ``AWS_LAMBDA_RUNTIME_API`` set (and, for the generic detector, a
+hand-written runtime over urllib). Spans and metrics go to a real OTLP receiver; what has arrived
+is read at the moment the sandbox freezes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import clean_env, write
+from lambda_runtime_api import FUNCTION_ARN, RuntimeAPI
+from otlp_receiver import HttpReceiver, ReceivedPoint, ReceivedSpan
+
+from otel_coldstart import faas_lambda
+
+pytest.importorskip("awslambdaric")
+
+HANDLER = """
+import decimal
+import json
+import sqlite3
+
+
+def fn(event, context):
+    if event.get("fail"):
+        raise ValueError("asked to fail: " + json.dumps(event))
+    return {"echo": event, "sum": str(decimal.Decimal("0.1") + decimal.Decimal("0.2"))}
+"""
+
+#: A runtime of its own over urllib (what a custom runtime looks like): the generic detector.
+URLLIB_RUNTIME = """
+import json
+import os
+import urllib.request
+
+import handler
+
+base = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(base + "next") as response:
+        request_id = response.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(response.read())
+    try:
+        body, kind = json.dumps(handler.fn(event, None)).encode(), "response"
+    except Exception as exc:
+        body, kind = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode(), "error"
+    urllib.request.urlopen(urllib.request.Request(base + request_id + "/" + kind, data=body)).read()
+"""
+
+EVENTS = [{"n": 1}, {"n": 2, "fail": True}, {"n": 3}]
+#: Generous for a busy 2-core machine: the assertions are about order (before the freeze), not speed.
+BUDGET_S = "15"
+
+
+@dataclass
+class Seen:
+    spans: list[ReceivedSpan]
+    points: list[ReceivedPoint]
+
+
+@dataclass
+class LambdaRun:
+    api: RuntimeAPI
+    receiver: HttpReceiver
+    output: str
+    spool: Path
+    trace_file: Path
+    work: Path
+
+    def at_freeze(self, number: int) -> Seen:
+        return self.api.freezes[number - 1].seen
+
+    def answers(self) -> list[tuple[str, bytes, str | None]]:
+        # The function's directory differs between runs; it appears in an error's stack trace.
+        where = str(self.work).encode()
+        return [(a.kind, a.body.replace(where, b"<dir>"), a.error_type) for a in self.api.answers]
+
+
+def run_function(
+    tmp_path: Path,
+    events: list[Any],
+    *,
+    instrumented: bool = True,
+    runtime: str = "awslambdaric",
+    receiver_mode: str = "up",
+    env: dict[str, str] | None = None,
+    name: str = "run",
+    snapshot_s: float = 0.0,
+    first_event_delay_s: float = 0.0,
+) -> LambdaRun:
+    """Run a function through ``events`` one by one: each answer is followed by a freeze and a thaw."""
+    work = tmp_path / name
+    write(work / "handler.py", HANDLER)
+    write(work / "runtime.py", URLLIB_RUNTIME)
+    receiver = HttpReceiver(receiver_mode)
+    api = RuntimeAPI(
+        on_freeze=lambda: Seen(receiver.spans(), receiver.points()),
+        snapshot_s=snapshot_s,
+    )
+    spool = work / "spool"
+    full_env = {
+        **clean_env(),
+        **api.env(),
+        **receiver.env(),
+        "OTEL_PYTHON_DISTRO": "otel_coldstart",
+        "OTEL_PYTHON_CONFIGURATOR": "otel_coldstart",
+        "OTEL_METRICS_EXPORTER": "otlp",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_COLDSTART_SPOOL_DIR": str(spool),
+        "OTEL_PYTHON_COLDSTART_TRACE_FILE": str(work / "trace.jsonl"),
+        "OTEL_PYTHON_COLDSTART_LAMBDA_FLUSH_TIMEOUT": BUDGET_S,
+        # Metrics leave when we flush them before a freeze, not on a timer of their own.
+        "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        **(env or {}),
+    }
+    program = ["-m", "awslambdaric", "handler.fn"] if runtime == "awslambdaric" else ["runtime.py"]
+    command = [sys.executable, *program]
+    if instrumented:
+        command.insert(0, str(Path(sys.executable).with_name("opentelemetry-instrument")))
+    log = open(work / "output.txt", "w")  # noqa: SIM115 (closed below, after the process is gone)
+    process = subprocess.Popen(command, cwd=work, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    api.pid = process.pid
+    try:
+        for number, event in enumerate(events, start=1):
+            if number == 1 and first_event_delay_s:
+                # Initialised ahead of demand: Lambda freezes the sandbox after init until work comes.
+                deadline = time.monotonic() + 120
+                while not api.nexts and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                os.kill(process.pid, signal.SIGSTOP)
+                time.sleep(first_event_delay_s)
+                os.kill(process.pid, signal.SIGCONT)
+            api.add_event(event)
+            if not api.wait_frozen(number, timeout=120):
+                pytest.fail(
+                    f"the runtime never asked for event {number + 1}: {(work / 'output.txt').read_text()}"
+                )
+            if number < len(events):
+                api.thaw()
+    finally:
+        api.close()
+        receiver.close()
+        process.wait(30)
+        log.close()
+    return LambdaRun(api, receiver, (work / "output.txt").read_text(), spool, work / "trace.jsonl", work)
+
+
+def by_name(spans: list[ReceivedSpan], name: str) -> list[ReceivedSpan]:
+    return [span for span in spans if span.name == name]
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory: pytest.TempPathFactory) -> LambdaRun:
+    return run_function(tmp_path_factory.mktemp("lambda"), EVENTS)
+
+
+def test_the_cold_start_arrives_before_the_first_freeze(traced: LambdaRun) -> None:
+    seen = traced.at_freeze(1)
+    roots = by_name(seen.spans, "coldstart")
+    assert len(roots) == 1, traced.output[-3000:]
+    root = roots[0]
+    assert root.attributes["coldstart.ready.trigger"] == "lambda"
+    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "on-demand"
+    assert 0 < root.attributes[faas_lambda.ATTR_INIT_DURATION] < 120e9
+    # The whole trace is there, not just its root: the handler module's import among the rest.
+    trace = [span for span in seen.spans if span.trace_id == root.trace_id]
+    assert "import handler" in {span.name for span in trace}
+    assert "import awslambdaric.bootstrap" in {span.name for span in trace}
+    # The first invocation, inside the cold-start trace (init vs first invocation) ...
+    (first,) = by_name(trace, faas_lambda.FIRST_INVOCATION_SPAN)
+    assert first.attributes[faas_lambda.ATTR_PROACTIVE] is False
+    # ... and as the FaaS server span, linked to the cold start.
+    (invocation,) = by_name(seen.spans, "coldstart-fn")
+    assert invocation.attributes["faas.coldstart"] is True
+    assert invocation.kind == 2  # SPAN_KIND_SERVER
+    assert invocation.links == (root.span_id,)
+    assert invocation.attributes["faas.invocation_id"] == first.attributes["faas.invocation_id"]
+    assert invocation.attributes["cloud.account.id"] == "123456789012"
+    assert invocation.attributes["aws.lambda.invoked_arn"] == FUNCTION_ARN
+    # FaaS metrics left with it.
+    names = {point.name for point in seen.points}
+    assert {"faas.init_duration", "faas.coldstarts"} <= names
+    (coldstarts,) = [p for p in seen.points if p.name == "faas.coldstarts"]
+    assert coldstarts.value == 1
+    (init,) = [p for p in seen.points if p.name == "faas.init_duration"]
+    assert init.unit == "s"
+    assert init.value == pytest.approx(root.attributes[faas_lambda.ATTR_INIT_DURATION] / 1e9)
+
+
+def test_faas_coldstart_is_true_on_the_first_invocation_only(traced: LambdaRun) -> None:
+    seen = traced.at_freeze(len(EVENTS))
+    invocations = by_name(seen.spans, "coldstart-fn")
+    assert len(invocations) == len(EVENTS)
+    ids = [answer.request_id for answer in traced.api.answers]
+    flags = {span.attributes["faas.invocation_id"]: span.attributes["faas.coldstart"] for span in invocations}
+    assert flags == {ids[0]: True, ids[1]: False, ids[2]: False}
+    assert [len(span.links) for span in invocations if span.attributes["faas.coldstart"] is False] == [0, 0]
+    # One cold start per sandbox, however many invocations.
+    assert len(by_name(seen.spans, "coldstart")) == 1
+    # Each invocation's span is out before the freeze that follows it.
+    for number in range(1, len(EVENTS) + 1):
+        arrived = {
+            s.attributes.get("faas.invocation_id")
+            for s in by_name(traced.at_freeze(number).spans, "coldstart-fn")
+        }
+        assert arrived == set(ids[:number])
+
+
+def test_resource_carries_the_lambda_environment(traced: LambdaRun) -> None:
+    seen = traced.at_freeze(1)
+    for span in (by_name(seen.spans, "coldstart")[0], by_name(seen.spans, "coldstart-fn")[0]):
+        resource = span.resource
+        assert resource["faas.name"] == "coldstart-fn"
+        assert resource["faas.version"] == "$LATEST"
+        assert resource["faas.max_memory"] == 512 * 1024 * 1024
+        assert resource["cloud.provider"] == "aws"
+        assert resource["cloud.platform"] == "aws_lambda"
+        assert resource["cloud.region"] == "eu-west-1"
+        assert resource["service.name"] == "coldstart-fn"
+
+
+def test_responses_are_identical_to_plain(traced: LambdaRun, tmp_path: Path) -> None:
+    plain = run_function(tmp_path, EVENTS, instrumented=False, name="plain")
+    assert traced.answers() == plain.answers()
+    assert [kind for kind, _, _ in plain.answers()] == ["response", "error", "response"]
+    # The error span is the failed invocation's.
+    seen = traced.at_freeze(len(EVENTS))
+    failed = [
+        s
+        for s in by_name(seen.spans, "coldstart-fn")
+        if s.attributes["faas.invocation_id"] == traced.api.answers[1].request_id
+    ]
+    assert failed and failed[0].attributes["faas.coldstart"] is False
+    assert not list(traced.spool.glob("*")) if traced.spool.exists() else True
+
+
+def test_a_runtime_over_urllib_is_detected_too(tmp_path: Path) -> None:
+    run = run_function(tmp_path, EVENTS[:2], runtime="urllib")
+    seen = run.at_freeze(1)
+    (root,) = by_name(seen.spans, "coldstart")
+    assert root.attributes["coldstart.ready.trigger"] == "lambda"
+    assert "import handler" in {s.name for s in seen.spans if s.trace_id == root.trace_id}
+    last = by_name(run.at_freeze(2).spans, "coldstart-fn")
+    assert sorted(s.attributes["faas.coldstart"] for s in last) == [False, True]
+    plain = run_function(tmp_path, EVENTS[:2], runtime="urllib", instrumented=False, name="plain")
+    assert run.answers() == plain.answers()
+
+
+def test_snapstart_restore_is_its_own_phase(tmp_path: Path) -> None:
+    run = run_function(
+        tmp_path, EVENTS[:1], env={"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}, snapshot_s=1.5
+    )
+    assert len(run.api.restores) == 1
+    seen = run.at_freeze(1)
+    (root,) = by_name(seen.spans, "coldstart")
+    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "snap-start"
+    trace = [s for s in seen.spans if s.trace_id == root.trace_id]
+    (snapshot,) = by_name(trace, faas_lambda.SNAPSHOT_SPAN)
+    (restore,) = by_name(trace, faas_lambda.RESTORE_SPAN)
+    assert restore.attributes["coldstart.phase"] == "restore"
+    assert snapshot.attributes["coldstart.phase"] == "snapshot"
+    # The init a caller waits for is the restore, not the 1.5 s the sandbox sat in its snapshot,
+    # and what ran before the snapshot is counted apart.
+    assert root.attributes[faas_lambda.ATTR_INIT_DURATION] < 1.5e9
+    assert root.attributes[faas_lambda.ATTR_BEFORE_SNAPSHOT] > 0
+    assert "import handler" in {s.name for s in trace}
+
+
+def test_provisioned_init_is_flagged_not_counted_as_waiting(tmp_path: Path) -> None:
+    run = run_function(
+        tmp_path,
+        EVENTS[:1],
+        env={"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"},
+        first_event_delay_s=2.0,
+    )
+    seen = run.at_freeze(1)
+    (root,) = by_name(seen.spans, "coldstart")
+    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "provisioned-concurrency"
+    (first,) = by_name(seen.spans, faas_lambda.FIRST_INVOCATION_SPAN)
+    assert first.attributes[faas_lambda.ATTR_PROACTIVE] is True
+    assert first.attributes[faas_lambda.ATTR_INIT_GAP] >= 1.5e9
+    (invocation,) = by_name(seen.spans, "coldstart-fn")
+    assert invocation.attributes["faas.coldstart"] is True
+
+
+def test_collector_down_the_cold_start_is_spooled_under_tmp_before_the_freeze(tmp_path: Path) -> None:
+    run = run_function(
+        tmp_path, EVENTS[:1], receiver_mode="down", env={"OTEL_PYTHON_COLDSTART_LAMBDA_FLUSH_TIMEOUT": "1"}
+    )
+    files = [p for p in run.spool.iterdir() if ".jsonl" in p.name or ".claim-" in p.name]
+    assert files, run.output[-3000:]
+    spooled = "".join(p.read_text() for p in files)
+    assert '"coldstart"' in spooled and "import handler" in spooled
+
+
+def test_collector_hanging_the_freeze_waits_no_longer_than_the_budget(tmp_path: Path) -> None:
+    budget = 1.0
+    run = run_function(
+        tmp_path,
+        [{"n": 1}, {"n": 2}],
+        receiver_mode="hang",
+        env={"OTEL_PYTHON_COLDSTART_LAMBDA_FLUSH_TIMEOUT": str(budget)},
+    )
+    # From the first answer to the request that lets the sandbox freeze: the budget, plus slack for
+    # a busy machine; far from the exporter's own 10 s timeout.
+    held = run.api.freezes[0].at - run.api.answers[0].at
+    assert held < budget + 2.5, run.output[-3000:]
+    assert [a.kind for a in run.api.answers] == ["response", "response"]
+
+
+def test_resource_attributes_outside_lambda_are_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    assert faas_lambda.resource_attributes() == {}
+    assert faas_lambda.install() is False
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kind"),
+    [
+        ("GET", "/2018-06-01/runtime/invocation/next", "next"),
+        ("GET", "/2018-06-01/runtime/restore/next", "restore"),
+        ("POST", "/2018-06-01/runtime/invocation/8476a536-e9f4/response", "response"),
+        ("POST", "/2018-06-01/runtime/invocation/8476a536-e9f4/error", "error"),
+        ("POST", "/2018-06-01/runtime/init/error", None),
+        ("GET", "/api/users/next", None),
+        ("GET", "http://127.0.0.1:9001/2018-06-01/runtime/invocation/next", "next"),
+    ],
+)
+def test_runtime_api_requests_are_recognised(method: str, url: str, kind: str | None) -> None:
+    assert faas_lambda._classify(method, url) == kind
+
+
+def test_the_trace_file_holds_init_and_first_invocation(traced: LambdaRun) -> None:
+    from otel_coldstart.validate.readers import read_file
+
+    _, traces = read_file(str(traced.trace_file))
+    (trace,) = traces
+    names = {span.name for span in trace.spans}
+    assert {"coldstart", faas_lambda.FIRST_INVOCATION_SPAN} <= names
+    assert json.loads(traced.answers()[0][1])["sum"] == "0.3"

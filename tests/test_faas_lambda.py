@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import clean_env, write
+from helpers import clean_env, run_instrumented, write
 from lambda_runtime_api import FUNCTION_ARN, RuntimeAPI
 from otlp_receiver import HttpReceiver, ReceivedPoint, ReceivedSpan
 
@@ -352,3 +352,55 @@ def test_the_trace_file_holds_init_and_first_invocation(traced: LambdaRun) -> No
     names = {span.name for span in trace.spans}
     assert {"coldstart", faas_lambda.FIRST_INVOCATION_SPAN} <= names
     assert json.loads(traced.answers()[0][1])["sum"] == "0.3"
+
+
+def validate(trace_file: Path, targets: str, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    targets_file = write(tmp_path / "targets.toml", targets)
+    command = [str(Path(sys.executable).with_name("otel-coldstart")), "validate", str(trace_file)]
+    text = subprocess.run(
+        [*command, "--targets", str(targets_file), "--color", "never"], capture_output=True, text=True
+    )
+    document = subprocess.run(
+        [*command, "--targets", str(targets_file), "--format", "json"], capture_output=True, text=True
+    )
+    return text, json.loads(document.stdout)
+
+
+def test_validator_judges_lambda_init_and_first_invocation(traced: LambdaRun, tmp_path: Path) -> None:
+    text, document = validate(
+        traced.trace_file, "max_lambda_init_ms = 120000\nmax_first_invocation_ms = 0.000001\n", tmp_path
+    )
+    verdicts = {t["key"]: t for t in document["targets"]}
+    assert verdicts["max_lambda_init_ms"]["status"] == "pass"
+    # A limit no invocation can meet: the first invocation is measured, and fails it.
+    assert verdicts["max_first_invocation_ms"]["status"] == "fail"
+    assert verdicts["max_first_invocation_ms"]["measured"] > 0
+    split = document["representative"]["lambda"]
+    assert split["init_type"] == "on-demand"
+    assert split["proactive"] is False
+    assert split["init_ns"] == pytest.approx(document["representative"]["cold_start_ms"] * 1e6, rel=0.01)
+    assert text.returncode != 0
+    assert "Lambda (on-demand): init" in text.stdout and "first invocation" in text.stdout
+
+
+def test_validator_judges_a_snapstart_cold_start_on_its_restore(tmp_path: Path) -> None:
+    run = run_function(
+        tmp_path, EVENTS[:1], env={"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"}, snapshot_s=3.0
+    )
+    # The root spans the 3 s in the snapshot; the cold start a caller saw is the restore.
+    _, document = validate(run.trace_file, "max_cold_start_ms = 2500\n", tmp_path)
+    (cold_start,) = [t for t in document["targets"] if t["key"] == "max_cold_start_ms"]
+    assert cold_start["measured"] < 2500, document["representative"]["lambda"]
+    assert document["representative"]["cold_start_ms"] > 3000
+    assert document["representative"]["lambda"]["before_snapshot_ns"] > 0
+
+
+def test_a_cold_start_outside_lambda_has_no_lambda_split(tmp_path: Path) -> None:
+    from otel_coldstart.validate import faas
+
+    run = run_instrumented(write(tmp_path / "app.py", "import decimal\n"), tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    trace = run.trace()
+    assert faas.split(trace) is None
+    assert "coldstart.lambda.init_type" not in trace.root.attributes
+    assert "faas.name" not in trace.root.resource

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, TextIO
 
-from otel_coldstart.validate import stats
+from otel_coldstart.validate import faas, stats
 
 
 def use_colour(stream: TextIO, mode: str = "auto") -> bool:
@@ -120,6 +120,8 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
         lines.append(f"  tier {tier:<17} {_ms(duration)}")
     if shown["critical_ready_ms"] is not None:
         lines.append(f"  critical tier ready at {shown['critical_ready_ms']:.1f} ms after process start")
+    if shown.get("lambda"):
+        lines.append("  " + faas.describe(faas.LambdaSplit(**shown["lambda"])))
 
     imports = shown["imports"]
     kept = f", {imports['recorded']} kept as spans" if imports["recorded"] != imports["count"] else ""

@@ -21,6 +21,8 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
     "trace_id", "service", "span_count", "ready_trigger", "cold_start_ms",
     "phases": {"boot": ms, "launcher": ms, "main": ms}, "tiers": {"critical": ms, ...},
     "critical_ready_ms": float|null,
+    "lambda": null | {"init_type", "init_ns", "before_snapshot_ns", "first_invocation_ns", "gap_ns",
+                      "proactive"},   # AWS Lambda: init vs first invocation (validate/faas.py)
     "imports": {"count", "recorded", "top_level_ms", "bundle_bytes", "failed": [str]},
     "slowest_imports": [{"module", "self_ms", "cumulative_ms", "size_bytes", "importer", "failed",
                          "memory_delta_bytes"}],
@@ -40,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_coldstart.validate import stats
+from otel_coldstart.validate import faas, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.recommend import Advice
 from otel_coldstart.validate.targets import Targets, Verdict, judge
@@ -94,6 +96,7 @@ def _summary_document(summary: Summary) -> dict[str, Any]:
         "phases": {name: _ms(ns) for name, ns in summary.phases.items()},
         "tiers": {name: _ms(ns) for name, ns in summary.tiers.items()},
         "critical_ready_ms": _ms(summary.critical_ready_ns),
+        "lambda": faas.as_document(trace),
         "imports": {
             "count": summary.import_count,
             "recorded": summary.imports_recorded,

@@ -246,3 +246,48 @@ TRIGGER_TIMEOUT = "timeout"
 TRIGGER_CRITICAL_TIER = "critical_tier"
 #: ``coldstart.ready.trigger`` when the timeline was frozen without one.
 TRIGGER_UNKNOWN = "unknown"
+
+# --- AWS Lambda (faas_lambda.py, validate/faas.py) ----------------------------------------------
+
+#: ``coldstart.ready.trigger``: a Lambda runtime's first request for an invocation (end of init).
+TRIGGER_LAMBDA = "lambda"
+#: Span in the cold-start trace: the first invocation after init (init / first-invocation split).
+LAMBDA_FIRST_INVOCATION_SPAN = "coldstart.lambda.first_invocation"
+#: Span (SnapStart): the sandbox sitting in its snapshot, from the snapshot request to the restore.
+LAMBDA_SNAPSHOT_SPAN = "coldstart.lambda.snapshot"
+#: Span (SnapStart): the restore -> ready; after-restore hooks' imports nest under it.
+LAMBDA_RESTORE_SPAN = "coldstart.lambda.restore"
+#: Root: ``on-demand``, ``provisioned-concurrency`` or ``snap-start`` (AWS_LAMBDA_INITIALIZATION_TYPE).
+LAMBDA_INIT_TYPE = "coldstart.lambda.init_type"
+#: Root: the init a caller can wait for, ns (SnapStart: restore -> ready; else creation -> ready).
+LAMBDA_INIT_DURATION_NS = "coldstart.lambda.init_duration_ns"
+#: Root (SnapStart): process creation -> snapshot, ns: init that ran before the snapshot.
+LAMBDA_BEFORE_SNAPSHOT_NS = "coldstart.lambda.before_snapshot_ns"
+#: First invocation: end of init -> the invocation's start, ns.
+LAMBDA_INIT_GAP_NS = "coldstart.lambda.init_gap_ns"
+#: First invocation: init ran ahead of demand (provisioned / proactive); the gap is nobody's wait.
+LAMBDA_PROACTIVE_INIT = "coldstart.lambda.proactive_init"
+#: First invocation span: the handler failed.
+LAMBDA_ERROR = "coldstart.lambda.error"
+#: ``coldstart.phase`` of the SnapStart snapshot span.
+PHASE_SNAPSHOT = "snapshot"
+#: ``coldstart.phase`` of the SnapStart restore span.
+PHASE_RESTORE = "restore"
+#: ``coldstart.phase`` of the first-invocation span.
+PHASE_FIRST_INVOCATION = "first_invocation"
+#: OpenTelemetry semconv (FaaS): true on a sandbox's first invocation only.
+FAAS_COLDSTART = "faas.coldstart"
+#: OpenTelemetry semconv (FaaS): the AWS request id of the invocation.
+FAAS_INVOCATION_ID = "faas.invocation_id"
+#: OpenTelemetry semconv (FaaS): what triggered the invocation (``other``: unknown to the runtime).
+FAAS_TRIGGER = "faas.trigger"
+#: OpenTelemetry semconv: the function's ARN, without alias or version.
+CLOUD_RESOURCE_ID = "cloud.resource_id"
+#: OpenTelemetry semconv: the AWS account, from the ARN.
+CLOUD_ACCOUNT_ID = "cloud.account.id"
+#: OpenTelemetry semconv (AWS Lambda): the ARN as invoked, alias included.
+AWS_LAMBDA_INVOKED_ARN = "aws.lambda.invoked_arn"
+#: OpenTelemetry semconv metric: the init's duration (histogram, s).
+METRIC_FAAS_INIT_DURATION = "faas.init_duration"
+#: OpenTelemetry semconv metric: cold starts (counter).
+METRIC_FAAS_COLDSTARTS = "faas.coldstarts"

@@ -34,6 +34,7 @@ from typing import Any
 
 import wrapt
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import lifecycle, timeline
 
 RUNTIME_API_ENV = "AWS_LAMBDA_RUNTIME_API"
@@ -41,35 +42,13 @@ INIT_TYPE_ENV = "AWS_LAMBDA_INITIALIZATION_TYPE"
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` values.
 ON_DEMAND, PROVISIONED, SNAP_START = "on-demand", "provisioned-concurrency", "snap-start"
 #: The ready trigger named on the root span.
-TRIGGER = "lambda"
+TRIGGER = cv.TRIGGER_LAMBDA
 #: Where the spool goes in a sandbox: the only writable place is /tmp.
 LAMBDA_SPOOL_DIR = "/tmp/otel-coldstart/spool"
 #: A first invocation that starts this long after init ended did not keep anyone waiting for init:
 #: the environment was initialised ahead of demand (provisioned or proactive initialisation).
 PROACTIVE_GAP_S = 1.0
 
-# Span and attribute names (OpenTelemetry FaaS / cloud conventions, then ours).
-FAAS_COLDSTART = "faas.coldstart"
-FAAS_INVOCATION_ID = "faas.invocation_id"
-FAAS_TRIGGER = "faas.trigger"
-CLOUD_RESOURCE_ID = "cloud.resource_id"
-CLOUD_ACCOUNT_ID = "cloud.account.id"
-AWS_LAMBDA_INVOKED_ARN = "aws.lambda.invoked_arn"
-#: Root: ``on-demand``, ``provisioned-concurrency`` or ``snap-start``.
-ATTR_INIT_TYPE = "coldstart.lambda.init_type"
-#: Root: the init a caller can wait for, in ns (SnapStart: restore -> ready; else creation -> ready).
-ATTR_INIT_DURATION = "coldstart.lambda.init_duration_ns"
-#: Root (SnapStart): process creation -> snapshot, in ns: init that ran before the snapshot.
-ATTR_BEFORE_SNAPSHOT = "coldstart.lambda.before_snapshot_ns"
-#: First invocation: ns from the end of init to the invocation's start.
-ATTR_INIT_GAP = "coldstart.lambda.init_gap_ns"
-#: First invocation: init ran ahead of demand; the gap is nobody's waiting time.
-ATTR_PROACTIVE = "coldstart.lambda.proactive_init"
-#: Span in the cold-start trace: the first invocation, for the init / first-invocation split.
-FIRST_INVOCATION_SPAN = "coldstart.lambda.first_invocation"
-#: Spans in the cold-start trace (SnapStart): sitting in the snapshot, then the restore.
-SNAPSHOT_SPAN = "coldstart.lambda.snapshot"
-RESTORE_SPAN = "coldstart.lambda.restore"
 
 _API_PATH = "/runtime/"
 _INVOCATION_END = re.compile(r"/runtime/invocation/[^/]+/(response|error)$")
@@ -147,7 +126,9 @@ class Runtime:
             return
         self.restored_mono = _now()
         # After-restore hooks run next: their imports nest under the restore span.
-        self.restore_record = timeline.open_record("phase", RESTORE_SPAN, {"coldstart.phase": "restore"})
+        self.restore_record = timeline.open_record(
+            cv.KIND_PHASE, cv.LAMBDA_RESTORE_SPAN, {cv.PHASE: cv.PHASE_RESTORE}
+        )
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -192,12 +173,12 @@ class Runtime:
             return self._root_attributes
         ready = frozen.ready_ns if frozen.ready_ns is not None else _now()
         start_mono = frozen.mono_anchor_ns - (frozen.wall_anchor_ns - lifecycle.process_start_ns())
-        attrs: dict[str, Any] = {ATTR_INIT_TYPE: self.init_type}
+        attrs: dict[str, Any] = {cv.LAMBDA_INIT_TYPE: self.init_type}
         if self.restored_mono is not None and self.snapshot_mono is not None:
-            attrs[ATTR_INIT_DURATION] = max(0, ready - self.restored_mono)
-            attrs[ATTR_BEFORE_SNAPSHOT] = max(0, self.snapshot_mono - start_mono)
+            attrs[cv.LAMBDA_INIT_DURATION_NS] = max(0, ready - self.restored_mono)
+            attrs[cv.LAMBDA_BEFORE_SNAPSHOT_NS] = max(0, self.snapshot_mono - start_mono)
         else:
-            attrs[ATTR_INIT_DURATION] = max(0, ready - start_mono)
+            attrs[cv.LAMBDA_INIT_DURATION_NS] = max(0, ready - start_mono)
         self._root_attributes = attrs
         return attrs
 
@@ -281,14 +262,14 @@ def _on_ready(frozen: timeline.Timeline) -> None:
         # Sitting in the snapshot is nobody's start-up work: a span of its own, under main.
         frozen.records.append(
             [
-                SNAPSHOT_SPAN,
+                cv.LAMBDA_SNAPSHOT_SPAN,
                 rt.snapshot_mono,
                 rt.restored_mono,
                 None,
                 next(iter(frozen.thread_names)),
-                {"coldstart.phase": "snapshot", ATTR_INIT_TYPE: rt.init_type},
+                {cv.PHASE: cv.PHASE_SNAPSHOT, cv.LAMBDA_INIT_TYPE: rt.init_type},
                 None,
-                "phase",
+                cv.KIND_PHASE,
             ]
         )
 
@@ -320,7 +301,7 @@ def _deliver_invocations(rt: Runtime, done: list[Invocation], first: bool, deadl
     for invocation in done:
         coldstart = invocation.number == 1
         attrs = _invocation_attributes(invocation)
-        attrs[FAAS_COLDSTART] = coldstart
+        attrs[cv.FAAS_COLDSTART] = coldstart
         if coldstart:
             attrs.update(_first_invocation_flags(rt, invocation))
         links = [Link(root)] if coldstart and root is not None else None
@@ -344,14 +325,14 @@ def _deliver_invocations(rt: Runtime, done: list[Invocation], first: bool, deadl
 
 
 def _invocation_attributes(invocation: Invocation) -> dict[str, Any]:
-    attrs: dict[str, Any] = {FAAS_TRIGGER: "other", FAAS_INVOCATION_ID: invocation.request_id}
+    attrs: dict[str, Any] = {cv.FAAS_TRIGGER: "other", cv.FAAS_INVOCATION_ID: invocation.request_id}
     arn = invocation.invoked_arn
     if arn:
-        attrs[AWS_LAMBDA_INVOKED_ARN] = arn
+        attrs[cv.AWS_LAMBDA_INVOKED_ARN] = arn
         parts = arn.split(":")
         if len(parts) >= 7:
-            attrs[CLOUD_ACCOUNT_ID] = parts[4]
-            attrs[CLOUD_RESOURCE_ID] = ":".join(parts[:7])  # without the alias or version
+            attrs[cv.CLOUD_ACCOUNT_ID] = parts[4]
+            attrs[cv.CLOUD_RESOURCE_ID] = ":".join(parts[:7])  # without the alias or version
     return attrs
 
 
@@ -360,7 +341,7 @@ def _first_invocation_flags(rt: Runtime, invocation: Invocation) -> dict[str, An
         return {}
     gap = max(0, invocation.start_mono - rt.init_end_mono)
     proactive = rt.init_type == PROVISIONED or gap > PROACTIVE_GAP_S * 1e9
-    return {ATTR_INIT_GAP: gap, ATTR_PROACTIVE: proactive}
+    return {cv.LAMBDA_INIT_GAP_NS: gap, cv.LAMBDA_PROACTIVE_INIT: proactive}
 
 
 def _send_first_invocation(rt: Runtime, invocation: Invocation, root: Any, deadline: float) -> None:
@@ -373,17 +354,17 @@ def _send_first_invocation(rt: Runtime, invocation: Invocation, root: Any, deadl
     from otel_coldstart import export, otlp_json
 
     attrs = {
-        "coldstart.kind": "phase",
-        "coldstart.phase": "first_invocation",
-        FAAS_INVOCATION_ID: invocation.request_id,
-        FAAS_COLDSTART: True,
+        cv.KIND: cv.KIND_PHASE,
+        cv.PHASE: cv.PHASE_FIRST_INVOCATION,
+        cv.FAAS_INVOCATION_ID: invocation.request_id,
+        cv.FAAS_COLDSTART: True,
         **_first_invocation_flags(rt, invocation),
     }
     if invocation.error:
-        attrs["coldstart.lambda.error"] = True
+        attrs[cv.LAMBDA_ERROR] = True
     parent = trace.set_span_in_context(trace.NonRecordingSpan(root))
     span = pipeline.tracer().start_span(
-        FIRST_INVOCATION_SPAN, context=parent, attributes=attrs, start_time=invocation.start_ns
+        cv.LAMBDA_FIRST_INVOCATION_SPAN, context=parent, attributes=attrs, start_time=invocation.start_ns
     )
     span.end(end_time=invocation.end_ns)
     spans = pipeline.take_spans()
@@ -410,15 +391,16 @@ def _record_metrics(rt: Runtime, provider: Any) -> None:
     frozen = timeline.current()
     if frozen is None:
         return
-    init_ns = rt.root_attributes(frozen)[ATTR_INIT_DURATION]
+    init_ns = rt.root_attributes(frozen)[cv.LAMBDA_INIT_DURATION_NS]
     meter = provider.get_meter("otel_coldstart.faas_lambda")
-    attrs = {ATTR_INIT_TYPE: rt.init_type}
+    attrs = {cv.LAMBDA_INIT_TYPE: rt.init_type}
     meter.create_histogram(
-        "faas.init_duration", unit="s", description="Duration of the function's initialization"
+        cv.METRIC_FAAS_INIT_DURATION, unit="s", description="Duration of the function's initialization"
     ).record(init_ns / 1e9, attrs)
-    meter.create_counter("faas.coldstarts", unit="{coldstart}", description="Number of cold starts").add(
-        1, attrs
+    coldstarts = meter.create_counter(
+        cv.METRIC_FAAS_COLDSTARTS, unit="{coldstart}", description="Number of cold starts"
     )
+    coldstarts.add(1, attrs)
 
 
 def _flush(provider: Any, deadline: float) -> None:

@@ -23,6 +23,7 @@ from helpers import clean_env, run_instrumented, write
 from lambda_runtime_api import FUNCTION_ARN, RuntimeAPI
 from otlp_receiver import HttpReceiver, ReceivedPoint, ReceivedSpan
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import faas_lambda
 
 pytest.importorskip("awslambdaric")
@@ -172,15 +173,15 @@ def test_the_cold_start_arrives_before_the_first_freeze(traced: LambdaRun) -> No
     assert len(roots) == 1, traced.output[-3000:]
     root = roots[0]
     assert root.attributes["coldstart.ready.trigger"] == "lambda"
-    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "on-demand"
-    assert 0 < root.attributes[faas_lambda.ATTR_INIT_DURATION] < 120e9
+    assert root.attributes[cv.LAMBDA_INIT_TYPE] == "on-demand"
+    assert 0 < root.attributes[cv.LAMBDA_INIT_DURATION_NS] < 120e9
     # The whole trace is there, not just its root: the handler module's import among the rest.
     trace = [span for span in seen.spans if span.trace_id == root.trace_id]
     assert "import handler" in {span.name for span in trace}
     assert "import awslambdaric.bootstrap" in {span.name for span in trace}
     # The first invocation, inside the cold-start trace (init vs first invocation) ...
-    (first,) = by_name(trace, faas_lambda.FIRST_INVOCATION_SPAN)
-    assert first.attributes[faas_lambda.ATTR_PROACTIVE] is False
+    (first,) = by_name(trace, cv.LAMBDA_FIRST_INVOCATION_SPAN)
+    assert first.attributes[cv.LAMBDA_PROACTIVE_INIT] is False
     # ... and as the FaaS server span, linked to the cold start.
     (invocation,) = by_name(seen.spans, "coldstart-fn")
     assert invocation.attributes["faas.coldstart"] is True
@@ -196,7 +197,7 @@ def test_the_cold_start_arrives_before_the_first_freeze(traced: LambdaRun) -> No
     assert coldstarts.value == 1
     (init,) = [p for p in seen.points if p.name == "faas.init_duration"]
     assert init.unit == "s"
-    assert init.value == pytest.approx(root.attributes[faas_lambda.ATTR_INIT_DURATION] / 1e9)
+    assert init.value == pytest.approx(root.attributes[cv.LAMBDA_INIT_DURATION_NS] / 1e9)
 
 
 def test_faas_coldstart_is_true_on_the_first_invocation_only(traced: LambdaRun) -> None:
@@ -265,16 +266,16 @@ def test_snapstart_restore_is_its_own_phase(tmp_path: Path) -> None:
     assert len(run.api.restores) == 1
     seen = run.at_freeze(1)
     (root,) = by_name(seen.spans, "coldstart")
-    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "snap-start"
+    assert root.attributes[cv.LAMBDA_INIT_TYPE] == "snap-start"
     trace = [s for s in seen.spans if s.trace_id == root.trace_id]
-    (snapshot,) = by_name(trace, faas_lambda.SNAPSHOT_SPAN)
-    (restore,) = by_name(trace, faas_lambda.RESTORE_SPAN)
+    (snapshot,) = by_name(trace, cv.LAMBDA_SNAPSHOT_SPAN)
+    (restore,) = by_name(trace, cv.LAMBDA_RESTORE_SPAN)
     assert restore.attributes["coldstart.phase"] == "restore"
     assert snapshot.attributes["coldstart.phase"] == "snapshot"
     # The init a caller waits for is the restore, not the 1.5 s the sandbox sat in its snapshot,
     # and what ran before the snapshot is counted apart.
-    assert root.attributes[faas_lambda.ATTR_INIT_DURATION] < 1.5e9
-    assert root.attributes[faas_lambda.ATTR_BEFORE_SNAPSHOT] > 0
+    assert root.attributes[cv.LAMBDA_INIT_DURATION_NS] < 1.5e9
+    assert root.attributes[cv.LAMBDA_BEFORE_SNAPSHOT_NS] > 0
     assert "import handler" in {s.name for s in trace}
 
 
@@ -287,10 +288,10 @@ def test_provisioned_init_is_flagged_not_counted_as_waiting(tmp_path: Path) -> N
     )
     seen = run.at_freeze(1)
     (root,) = by_name(seen.spans, "coldstart")
-    assert root.attributes[faas_lambda.ATTR_INIT_TYPE] == "provisioned-concurrency"
-    (first,) = by_name(seen.spans, faas_lambda.FIRST_INVOCATION_SPAN)
-    assert first.attributes[faas_lambda.ATTR_PROACTIVE] is True
-    assert first.attributes[faas_lambda.ATTR_INIT_GAP] >= 1.5e9
+    assert root.attributes[cv.LAMBDA_INIT_TYPE] == "provisioned-concurrency"
+    (first,) = by_name(seen.spans, cv.LAMBDA_FIRST_INVOCATION_SPAN)
+    assert first.attributes[cv.LAMBDA_PROACTIVE_INIT] is True
+    assert first.attributes[cv.LAMBDA_INIT_GAP_NS] >= 1.5e9
     (invocation,) = by_name(seen.spans, "coldstart-fn")
     assert invocation.attributes["faas.coldstart"] is True
 
@@ -350,7 +351,7 @@ def test_the_trace_file_holds_init_and_first_invocation(traced: LambdaRun) -> No
     _, traces = read_file(str(traced.trace_file))
     (trace,) = traces
     names = {span.name for span in trace.spans}
-    assert {"coldstart", faas_lambda.FIRST_INVOCATION_SPAN} <= names
+    assert {"coldstart", cv.LAMBDA_FIRST_INVOCATION_SPAN} <= names
     assert json.loads(traced.answers()[0][1])["sum"] == "0.3"
 
 

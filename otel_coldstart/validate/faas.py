@@ -1,7 +1,7 @@
 """AWS Lambda cold starts, read back: the init a caller waits for, and the first invocation after it.
 
 The recorder (``otel_coldstart/faas_lambda.py``) puts the init type and the init duration on the
-root span, and the first invocation into the cold-start trace as ``coldstart.lambda.first_invocation``.
+root span, and the first invocation into the cold-start trace as its first-invocation span.
 Under SnapStart the root spans the process's whole life, snapshot included; the init that counts
 is the restore, so targets judge that instead of the root's duration.
 """
@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate.model import Trace
 
-TRIGGER = "lambda"
-INIT_TYPE = "coldstart.lambda.init_type"
-INIT_DURATION = "coldstart.lambda.init_duration_ns"
-BEFORE_SNAPSHOT = "coldstart.lambda.before_snapshot_ns"
-FIRST_INVOCATION = "coldstart.lambda.first_invocation"
-INIT_GAP = "coldstart.lambda.init_gap_ns"
-PROACTIVE = "coldstart.lambda.proactive_init"
+INIT_TYPE = cv.LAMBDA_INIT_TYPE
+INIT_DURATION = cv.LAMBDA_INIT_DURATION_NS
+BEFORE_SNAPSHOT = cv.LAMBDA_BEFORE_SNAPSHOT_NS
+FIRST_INVOCATION = cv.LAMBDA_FIRST_INVOCATION_SPAN
+INIT_GAP = cv.LAMBDA_INIT_GAP_NS
+PROACTIVE = cv.LAMBDA_PROACTIVE_INIT
 
 
 @dataclass(frozen=True)

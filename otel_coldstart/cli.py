@@ -1,11 +1,4 @@
-"""The ``otel-coldstart`` command.
-
-Exit codes (the same for every subcommand that judges):
-  0  every target met
-  1  a target missed
-  2  bad input: missing or malformed trace, no cold-start root, unreachable source, bad usage
-  3  bad configuration: the targets file or an OTEL_PYTHON_COLDSTART_* variable
-"""
+"""The ``otel-coldstart`` command. Exit codes: ``exit_codes.py`` (one table for help and README)."""
 
 from __future__ import annotations
 
@@ -13,14 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_TARGET_MISSED, EXIT_BAD_INPUT, EXIT_BAD_CONFIG = 0, 1, 2, 3
-
-EPILOG = """exit codes:
-  0  every target met
-  1  a target missed
-  2  bad input (missing or malformed trace, no cold-start root, unreachable source, bad usage)
-  3  bad configuration (targets file, unknown target key, unknown statistic)
-"""
+from otel_coldstart import exit_codes
+from otel_coldstart.exit_codes import BAD_CONFIG, BAD_INPUT, FAILED, OK, fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +16,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-coldstart",
         description="Trace, judge and explain a Python application's cold start.",
-        epilog=EPILOG,
+        epilog=exit_codes.epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -43,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
             "them against targets. With several cold starts, each target is judged on one statistic "
             "(--statistic, default p50: one noisy run can neither fail nor pass a build on its own)."
         ),
-        epilog=EPILOG,
+        epilog=exit_codes.epilog("validate"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument(
@@ -75,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
             "list what got slower, bigger, new or gone. A source is a trace file or a Jaeger URL with "
             "its query: http://localhost:16686?service=NAME&limit=20&since=1h or ...?trace_id=ID."
         ),
-        epilog=DIFF_EPILOG,
+        epilog=exit_codes.epilog("diff"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     diff.add_argument("base", metavar="BASE", help="trace file or Jaeger URL with ?service= or ?trace_id=")
@@ -95,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
         help="send the spooled cold-start traces now (exit 0 all sent, 2 collector unreachable)",
         description="Send cold-start traces that earlier processes could not export, through the "
         "exporter that the standard OTEL_* variables configure.",
+        epilog=exit_codes.epilog("flush"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     flush.add_argument("--spool-dir", metavar="DIR", help="default: $OTEL_PYTHON_COLDSTART_SPOOL_DIR")
     flush.add_argument("--timeout", type=float, default=5.0, help="seconds per export (default 5)")
@@ -102,17 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help="trace the bundled demo app's cold start and judge it (no collector needed)",
-        epilog=EPILOG,
+        epilog=exit_codes.epilog("demo"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     demo.add_argument("--trace-file", default="demo.coldstart.jsonl", help="where to write the trace")
     demo.add_argument("--targets", metavar="FILE", help="TOML targets")
     return parser
-
-
-def _error(message: str, code: int) -> int:
-    print(f"otel-coldstart: error: {message}", file=sys.stderr)
-    return code
 
 
 def _add_jaeger_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,13 +124,6 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="colour (auto: TTY and no NO_COLOR)",
     )
-
-
-DIFF_EPILOG = """exit codes:
-  0  no regression above --max-regression (or no gate given)
-  1  a regression above --max-regression
-  2  bad input (missing or malformed trace, unreachable Jaeger, bad usage)
-"""
 
 
 def _write(path: str, text: str) -> None:
@@ -195,7 +172,7 @@ def _run_validate(args: argparse.Namespace) -> int:
         targets_value, origin = targets.load(args.targets)
         statistic = stats.check_statistic(args.statistic or targets_value.statistic)
     except (targets.TargetsError, stats.StatisticError) as exc:
-        return _error(str(exc), EXIT_BAD_CONFIG)
+        return fail(str(exc), BAD_CONFIG)
     try:
         loaded = sources.load_many(_sources(args))
         summaries = [analysis.summarize(t) for t in loaded.traces]
@@ -224,7 +201,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 
             _write(args.html, html_page.render(document, shown.trace))
     except TraceError as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), BAD_INPUT)
     if args.format == "json":
         print(json.dumps(document, indent=2))
     else:
@@ -235,7 +212,7 @@ def _run_validate(args: argparse.Namespace) -> int:
         )
         style = report.Style(report.use_colour(sys.stdout, args.color))
         print(report.render(document, style))
-    return EXIT_TARGET_MISSED if document["result"] == "fail" else EXIT_OK
+    return FAILED if document["result"] == "fail" else OK
 
 
 def _run_diff(args: argparse.Namespace) -> int:
@@ -248,7 +225,7 @@ def _run_diff(args: argparse.Namespace) -> int:
         statistic = stats.check_statistic(args.statistic or stats.DEFAULT_STATISTIC)
         threshold = diff.parse_threshold(args.max_regression) if args.max_regression else None
     except (stats.StatisticError, diff.ThresholdError) as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), BAD_INPUT)
     try:
         sides = []
         for spec in (args.base, args.candidate):
@@ -258,7 +235,7 @@ def _run_diff(args: argparse.Namespace) -> int:
         if args.markdown:
             _write(args.markdown, diff.render_markdown(document, args.top))
     except TraceError as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), BAD_INPUT)
     if args.format == "json":
         print(json.dumps(document, indent=2))
     else:
@@ -279,8 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from otel_coldstart import demo
 
-        return demo.run(args.trace_file, args.targets)
-    return EXIT_BAD_INPUT  # pragma: no cover - argparse enforces a command
+        ran = demo.run(args.trace_file)
+        return ran if ran != OK else validate(args.trace_file, args.targets)
+    return BAD_INPUT  # pragma: no cover - argparse enforces a command
 
 
 if __name__ == "__main__":

@@ -44,19 +44,23 @@ def traced_env(trace_file: str, service_name: str = "coldstart-demo") -> dict[st
     return env
 
 
-def run(trace_file: str, targets_file: str | None) -> int:
-    from otel_coldstart.cli import EXIT_BAD_INPUT, _error, validate
+def run(trace_file: str) -> int:
+    """Run the demo app under the launcher, its trace going to ``trace_file``; an exit code.
+
+    Judging the trace is the CLI's part (``otel-coldstart demo`` then validates it).
+    """
+    from otel_coldstart.exit_codes import BAD_INPUT, OK, fail
 
     try:
         script = demo_app()
     except FileNotFoundError as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
+        return fail(str(exc), BAD_INPUT)
     path = Path(trace_file)
     path.unlink(missing_ok=True)
     command = launcher_command(script)
     print(f"$ opentelemetry-instrument python {script}  (trace -> {path})", flush=True)
     completed = subprocess.run(command, env=traced_env(str(path)), check=False)
     if completed.returncode != 0:
-        return _error(f"the demo app exited with status {completed.returncode}", EXIT_BAD_INPUT)
+        return fail(f"the demo app exited with status {completed.returncode}", BAD_INPUT)
     print()
-    return validate(str(path), targets_file)
+    return OK

@@ -1,0 +1,94 @@
+"""The ``otel-coldstart`` command's exit codes: one table, read by the CLI's help and the README.
+
+``tests/test_exit_codes.py`` checks that the README shows ``markdown_table()`` verbatim, so the
+documentation cannot drift from what the commands return.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: Success: every target met (``validate``, ``demo``), no regression above the gate (``diff``),
+#: everything sent or nothing to send (``flush``).
+OK = 0
+#: The judgement failed: a target missed, or a regression above ``--max-regression``.
+FAILED = 1
+#: Bad input: a missing, malformed or truncated trace, no cold-start root, an unreachable Jaeger
+#: or collector, bad command-line usage.
+BAD_INPUT = 2
+#: Bad configuration: the targets file (unreadable, bad TOML, unknown key, bad value) or the
+#: statistic it or ``--statistic`` names (``validate``, ``demo``).
+BAD_CONFIG = 3
+
+#: (code, meaning per command): the single source of both renderings below.
+TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
+    (
+        OK,
+        "success",
+        {
+            "validate, demo": "every target met",
+            "diff": "no regression above `--max-regression` (or no gate)",
+            "flush": "every spooled trace sent, or nothing to send",
+        },
+    ),
+    (
+        FAILED,
+        "failed",
+        {
+            "validate, demo": "a target missed",
+            "diff": "a regression above `--max-regression`",
+        },
+    ),
+    (
+        BAD_INPUT,
+        "bad input",
+        {
+            "validate, demo": "missing or malformed trace, no cold-start root, unreachable Jaeger, "
+            "bad usage; `demo`: the demo app failed",
+            "diff": "missing or malformed trace, unreachable Jaeger, bad `--max-regression` or "
+            "`--statistic`, bad usage",
+            "flush": "not all sent: the collector is unreachable or refused (the rest stay spooled), no "
+            "trace exporter configured, or unreadable spool files (moved aside)",
+        },
+    ),
+    (
+        BAD_CONFIG,
+        "bad configuration",
+        {
+            "validate, demo": "the targets file (unreadable, bad TOML, unknown key, bad value) or "
+            "an unknown statistic",
+        },
+    ),
+)
+
+
+def epilog(command: str | None = None) -> str:
+    """The ``exit codes:`` block of ``--help``: every command's, or one command's."""
+    lines = ["exit codes:"]
+    for code, _name, meanings in TABLE:
+        for commands, meaning in meanings.items():
+            if command is not None and command not in commands.split(", "):
+                continue
+            who = "" if command is not None else f" ({commands})"
+            lines.append(f"  {code}  {meaning.replace('`', '')}{who}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The same table for the README."""
+    rows = ["| exit code | command | meaning |", "|---|---|---|"]
+    for code, name, meanings in TABLE:
+        for commands, meaning in meanings.items():
+            who = ", ".join(f"`{c}`" for c in commands.split(", "))
+            rows.append(f"| `{code}` {name} | {who} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
+def fail(message: str, code: int = BAD_INPUT) -> int:
+    """Print the one-line error a bad input or configuration gets, and return its exit code."""
+    print(f"otel-coldstart: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m otel_coldstart.exit_codes > fragment
+    sys.stdout.write(markdown_table())

@@ -88,6 +88,8 @@ class Runtime:
         self.delivered = False
         #: Seconds spent delivering before each freeze (the last few), for the notes and tests.
         self.flush_seconds: list[float] = []
+        #: Seconds the first freeze waited for the cold-start trace to be built (local work).
+        self.build_wait_s = 0.0
         self._root_attributes: dict[str, Any] | None = None
 
     # --- Runtime API events -------------------------------------------------------------------
@@ -150,15 +152,24 @@ class Runtime:
             self.restore_record = None
 
     def _before_freeze(self) -> None:
-        """Deliver what must leave before the sandbox may freeze; bounded by the budget."""
+        """Deliver what must leave before the sandbox may freeze.
+
+        Two bounds, as at process exit: the local build of a cold-start trace that is still being
+        built (a first invocation of a few ms ends long before it) may take the budget plus
+        ``lifecycle.BUILD_GRACE_S``; from then on the network part has the budget.
+        """
         started = time.monotonic()
-        deadline = started + self.budget_s
         try:
             with timeline.suppressed():
                 first = not self.delivered
                 self.delivered = True
                 if first:
-                    finish(TRIGGER, self.budget_s)
+                    lifecycle.mark_ready(TRIGGER)  # no-op unless the first next went unseen
+                    lifecycle._built.wait(self.budget_s + lifecycle.BUILD_GRACE_S)
+                    self.build_wait_s = time.monotonic() - started
+                deadline = time.monotonic() + self.budget_s
+                if first:
+                    finish(TRIGGER, deadline)
                 with self.lock:
                     done, self.finished = self.finished, []
                 _deliver_invocations(self, done, first, deadline)
@@ -274,17 +285,15 @@ def _on_ready(frozen: timeline.Timeline) -> None:
         )
 
 
-def finish(trigger: str, budget_s: float) -> None:
-    """End the cold start (if it has not ended) and deliver it within ``budget_s``."""
+def finish(trigger: str, deadline: float) -> None:
+    """Deliver the (built) cold start by ``deadline``; what is not through stays spooled."""
     finish_now = getattr(lifecycle, "finish_now", None)
     if finish_now is not None:
-        finish_now(trigger, budget_s)
+        finish_now(trigger, max(0.0, deadline - time.monotonic()))
         return
-    # Until lifecycle.finish_now is there: wait for the worker's build and delivery, bounded. What
-    # is not through by then stays spooled (the write-ahead copy) and is retried after a thaw.
-    deadline = time.monotonic() + budget_s
-    lifecycle.mark_ready(trigger)
-    lifecycle._built.wait(max(0.0, deadline - time.monotonic()))
+    # Until lifecycle.finish_now is there: the ready worker writes the spool copy and sends; wait
+    # for it until the deadline. What is not through by then stays spooled (the write-ahead copy)
+    # and the worker retries it after a thaw.
     worker = lifecycle._worker
     if worker is not None:
         worker.join(max(0.0, deadline - time.monotonic()))

@@ -32,9 +32,11 @@ HANDLER = """
 import decimal
 import json
 import sqlite3
+import time
 
 
 def fn(event, context):
+    time.sleep(event.get("sleep", 0))
     if event.get("fail"):
         raise ValueError("asked to fail: " + json.dumps(event))
     return {"echo": event, "sum": str(decimal.Decimal("0.1") + decimal.Decimal("0.2"))}
@@ -310,15 +312,18 @@ def test_collector_hanging_the_freeze_waits_no_longer_than_the_budget(tmp_path: 
     budget = 1.0
     run = run_function(
         tmp_path,
-        [{"n": 1}, {"n": 2}],
+        # The first invocation outlasts the trace's local build: what remains is the network part.
+        [{"n": 1, "sleep": 4}, {"n": 2}],
         receiver_mode="hang",
         env={"OTEL_PYTHON_COLDSTART_LAMBDA_FLUSH_TIMEOUT": str(budget)},
     )
     # From the first answer to the request that lets the sandbox freeze: the budget, plus slack for
     # a busy machine; far from the exporter's own 10 s timeout.
     held = run.api.freezes[0].at - run.api.answers[0].at
-    assert held < budget + 2.5, run.output[-3000:]
+    assert held < budget + 2.0, run.output[-3000:]
     assert [a.kind for a in run.api.answers] == ["response", "response"]
+    # Not sent, so kept: the write-ahead copy is in the spool.
+    assert any(".claim-" in p.name or p.suffix == ".jsonl" for p in run.spool.iterdir())
 
 
 def test_resource_attributes_outside_lambda_are_empty(monkeypatch: pytest.MonkeyPatch) -> None:

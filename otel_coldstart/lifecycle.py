@@ -19,6 +19,7 @@ import wrapt
 
 from otel_coldstart import config, imports, memory, timeline
 from otel_coldstart import conventions as cv
+from otel_coldstart.process_start import process_start_ns
 from otel_coldstart.timeline import Timeline
 
 _lock = threading.Lock()
@@ -195,27 +196,6 @@ def _export(built: list[Any], deadline: float | None = None) -> None:
 def root_context() -> Any:
     """The cold-start root span's ``SpanContext`` once the trace is built, else ``None``."""
     return _root_context
-
-
-def process_start_ns() -> int:
-    """When this process was created, in ns since the epoch.
-
-    psutil's ``create_time()`` adds the process's start (in clock ticks since boot) to the boot
-    time, which Linux gives in whole seconds: up to a second off, as large as a cold start. On
-    Linux we take the age from the same clock instead (CLOCK_BOOTTIME, 10 ms tick resolution).
-    """
-    try:
-        with open("/proc/self/stat", "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        start_ticks = int(fields[19])  # field 22 of proc(5), counted after the comm field
-        age_ns = time.clock_gettime_ns(time.CLOCK_BOOTTIME) - start_ticks * 1_000_000_000 // os.sysconf(
-            "SC_CLK_TCK"
-        )
-        return time.time_ns() - age_ns
-    except (OSError, ValueError, IndexError, AttributeError):
-        import psutil
-
-        return int(psutil.Process().create_time() * 1_000_000_000)
 
 
 def _at_main_exit() -> None:

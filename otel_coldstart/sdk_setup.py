@@ -10,17 +10,15 @@ from __future__ import annotations
 import atexit
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from otel_coldstart.export import EXPORT_CHUNK
 from otel_coldstart.version import __version__
 
 
@@ -77,7 +75,7 @@ def process_attributes() -> dict[str, Any]:
     try:
         from datetime import datetime, timezone
 
-        from otel_coldstart.lifecycle import process_start_ns
+        from otel_coldstart.process_start import process_start_ns
 
         created = datetime.fromtimestamp(process_start_ns() / 1e9, tz=timezone.utc)
         attrs["process.creation.time"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -133,24 +131,3 @@ def _logger_provider() -> Any:
     except ImportError:  # pragma: no cover - older API
         return None
     return get_logger_provider()
-
-
-def export(exporters: Sequence[SpanExporter], spans: Sequence[ReadableSpan]) -> list[str]:
-    """Send ``spans`` through every exporter in chunks; returns the names of exporters that failed.
-
-    A plain, unbounded send with no spool; the cold-start trace itself goes through ``export.py``
-    (write-ahead spool, acknowledged chunks, bounded exit, background retry)."""
-    failed = []
-    for exporter in exporters:
-        ok = True
-        for offset in range(0, len(spans), EXPORT_CHUNK):
-            try:
-                result = exporter.export(spans[offset : offset + EXPORT_CHUNK])
-            except Exception:
-                result = SpanExportResult.FAILURE
-            if result is not SpanExportResult.SUCCESS:
-                ok = False
-                break
-        if not ok:
-            failed.append(type(exporter).__name__)
-    return failed

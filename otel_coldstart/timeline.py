@@ -40,7 +40,6 @@ class Timeline:
         self.imports: list[list[Any]] = []
         self.records: list[list[Any]] = []
         self.counters: dict[str, int] = {}
-        self.phases: list[tuple[str, int, int]] = []
         self.marks: dict[str, int] = {}
         self.memory_snapshots: list[Any] = []  # memory.MemorySnapshot
         self.thread_names: dict[int, str] = {get_ident(): threading.current_thread().name}
@@ -84,17 +83,6 @@ def begin(origin: str) -> Timeline:
 
 def current() -> Timeline | None:
     return state.timeline
-
-
-def is_recording() -> bool:
-    return state.timeline is not None and not state.ready
-
-
-def record_phase(name: str, start_ns: int, end_ns: int) -> None:
-    """Record a named interval (e.g. a service tier) on the monotonic clock."""
-    timeline = state.timeline
-    if timeline is not None and not state.ready:
-        timeline.phases.append((name, start_ns, end_ns))
 
 
 def on_ready(callback: Callable[[Timeline], None]) -> None:

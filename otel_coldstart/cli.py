@@ -99,6 +99,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _out(text: str) -> None:
+    """Print to stdout; a reader that left early (``validate ... | head``) is not an error of ours."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again at exit.
+        import contextlib
+        import os
+
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def _add_jaeger_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Jaeger source (instead of TRACE_FILE)")
     group.add_argument("--jaeger", metavar="URL", help="Jaeger query base URL, e.g. http://localhost:16686")
@@ -203,15 +216,14 @@ def _run_validate(args: argparse.Namespace) -> int:
     except TraceError as exc:
         return fail(str(exc), BAD_INPUT)
     if args.format == "json":
-        print(json.dumps(document, indent=2))
+        _out(json.dumps(document, indent=2))
     else:
         count = len(loaded.traces)
-        print(
-            f"Read {count} cold-start trace{'s' if count != 1 else ''} from {loaded.description} "
-            f"({loaded.fmt}).\n"
-        )
         style = report.Style(report.use_colour(sys.stdout, args.color))
-        print(report.render(document, style))
+        _out(
+            f"Read {count} cold-start trace{'s' if count != 1 else ''} from {loaded.description} "
+            f"({loaded.fmt}).\n\n{report.render(document, style)}"
+        )
     return FAILED if document["result"] == "fail" else OK
 
 
@@ -237,9 +249,9 @@ def _run_diff(args: argparse.Namespace) -> int:
     except TraceError as exc:
         return fail(str(exc), BAD_INPUT)
     if args.format == "json":
-        print(json.dumps(document, indent=2))
+        _out(json.dumps(document, indent=2))
     else:
-        print(diff.render(document, args.top))
+        _out(diff.render(document, args.top))
     return document["exit_code"]
 
 

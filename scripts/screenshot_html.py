@@ -1,6 +1,7 @@
 """Screenshot an HTML report in headless Chromium (no network): ``python scripts/screenshot_html.py
-PAGE.html OUT.png [--width 1400 --height 1800]``. Exits 0 with the PNG written, 2 when no
-Chromium is installed (``apt-get install -y chromium``)."""
+PAGE.html OUT.png [--width 1400 --height 1800]``. Exits 0 with the PNG written, 2 (one line,
+no traceback) when the page is missing, Chromium fails, or no Chromium is installed
+(``apt-get install -y chromium``)."""
 
 from __future__ import annotations
 
@@ -54,9 +55,18 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=1800)
     args = parser.parse_args()
+    if not args.page.is_file():
+        print(f"screenshot: no such page: {args.page}", file=sys.stderr)
+        return 2
     try:
         screenshot(args.page, args.out, args.width, args.height)
     except FileNotFoundError as exc:
+        print(f"screenshot: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.TimeoutExpired as exc:
+        print(f"screenshot: chromium did not finish within {exc.timeout:g} s", file=sys.stderr)
+        return 2
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
         print(f"screenshot: {exc}", file=sys.stderr)
         return 2
     print(args.out)

@@ -1,17 +1,23 @@
-"""Property-based tests: whatever bytes or JSON arrive, readers succeed or raise TraceError, never
-anything else (no traceback reaches the user)."""
+"""Property-based tests: whatever bytes or JSON arrive, every reader (OTLP lines, document, gzip,
+Jaeger v3, classic and UI JSON) succeeds or raises TraceError, never anything else (no traceback
+reaches the user); whatever it reads, judging it and diffing it against a real run raises nothing
+either, and no verdict is computed on a root that lasts no time. Seeded with the known bad cases
+(tests/fixtures/bad_input.py): NaN, infinities, negative and 400-digit numbers, inverted times."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
 
+import pytest
+from fixtures.bad_input import bad_documents
 from fixtures.builder import shop, to_jaeger_classic, to_jaeger_v3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_coldstart.validate import readers
+from otel_coldstart.validate import analysis, diff, readers, recommend, result, targets
 from otel_coldstart.validate.model import TraceError
 
 #: HYPOTHESIS_EXAMPLES=2000 for a deeper search than the quick default.
@@ -20,8 +26,15 @@ SETTINGS = settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
+#: The numbers that broke the validator before: NaN, infinities, negatives, 400-digit integers.
+nasty_numbers = (
+    st.floats()
+    | st.sampled_from([float("nan"), float("inf"), -float("inf"), -1, 2**63, 10**400, -(10**400)])
+    | st.sampled_from(["NaN", "Infinity", "-1", "9" * 400, "1e400", "0x10", " 12 ", "1_000"])
+)
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers() | nasty_numbers | st.text(max_size=20),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
     ),
@@ -72,6 +85,22 @@ shaped = st.recursive(
 )
 
 
+_BASE = [analysis.summarize(t) for t in readers.traces_from_spans(readers.otlp_spans(shop(), "base"), "base")]
+
+
+def _judge(traces: list) -> None:
+    """Everything the CLI does after reading: no exception may escape it, whatever was read."""
+    summaries = [analysis.summarize(t) for t in traces]
+    assert all(s.cold_start_ns > 0 for s in summaries), "a verdict on a root that lasts no time"
+    verdicts = targets.judge(summaries, targets.Targets())
+    shown = result.representative(summaries, "p50")
+    document = result.build(
+        summaries, verdicts, recommend.recommend(shown), targets.Targets(), "defaults", "p50", "t", "f"
+    )
+    json.dumps(document, allow_nan=False)  # the JSON output holds no NaN/Infinity either
+    diff.render(diff.compare(_BASE, summaries, "p50", None), 15)
+
+
 def _check(tmp_path: Path, data: bytes) -> None:
     path = tmp_path / "t.json"
     path.write_bytes(data)
@@ -81,6 +110,29 @@ def _check(tmp_path: Path, data: bytes) -> None:
         assert str(exc) and "\n" not in str(exc)
         return
     assert fmt and traces and all(t.root is not None for t in traces)
+    _judge(traces)
+
+
+_BAD = bad_documents()
+
+
+@pytest.mark.parametrize("index", range(len(_BAD)))
+@pytest.mark.parametrize("shape", ["lines", "indented", "gzip", "jaeger_v3", "twice"])
+def test_seeded_bad_cases_in_every_shape(tmp_path: Path, index: int, shape: str) -> None:
+    document = _BAD[index]
+    text = {
+        "lines": json.dumps(document) + "\n",
+        "indented": json.dumps(document, indent=2),
+        "gzip": "",
+        "jaeger_v3": json.dumps(to_jaeger_v3(document)),
+        "twice": json.dumps(shop()) + "\n" + json.dumps(document) + "\n",
+    }[shape]
+    data = gzip.compress((json.dumps(document) + "\n").encode()) if shape == "gzip" else text.encode()
+    path = tmp_path / "t.json"
+    path.write_bytes(data)
+    with pytest.raises(TraceError) as caught:
+        readers.read_file(str(path))
+    assert "\n" not in str(caught.value)
 
 
 @SETTINGS
@@ -125,6 +177,22 @@ def test_mutated_real_traces(tmp_path: Path, which: int, data: st.DataObject) ->
             node = node[index]
         else:
             break
+    _check(tmp_path, json.dumps(document).encode())
+
+
+@SETTINGS
+@given(st.sampled_from(range(len(_BAD))), st.data())
+def test_mutated_bad_traces(tmp_path: Path, which: int, data: st.DataObject) -> None:
+    """The seeded bad cases with one more number replaced by a nasty one: still one clean line."""
+    document = json.loads(json.dumps(_BAD[which]))
+    spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    span = spans[data.draw(st.integers(0, len(spans) - 1))]
+    field = data.draw(st.sampled_from(["startTimeUnixNano", "endTimeUnixNano", "attributes"]))
+    if field == "attributes" and span.get("attributes"):
+        item = span["attributes"][data.draw(st.integers(0, len(span["attributes"]) - 1))]
+        item["value"] = {data.draw(st.sampled_from(["intValue", "doubleValue"])): data.draw(nasty_numbers)}
+    else:
+        span[field] = data.draw(nasty_numbers)
     _check(tmp_path, json.dumps(document).encode())
 
 

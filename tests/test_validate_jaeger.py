@@ -218,8 +218,47 @@ def test_timeout(jaeger: FakeJaeger) -> None:
 
     jaeger.routes["/api/v3/traces"] = slow
     client = JaegerClient(jaeger.url, timeout=0.3, retries=1, backoff=0.01)
-    with pytest.raises(JaegerError, match=r"no answer within 0.3 s; 2 attempts"):
+    with pytest.raises(JaegerError, match=r"no complete answer within 0.3 s; 2 attempts"):
         client.search("shop")
+
+
+def test_a_trickling_jaeger_is_cut_at_the_total_deadline() -> None:
+    """One byte every 0.2 s never trips a per-read timeout; the total deadline still ends it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    stop = threading.Event()
+
+    def trickle(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(4096)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" * 100:
+                if stop.wait(0.2):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=trickle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        code = main(["validate", "--jaeger", url, "--service", "shop", "--timeout", "1", "--retries", "1"])
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        server.close()
+    # Two attempts of 1 s and a 0.5 s backoff: 2.5 s; generous for a busy machine, far below forever.
+    assert code == 2 and 2.4 <= elapsed < 8
 
 
 def test_parse_since() -> None:

@@ -13,8 +13,9 @@ Search (the latest cold starts of a service), newest API first:
 
 One trace: ``/api/v3/traces/{id}``, falling back to ``/api/traces/{id}`` the same way.
 
-Network errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff; anything that is
-still wrong becomes a one-line ``JaegerError`` (a ``TraceError``: exit code 2).
+Every request has a total deadline (``--timeout``: connect, headers and body together, see
+``http_get``). Network errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff;
+anything that is still wrong becomes a one-line ``JaegerError`` (a ``TraceError``: exit code 2).
 """
 
 from __future__ import annotations
@@ -22,15 +23,13 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from otel_coldstart.validate import http_get
 from otel_coldstart.validate.model import ROOT_NAME, Span, TraceError
 from otel_coldstart.validate.readers import document_spans
 
@@ -113,43 +112,29 @@ class JaegerClient:
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> Response:
         url = self.base + path + ("?" + urllib.parse.urlencode(params) if params else "")
-        request = urllib.request.Request(
-            url, headers={"Accept": "application/json", "User-Agent": "otel-coldstart-validate"}
-        )
+        headers = {"Accept": "application/json", "User-Agent": "otel-coldstart-validate"}
         last_error = ""
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             self.requests += 1
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                    body = answer.read(_MAX_BODY + 1)
-                    return Response(answer.status, body, answer.headers.get("Content-Type", ""))
-            except urllib.error.HTTPError as exc:
-                try:
-                    body = exc.read(_MAX_BODY + 1)
-                except (OSError, ValueError):
-                    body = b""
-                response = Response(
-                    exc.code, body, exc.headers.get("Content-Type", "") if exc.headers else ""
-                )
-                if exc.code == 429 or (exc.code >= 500 and exc.code != 501):
-                    last_error = f"HTTP {exc.code} ({response.excerpt()})"
-                    continue
-                return response
-            except TimeoutError:
-                last_error = f"no answer within {self.timeout:g} s"
-            except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, (TimeoutError, socket.timeout)):
-                    last_error = f"no answer within {self.timeout:g} s"
-                else:
-                    last_error = str(getattr(reason, "strerror", None) or reason)
-            except (ConnectionError, OSError, http.client.HTTPException) as exc:
-                # A server that drops the connection mid-answer (RemoteDisconnected, IncompleteRead).
-                last_error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            except ValueError as exc:  # http.client's own parse errors on a non-HTTP answer
-                last_error = f"not an HTTP answer ({exc})"
+                answer = http_get.get(url, self.timeout, headers, _MAX_BODY)
+            except TimeoutError:  # our deadline, or a connect that timed out
+                last_error = f"no complete answer within {self.timeout:g} s"
+                continue
+            except http_get.BodyTooLarge as exc:
+                raise JaegerError(f"Jaeger at {self.base}: {exc}") from None
+            except (ConnectionError, OSError, http.client.HTTPException, ValueError) as exc:
+                # Refused, reset, dropped mid-answer (RemoteDisconnected, IncompleteRead), not HTTP.
+                reason = getattr(exc, "strerror", None) or str(exc)
+                last_error = f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+                continue
+            response = Response(answer.status, answer.body, answer.content_type)
+            if answer.status == 429 or (answer.status >= 500 and answer.status != 501):
+                last_error = f"HTTP {answer.status} ({response.excerpt()})"
+                continue
+            return response
         tries = self.retries + 1
         raise JaegerError(
             f"cannot reach Jaeger at {self.base} ({last_error}; {tries} attempt{'s' if tries > 1 else ''})"

@@ -6,7 +6,7 @@ with times in nanoseconds since the epoch and attributes as plain Python values.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,14 +17,19 @@ class TraceError(ValueError):
     """The input is not a usable trace (malformed, truncated, no root...). One line, for humans."""
 
 
-@dataclass
+class InconsistentTrace(TraceError):
+    """A cold-start trace whose figures contradict each other: judging it would judge nonsense."""
+
+
+# Slotted: a fleet run holds millions of spans, and a per-instance __dict__ would double their cost.
+@dataclass(slots=True)
 class SpanEvent:
     name: str
     time_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(slots=True)
 class Span:
     trace_id: str
     span_id: str
@@ -33,7 +38,8 @@ class Span:
     start_ns: int
     end_ns: int
     attributes: dict[str, Any] = field(default_factory=dict)
-    events: list[SpanEvent] = field(default_factory=list)
+    #: A tuple unless there are events: most spans have none, and one shared () costs nothing.
+    events: Sequence[SpanEvent] = ()
     status_code: int = 0  # OTLP: 0 unset, 1 ok, 2 error
     status_message: str = ""
     resource: dict[str, Any] = field(default_factory=dict)
@@ -89,7 +95,7 @@ def _covered_ns(children: list[Span], low: int, high: int) -> int:
     return covered
 
 
-@dataclass
+@dataclass(slots=True)
 class Trace:
     trace_id: str
     spans: list[Span]

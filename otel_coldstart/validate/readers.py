@@ -17,13 +17,13 @@ mid-line) is dropped with a warning; anything else malformed is a ``TraceError``
 from __future__ import annotations
 
 import base64
-import gzip
 import json
-import zlib
+import math
 from collections.abc import Iterable
 from typing import Any
 
-from otel_coldstart.validate.model import Span, SpanEvent, Trace, TraceError
+from otel_coldstart.validate import inflate, numbers
+from otel_coldstart.validate.model import InconsistentTrace, Span, SpanEvent, Trace, TraceError
 from otel_coldstart.validate.tree import group_by_trace, link
 
 OTLP_LINES = "OTLP JSON lines"
@@ -34,15 +34,6 @@ JAEGER_UI_TRACE = "Jaeger UI trace JSON"
 
 
 # --- values -----------------------------------------------------------------------------------
-
-
-def _int(value: Any, what: str) -> int:
-    if value is None or value == "":
-        return 0
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise TraceError(f"{what} is not an integer: {str(value)[:40]!r}") from None
 
 
 def _obj(value: Any, what: str) -> dict[str, Any]:
@@ -69,12 +60,9 @@ def any_value(value: Any) -> Any:
     if "stringValue" in value:
         return str(value["stringValue"])
     if "intValue" in value:
-        return _int(value["intValue"], "intValue")
+        return numbers.integer(value["intValue"], "intValue")
     if "doubleValue" in value:
-        try:
-            return float(value["doubleValue"])
-        except (TypeError, ValueError):
-            raise TraceError(f"doubleValue is not a number: {value['doubleValue']!r}") from None
+        return numbers.finite(value["doubleValue"], "doubleValue")
     if "boolValue" in value:
         return bool(value["boolValue"])
     if "arrayValue" in value:
@@ -95,7 +83,13 @@ def attributes(items: Any) -> dict[str, Any]:
     for item in items:
         if not isinstance(item, dict) or "key" not in item:
             raise TraceError("attribute without a key")
-        out[str(item["key"])] = any_value(item.get("value"))
+        key = str(item["key"])
+        try:
+            value = out[key] = any_value(item.get("value"))
+        except TraceError as exc:
+            raise TraceError(f"attribute {key!r}: {exc}") from None
+        if key in numbers.NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
+            raise TraceError(f"attribute {key!r} is negative ({value})")
     return out
 
 
@@ -141,42 +135,62 @@ def otlp_spans(document: Any, source: str) -> list[Span]:
     return spans
 
 
+def _span_label(raw: dict[str, Any], name_key: str, id_key: str) -> str:
+    name = raw.get(name_key, "?")
+    name = name if isinstance(name, str) and len(name) <= 80 else f"{str(name)[:60]}..."
+    span_id = raw.get(id_key)
+    span_id = span_id if isinstance(span_id, str) and len(span_id) <= 40 else "?"
+    return f"span {name!r} ({id_key} {span_id})"
+
+
 def _otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span:
     if not isinstance(raw, dict):
         raise TraceError(f"{source}: span is not an object")
+    try:
+        return _otlp_span_checked(raw, resource, source)
+    except TraceError as exc:
+        # Name the span in the one line the user sees: which span and which field is wrong.
+        raise TraceError(f"{source}: {_span_label(raw, 'name', 'spanId')}: {exc}") from None
+
+
+def _otlp_span_checked(raw: dict[str, Any], resource: dict[str, Any], source: str) -> Span:
     status = _obj(raw.get("status"), "status")
     code = status.get("code", 0)
     if isinstance(code, str):  # the generic protobuf mapping writes enum names
         code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
     span_id = _hex_id(raw.get("spanId"), 16, "spanId")
     if not span_id:
-        raise TraceError(f"{source}: span {raw.get('name', '?')!r} has no spanId")
+        raise TraceError("no spanId")
+    start_ns = numbers.time_ns(raw.get("startTimeUnixNano"), "startTimeUnixNano")
+    end_ns = numbers.time_ns(raw.get("endTimeUnixNano"), "endTimeUnixNano")
+    numbers.check_interval(start_ns, end_ns, "it")
+    events = raw.get("events")
     return Span(
         trace_id=_hex_id(raw.get("traceId"), 32, "traceId"),
         span_id=span_id,
         parent_id=_hex_id(raw.get("parentSpanId"), 16, "parentSpanId") or None,
         name=str(raw.get("name", "")),
-        start_ns=_int(raw.get("startTimeUnixNano"), "startTimeUnixNano"),
-        end_ns=_int(raw.get("endTimeUnixNano"), "endTimeUnixNano"),
+        start_ns=start_ns,
+        end_ns=end_ns,
         attributes=attributes(raw.get("attributes")),
         events=[
             SpanEvent(
                 name=str(event.get("name", "")),
-                time_ns=_int(event.get("timeUnixNano"), "timeUnixNano"),
+                time_ns=numbers.time_ns(event.get("timeUnixNano"), "event timeUnixNano"),
                 attributes=attributes(event.get("attributes")),
             )
-            for event in _list(raw.get("events"), "events")
+            for event in _list(events, "events")
             if isinstance(event, dict)
-        ],
-        status_code=_int(code, "status.code"),
+        ]
+        if events
+        else (),
+        status_code=numbers.integer(code, "status.code"),
         status_message=str(status.get("message", "")),
         resource=resource,
     )
 
 
 # --- Jaeger classic JSON ------------------------------------------------------------------------
-
-_JAEGER_TAG_TYPES = {"int64": int, "float64": float, "bool": bool}
 
 
 def _jaeger_tags(tags: Any) -> dict[str, Any]:
@@ -185,14 +199,22 @@ def _jaeger_tags(tags: Any) -> dict[str, Any]:
         if not isinstance(tag, dict) or "key" not in tag:
             raise TraceError("Jaeger tag without a key")
         value = tag.get("value")
-        convert = _JAEGER_TAG_TYPES.get(str(tag.get("type", "")).lower())
-        if convert is not None and value is not None:
-            try:
-                # int64 tags beyond 2**53 arrive as strings so that JavaScript keeps them exact.
-                value = convert(value) if convert is not bool else value in (True, "true", "True", 1)
-            except (TypeError, ValueError):
-                raise TraceError(f"Jaeger tag {tag['key']!r}: {value!r} is not {tag.get('type')}") from None
-        out[str(tag["key"])] = value
+        key = str(tag["key"])
+        kind = str(tag.get("type", "")).lower()
+        if value is not None:
+            what = f"Jaeger tag {key!r}"
+            # int64 tags beyond 2**53 arrive as strings so that JavaScript keeps them exact.
+            if kind == "int64":
+                value = numbers.integer(value, what)
+            elif kind == "float64":
+                value = numbers.finite(value, what)
+            elif kind == "bool":
+                value = value in (True, "true", "True", 1)
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise TraceError(f"{what} is {value}, expected a finite number")
+            if key in numbers.NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
+                raise TraceError(f"{what} is negative ({value})")
+        out[key] = value
     return out
 
 
@@ -214,58 +236,64 @@ def jaeger_spans(trace: Any, source: str) -> list[Span]:
     for raw in trace["spans"]:
         if not isinstance(raw, dict):
             raise TraceError(f"{source}: span is not an object")
-        trace_id = _hex_id(raw.get("traceID") or trace.get("traceID"), 32, "traceID")
-        parent_id = None
-        references = [r for r in _list(raw.get("references"), "references") if isinstance(r, dict)]
-        # CHILD_OF is the tree edge; FOLLOWS_FROM only if nothing better. A reference into another
-        # trace (links across traces) is not a parent here.
-        for wanted in ("CHILD_OF", "FOLLOWS_FROM"):
-            for ref in references:
-                if ref.get("refType") == wanted and _hex_id(ref.get("traceID"), 32, "traceID") == trace_id:
-                    parent_id = _hex_id(ref.get("spanID"), 16, "spanID")
-                    break
-            if parent_id:
+        try:
+            spans.append(_jaeger_span(raw, trace, resources))
+        except TraceError as exc:
+            raise TraceError(f"{source}: {_span_label(raw, 'operationName', 'spanID')}: {exc}") from None
+    return spans
+
+
+def _jaeger_span(raw: dict[str, Any], trace: dict[str, Any], resources: dict[str, dict[str, Any]]) -> Span:
+    trace_id = _hex_id(raw.get("traceID") or trace.get("traceID"), 32, "traceID")
+    parent_id = None
+    references = [r for r in _list(raw.get("references"), "references") if isinstance(r, dict)]
+    # CHILD_OF is the tree edge; FOLLOWS_FROM only if nothing better. A reference into another
+    # trace (links across traces) is not a parent here.
+    for wanted in ("CHILD_OF", "FOLLOWS_FROM"):
+        for ref in references:
+            if ref.get("refType") == wanted and _hex_id(ref.get("traceID"), 32, "traceID") == trace_id:
+                parent_id = _hex_id(ref.get("spanID"), 16, "spanID")
                 break
-        tags = _jaeger_tags(raw.get("tags"))
-        start_us = _int(raw.get("startTime"), "startTime")
-        duration_us = _int(raw.get("duration"), "duration")
-        status_code = 0
-        code_tag = str(tags.get("otel.status_code", "")).upper()
-        if tags.get("error") is True or code_tag == "ERROR":
-            status_code = 2
-        elif code_tag == "OK":
-            status_code = 1
-        events = []
-        for log in _list(raw.get("logs"), "logs"):
-            if not isinstance(log, dict):
-                continue
-            fields = _jaeger_tags(log.get("fields"))
-            events.append(
-                SpanEvent(
-                    name=str(fields.pop("event", "log")),
-                    time_ns=_int(log.get("timestamp"), "timestamp") * 1000,
-                    attributes=fields,
-                )
-            )
-        span_id = _hex_id(raw.get("spanID"), 16, "spanID")
-        if not span_id:
-            raise TraceError(f"{source}: span {raw.get('operationName', '?')!r} has no spanID")
-        spans.append(
-            Span(
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_id=parent_id,
-                name=str(raw.get("operationName", "")),
-                start_ns=start_us * 1000,
-                end_ns=(start_us + duration_us) * 1000,
-                attributes=tags,
-                events=events,
-                status_code=status_code,
-                status_message=str(tags.get("otel.status_description", "")),
-                resource=resources.get(str(raw.get("processID", "")), {}),
+        if parent_id:
+            break
+    tags = _jaeger_tags(raw.get("tags"))
+    start_us = numbers.integer(raw.get("startTime"), "startTime", 0, numbers.TIME_MAX_NS // 2000)
+    duration_us = numbers.integer(raw.get("duration"), "duration", 0, numbers.TIME_MAX_NS // 2000)
+    status_code = 0
+    code_tag = str(tags.get("otel.status_code", "")).upper()
+    if tags.get("error") is True or code_tag == "ERROR":
+        status_code = 2
+    elif code_tag == "OK":
+        status_code = 1
+    events = []
+    for log in _list(raw.get("logs"), "logs"):
+        if not isinstance(log, dict):
+            continue
+        fields = _jaeger_tags(log.get("fields"))
+        events.append(
+            SpanEvent(
+                name=str(fields.pop("event", "log")),
+                time_ns=numbers.integer(log.get("timestamp"), "log timestamp", 0, numbers.TIME_MAX_NS // 1000)
+                * 1000,
+                attributes=fields,
             )
         )
-    return spans
+    span_id = _hex_id(raw.get("spanID"), 16, "spanID")
+    if not span_id:
+        raise TraceError("no spanID")
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_id=parent_id,
+        name=str(raw.get("operationName", "")),
+        start_ns=start_us * 1000,
+        end_ns=(start_us + duration_us) * 1000,
+        attributes=tags,
+        events=events,
+        status_code=status_code,
+        status_message=str(tags.get("otel.status_description", "")),
+        resource=resources.get(str(raw.get("processID", "")), {}),
+    )
 
 
 # --- documents ----------------------------------------------------------------------------------
@@ -310,21 +338,7 @@ def _document_spans(document: Any, source: str) -> tuple[str, list[Span]]:
 
 
 def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise TraceError(f"trace file not found: {path}") from None
-    except IsADirectoryError:
-        raise TraceError(f"{path} is a directory, not a trace file") from None
-    except OSError as exc:
-        raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise TraceError(f"{path}: broken or truncated gzip ({exc})") from None
-    return data
+    return b"".join(inflate.file_chunks(path))
 
 
 def parse_text(text: str, source: str) -> tuple[str, list[Span], list[str]]:
@@ -370,6 +384,8 @@ def traces_from_spans(spans: Iterable[Span], source: str, warnings: list[str] | 
     for trace in group_by_trace(spans, source):
         try:
             link(trace)
+        except InconsistentTrace:
+            raise
         except TraceError:
             continue  # another trace in the same file (live spans after ready, other services)
         trace.warnings[:0] = list(warnings or [])

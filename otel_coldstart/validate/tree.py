@@ -8,7 +8,8 @@ Repairs (each adds a line to ``Trace.warnings``):
 - a child outside its parent's interval (clock skew) is kept as is and counted: durations are
   each span's own, and self time never goes below zero;
 - several cold-start roots in one trace: the earliest is judged.
-A trace with no cold-start root span is an error, not something to guess.
+A trace with no cold-start root span is an error, not something to guess; so is a root that
+lasts no time, times missing or equal (``InconsistentTrace``: that verdict would judge nonsense).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from otel_coldstart import conventions as cv
-from otel_coldstart.validate.model import ROOT_NAME, Span, Trace, TraceError
+from otel_coldstart.validate.model import ROOT_NAME, InconsistentTrace, Span, Trace, TraceError
 
 
 def group_by_trace(spans: Iterable[Span], source: str) -> list[Trace]:
@@ -41,6 +42,14 @@ def _find_root(trace: Trace) -> Span:
     return roots[0]
 
 
+def _check_root(trace: Trace, root: Span) -> None:
+    what = f"trace {trace.trace_id or '?'}: the '{root.name}' root span"
+    if root.end_ns <= root.start_ns:
+        raise InconsistentTrace(
+            f"{what} lasts no time (endTimeUnixNano {root.end_ns} <= start {root.start_ns})"
+        )
+
+
 def link(trace: Trace) -> Trace:
     """Fill ``children``/``parent`` links and ``trace.root``. Raises ``TraceError`` without a root."""
     unique: dict[str, Span] = {}
@@ -56,6 +65,7 @@ def link(trace: Trace) -> Trace:
         trace.warnings.append(f"{duplicates} span(s) with a duplicate id dropped")
     trace.spans = list(unique.values())
     root = _find_root(trace)
+    _check_root(trace, root)
     trace.root = root
 
     orphans = cycles = skewed = 0

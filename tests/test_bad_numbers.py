@@ -15,6 +15,7 @@ import pytest
 from fixtures.bad_input import CASES
 from fixtures.builder import shop, to_jaeger_classic, write_lines
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def test_bad_numbers_are_bad_input(case: str, tmp_path: Path, capsys) -> None:
 def test_bad_numbers_in_jaeger_json(tmp_path: Path, capsys) -> None:
     document = to_jaeger_classic(shop())
     span = document["data"][0]["spans"][0]
-    span["tags"].append({"key": "coldstart.memory.peak_rss", "type": "float64", "value": "NaN"})
+    span["tags"].append({"key": cv.MEMORY_PEAK_RSS, "type": "float64", "value": "NaN"})
     path = tmp_path / "jaeger.json"
     path.write_text(json.dumps(document))
     assert main(["validate", str(path)]) == 2

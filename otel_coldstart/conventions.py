@@ -273,6 +273,8 @@ LAMBDA_ERROR = "coldstart.lambda.error"
 PHASE_SNAPSHOT = "snapshot"
 #: ``coldstart.phase`` of the SnapStart restore span.
 PHASE_RESTORE = "restore"
+#: ``coldstart.kind`` of the first-invocation span: after the root's end by design, not a phase of it.
+KIND_INVOCATION = "invocation"
 #: ``coldstart.phase`` of the first-invocation span.
 PHASE_FIRST_INVOCATION = "first_invocation"
 #: OpenTelemetry semconv (FaaS): true on a sandbox's first invocation only.

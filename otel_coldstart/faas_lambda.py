@@ -363,7 +363,7 @@ def _send_first_invocation(rt: Runtime, invocation: Invocation, root: Any, deadl
     from otel_coldstart import export, otlp_json
 
     attrs = {
-        cv.KIND: cv.KIND_PHASE,
+        cv.KIND: cv.KIND_INVOCATION,
         cv.PHASE: cv.PHASE_FIRST_INVOCATION,
         cv.FAAS_INVOCATION_ID: invocation.request_id,
         cv.FAAS_COLDSTART: True,

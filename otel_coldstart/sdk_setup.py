@@ -63,9 +63,10 @@ def process_attributes() -> dict[str, Any]:
         "telemetry.distro.name": "otel-coldstart",
         "telemetry.distro.version": __version__,
     }
-    from otel_coldstart import faas_lambda
+    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ or "AWS_LAMBDA_RUNTIME_API" in os.environ:
+        from otel_coldstart import faas_lambda
 
-    attrs.update(faas_lambda.resource_attributes())
+        attrs.update(faas_lambda.resource_attributes())
     try:
         import getpass
 

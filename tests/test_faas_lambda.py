@@ -387,6 +387,9 @@ def test_validator_judges_lambda_init_and_first_invocation(traced: LambdaRun, tm
     assert split["init_ns"] == pytest.approx(document["representative"]["cold_start_ms"] * 1e6, rel=0.01)
     assert text.returncode != 0
     assert "Lambda (on-demand): init" in text.stdout and "first invocation" in text.stdout
+    # The first invocation comes after the root by design: neither a phase of it nor clock skew.
+    assert "first_invocation" not in document["representative"]["phases"]
+    assert "outside their parent" not in text.stdout
 
 
 def test_validator_judges_a_snapstart_cold_start_on_its_restore(tmp_path: Path) -> None:

@@ -197,7 +197,11 @@ def summarize(trace: Trace) -> Summary:
         where = _context(span, root, context)
         if where:
             context[id(span)] = where
-        if span.kind == cv.KIND_PHASE or (span.parent is root and span.name.startswith(cv.PHASE_SPAN_PREFIX)):
+        if span.kind == cv.KIND_PHASE or (
+            span.parent is root
+            and span.name.startswith(cv.PHASE_SPAN_PREFIX)
+            and span.kind != cv.KIND_INVOCATION
+        ):
             phase = str(span.attributes.get(cv.PHASE) or span.name.removeprefix(cv.PHASE_SPAN_PREFIX))
             if span.parent is root:
                 phases[phase] = phases.get(phase, 0) + span.duration_ns

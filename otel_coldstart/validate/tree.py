@@ -86,7 +86,8 @@ def link(trace: Trace) -> Trace:
             continue
         span.parent = parent
         parent.children.append(span)
-        if span.start_ns < parent.start_ns or span.end_ns > parent.end_ns:
+        outside = span.start_ns < parent.start_ns or span.end_ns > parent.end_ns
+        if outside and span.attributes.get(cv.KIND) != cv.KIND_INVOCATION:  # after ready by design
             skewed += 1
     for span in trace.spans:
         if len(span.children) > 1:

@@ -293,3 +293,36 @@ AWS_LAMBDA_INVOKED_ARN = "aws.lambda.invoked_arn"
 METRIC_FAAS_INIT_DURATION = "faas.init_duration"
 #: OpenTelemetry semconv metric: cold starts (counter).
 METRIC_FAAS_COLDSTARTS = "faas.coldstarts"
+
+#: ``coldstart.ready.trigger``: a stop signal (SIGTERM, SIGINT, SIGHUP) before ready: incomplete.
+TRIGGER_SIGNAL = "signal"
+#: ``coldstart.ready.trigger``: the generic detector, the first listening socket.
+TRIGGER_LISTEN = "listen"
+#: ``coldstart.ready.trigger`` values that say how a cold start ended without a ready moment:
+#: the duration includes whatever the process did until then (idle serving, the stop).
+TRIGGERS_WITHOUT_READY = (TRIGGER_EXIT, TRIGGER_TIMEOUT, TRIGGER_SIGNAL)
+
+# --- process roles (root attributes) ------------------------------------------------------------
+
+#: What this process is: one of the ``ROLE_*`` values.
+PROCESS_ROLE = "coldstart.process.role"
+#: The parent process's pid, on a forked or spawned child's root.
+PARENT_PID = "coldstart.parent.pid"
+#: On a span link: what the linked span is (``LINK_PARENT_PROCESS``).
+LINK_KIND = "coldstart.link"
+#: ``coldstart.link``: the root of the parent process's cold start.
+LINK_PARENT_PROCESS = "parent_process"
+#: The main process of the application: the one that serves (or the script).
+ROLE_SERVICE = "service"
+#: A forked or spawned process doing the service's work (a gunicorn or uvicorn worker).
+ROLE_WORKER = "worker"
+#: Starts and watches workers, serves nothing itself (gunicorn's arbiter, uvicorn's supervisor).
+ROLE_SUPERVISOR = "supervisor"
+#: A development reloader's parent process (Django, Werkzeug, ``uvicorn --reload``).
+ROLE_RELOADER = "reloader"
+#: multiprocessing's resource tracker.
+ROLE_RESOURCE_TRACKER = "resource_tracker"
+#: multiprocessing's fork server.
+ROLE_FORKSERVER = "forkserver"
+#: Roles whose cold start is not the service's: shown apart, never judged against targets.
+HELPER_ROLES = (ROLE_SUPERVISOR, ROLE_RELOADER, ROLE_RESOURCE_TRACKER, ROLE_FORKSERVER)

@@ -17,14 +17,13 @@ from typing import Any, NoReturn
 
 import wrapt
 
-from otel_coldstart import config, imports, memory, timeline
+from otel_coldstart import config, imports, memory, process_role, ready_detectors, stop_signals, timeline
 from otel_coldstart import conventions as cv
 from otel_coldstart.process_start import process_start_ns
 from otel_coldstart.timeline import Timeline
 
 _lock = threading.Lock()
 _armed = False
-_forked = False
 _settings = config.Settings()
 _configure_globals = False
 _auto_version: str | None = None
@@ -74,6 +73,10 @@ def arm(origin: str, record_imports: bool = True) -> None:
             from otel_coldstart import faas_lambda
 
             faas_lambda.install(_settings.lambda_flush_timeout_s)
+    process_role.current = process_role.at_start()
+    if _settings.ready == "auto":
+        ready_detectors.install(mark_ready)
+    stop_signals.install(_freeze_on_signal, _stop_now)
     memory.take_snapshot("hook_installed")
     if _settings.import_memory:
         imports.rss_probe = memory.rss
@@ -104,7 +107,7 @@ def mark_ready(trigger: str = "explicit") -> bool:
     The trace is built and exported on a background thread; this call returns at once.
     """
     global _worker
-    if _settings.ready == "exit" and trigger != "exit":
+    if _settings.ready == "exit" and trigger not in (cv.TRIGGER_EXIT, cv.TRIGGER_SIGNAL):
         return False
     if trigger == "critical_tier" and _settings.ready != "auto":
         return False
@@ -112,9 +115,30 @@ def mark_ready(trigger: str = "explicit") -> bool:
     frozen = timeline.freeze(trigger)
     if frozen is None:
         return False
+    ready_detectors.remove_listen_hook()
     _worker = threading.Thread(target=_finish, args=(frozen,), name="otel-coldstart-ready", daemon=True)
     _worker.start()
     return True
+
+
+def _freeze_on_signal(trigger: str) -> None:
+    """A stop signal arrived: a cold start still in progress ends here, incomplete."""
+    if not timeline.state.ready:
+        mark_ready(trigger)
+
+
+def _stop_now(trigger: str) -> None:
+    """The process is about to die by a signal: end the cold start and write it down first."""
+    _freeze_on_signal(trigger)
+    _at_main_exit()
+
+
+def _has_sink() -> bool:
+    """A trace file or a traces exporter: without either, a built trace would go nowhere."""
+    if _settings.trace_file:
+        return True
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    return any(name.strip() not in ("", "none") for name in names.split(","))
 
 
 #: Set once the worker has built the trace (and written the trace file): local work only.
@@ -155,12 +179,19 @@ def _build(frozen: Timeline) -> list[Any]:
 
                 memory.MemoryGauges().register(metrics.get_meter_provider())
             uss = memory.uss()
+            identity = process_role.current
+            root_attributes = identity.root_attributes()
+            if uss is not None:
+                root_attributes[cv.MEMORY_USS_AFTER_READY] = uss
+            if frozen.ready_trigger == cv.TRIGGER_SIGNAL:
+                root_attributes[cv.INCOMPLETE] = True  # stopped before it was ready
             root = spans.build(
                 frozen,
                 _pipeline.tracer(),
                 process_start_ns(),
                 min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
-                extra_root_attributes={cv.MEMORY_USS_AFTER_READY: uss} if uss is not None else None,
+                extra_root_attributes=root_attributes,
+                parent_ids=identity.parent_ids,
             )
             _root_context = root.get_span_context()
             built = _pipeline.take_spans()
@@ -206,8 +237,10 @@ def _at_main_exit() -> None:
     import modules and start threads (the SDK needs both).
     """
     global _exit_deadline
-    if _forked or _exit_deadline is not None:
+    if _exit_deadline is not None:
         return
+    if _worker is None and not _has_sink():
+        return  # no sink, no work: a trace built now would go nowhere
     # A fifth of the budget stays for what follows our handlers: the interpreter's teardown of a
     # process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is about the
     # process's exit.
@@ -217,7 +250,7 @@ def _at_main_exit() -> None:
     # Background retries and spool drains stop now; only the bounded exit export may still send.
     export.begin_exit(_exit_deadline)
     memory.take_snapshot("ready")
-    frozen = timeline.freeze("exit")
+    frozen = timeline.freeze(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT)
     if frozen is not None:
         built = _build(frozen)
         if built:
@@ -241,13 +274,12 @@ def _at_main_exit() -> None:
 
 def _on_exit() -> None:
     """atexit: flush what was recorded after ready, within the same exit bound."""
-    if _forked:
-        return
     _at_main_exit()
     if _pipeline is not None and _pipeline.shutdowns and _exit_deadline is not None:
         thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
         thread.start()
         _join(thread, _exit_deadline, "telemetry flush")
+    stop_signals.restore_sigint_exit()
 
 
 def _threading_shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -284,9 +316,15 @@ def _exit_wrapper(status: int) -> NoReturn:
 
 
 def _after_fork_in_child() -> None:
-    global _forked, _worker
-    _forked = True
-    _worker = None
+    """A forked child is a process of its own: its cold start runs from the fork to its own ready
+    moment, linked to the parent's. Nothing of the parent's (timeline, threads, exporters) is ours."""
+    global _worker, _built, _exit_deadline, _pipeline, _exporting, _configure_globals
+    if _pipeline is not None:
+        _configure_globals = False  # the parent already set up the SDK's global providers
+    _worker = _exporting = _pipeline = _exit_deadline = None
+    _built = threading.Event()
+    process_role.current = process_role.forked(os.getppid())
     timeline.reset_after_fork()
+    memory.take_snapshot("fork")
     if "otel_coldstart.export" in sys.modules:
         sys.modules["otel_coldstart.export"].reset_after_fork()

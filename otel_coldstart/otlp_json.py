@@ -69,6 +69,15 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
             }
             for event in span.events
         ]
+    if span.links:
+        out["links"] = [
+            {
+                "traceId": format(link.context.trace_id, "032x"),
+                "spanId": format(link.context.span_id, "016x"),
+                "attributes": attributes(link.attributes),
+            }
+            for link in span.links
+        ]
     status = span.status
     if status is not None and status.status_code is not StatusCode.UNSET:
         out["status"] = {"code": _STATUS[status.status_code]}

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from otel_coldstart.process_role import ColdstartIds
 from otel_coldstart.version import __version__
 
 
@@ -112,10 +113,15 @@ def setup(auto_instrumentation_version: str | None, configure_globals: bool) -> 
                 shutdowns.append(provider)
     global_provider = trace.get_tracer_provider()
     resource = getattr(global_provider, "resource", None) or Resource.create(process_attributes())
+    if resource.attributes.get("process.pid") != os.getpid():
+        # A forked child with the parent's global providers: this cold start is the child's.
+        resource = resource.merge(Resource(process_attributes()))
 
     exporter_classes = _import_exporters(_get_exporter_names("traces"), [], [])[0]
     collector = _Collect()
-    provider = TracerProvider(resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False)
+    provider = TracerProvider(
+        resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False, id_generator=ColdstartIds()
+    )
     provider.add_span_processor(collector)
     return Pipeline(
         resource=resource,

@@ -97,8 +97,13 @@ def build(
     process_start_ns: int,
     min_import_ns: int = 0,
     extra_root_attributes: dict[str, Any] | None = None,
+    parent_ids: tuple[int, int] | None = None,
 ) -> Span:
-    """Emit the cold-start trace through ``tracer``; returns the (ended) root span."""
+    """Emit the cold-start trace through ``tracer``; returns the (ended) root span.
+
+    ``parent_ids``: the (trace id, root span id) of the parent process's cold start, linked from
+    the root of a forked or spawned child's.
+    """
     to_ns = timeline.to_epoch_ns
     hook_ns = to_ns(timeline.hook_installed_ns)
     ready_mono = timeline.ready_ns if timeline.ready_ns is not None else timeline.hook_installed_ns
@@ -129,8 +134,12 @@ def build(
     root_attrs.update(timeline.root_attributes)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
+    links = None
+    if parent_ids is not None:
+        parent = trace.SpanContext(*parent_ids, is_remote=True, trace_flags=trace.TraceFlags(1))
+        links = [trace.Link(parent, {cv.LINK_KIND: cv.LINK_PARENT_PROCESS})]
     root = tracer.start_span(
-        cv.ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs
+        cv.ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs, links=links
     )
     _memory_events(root, snapshots, to_ns)
 

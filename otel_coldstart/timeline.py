@@ -103,9 +103,11 @@ def freeze(trigger: str) -> Timeline | None:
 
 
 def reset_after_fork() -> None:
-    """In a forked child the parent's cold start is not ours to report: forget it."""
-    state.timeline = None
-    state.ready = True
+    """In a forked child the parent's cold start is not ours to report: the child's own starts now
+    (if the parent was recording at all)."""
+    recording = state.timeline is not None
+    state.timeline = Timeline("fork") if recording else None
+    state.ready = not recording
     state.suppressed = set()
     state.ready_lock = threading.Lock()
 

@@ -155,21 +155,6 @@ def test_stock_distro_chosen_still_yields_a_cold_start_trace(tmp_path: Path):
     assert "colorsys" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
 
 
-def test_fork_child_does_not_export_the_parents_cold_start(tmp_path: Path):
-    script = write(
-        tmp_path / "app.py",
-        "import os, json\n"
-        "pid = os.fork()\n"
-        "if pid == 0:\n    import decimal\n    os._exit(0)\n"
-        "os.waitpid(pid, 0)\nprint('parent done')\n",
-    )
-    run = run_instrumented(script, tmp_path / "trace.jsonl")
-    assert run.completed.returncode == 0, run.completed.stderr
-    lines = run.trace_file.read_text().splitlines()
-    assert len(lines) == 1
-    assert run.trace().root.resource["process.pid"] != 0
-
-
 def test_os_exit_still_writes_the_trace(tmp_path: Path):
     script = write(tmp_path / "app.py", "import os, json\nos._exit(3)\n")
     run = run_instrumented(script, tmp_path / "trace.jsonl")

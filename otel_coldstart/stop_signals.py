@@ -1,0 +1,145 @@
+"""SIGTERM, SIGINT and SIGHUP: a process stopped before its ready moment keeps its cold start.
+
+How Docker, Kubernetes and systemd stop a service is SIGTERM, whose default action kills the
+process with no Python code running: no atexit, no exit path, the cold start lost. So while the
+application's view of a stop signal is the default, the handler really installed is ours: it ends
+the cold start (trigger ``signal``, incomplete if before ready), writes the durable copy within the
+exit budget, puts the default action back and sends the signal again, so the process dies by it
+exactly as it would have.
+
+The application never sees our handler: ``signal.getsignal`` and ``signal.signal`` answer with what
+the application installed (or the default it never changed). A handler the application installs
+(uvicorn's, gunicorn's, Celery's) is what runs; it is only preceded by the freeze of a cold start
+still in progress, so a graceful shutdown before ready is reported as stopped by a signal. When the
+application puts the default back (uvicorn does, then re-raises the signal), ours is back too.
+
+SIGINT under Python's own handler is left alone (our frame would show in the ``KeyboardInterrupt``
+traceback); the exit path sees an unhandled ``KeyboardInterrupt`` and names the trigger ``signal``.
+An unhandled ``KeyboardInterrupt`` makes CPython end the process by SIGINT (status 130 in a shell),
+but only if nothing evaluates source text between the main module's end and the interpreter's exit
+(``exec("...")`` resets that flag, and building spans at exit does such things); ``restore_sigint_exit``
+sets it again the same way CPython does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from otel_coldstart import conventions as cv
+
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
+
+_real_signal = signal.signal
+_real_getsignal = signal.getsignal
+#: Signal -> what the application believes is installed, for the signals whose handler is ours.
+_app_view: dict[int, Any] = {}
+_installed = False
+#: Set by lifecycle: end the cold start now (``trigger``) and write its durable copy, bounded.
+_finish: Callable[[str], None] | None = None
+#: Set by lifecycle: freeze the cold start with ``trigger`` if it is still in progress (no I/O).
+_freeze: Callable[[str], None] | None = None
+
+
+def install(freeze: Callable[[str], None], finish: Callable[[str], None]) -> None:
+    """Take over the stop signals whose disposition is the default (main thread only)."""
+    global _installed, _finish, _freeze
+    if _installed or threading.current_thread() is not threading.main_thread():
+        return
+    _installed = True
+    _freeze, _finish = freeze, finish
+    for signum in STOP_SIGNALS:
+        current = _real_getsignal(signum)
+        if current is None or current is signal.SIG_IGN or current is signal.default_int_handler:
+            continue  # set outside Python, ignored, or Python's KeyboardInterrupt (see interrupted())
+        _app_view[signum] = current
+        _real_signal(signum, _handler)
+    signal.signal = _signal
+    signal.getsignal = _getsignal
+
+
+#: Dispositions we never stand in for.
+_LEFT_ALONE = (signal.SIG_IGN, signal.default_int_handler)
+
+
+def _handler(signum: int, frame: Any) -> Any:
+    view = _app_view.get(signum, signal.SIG_DFL)
+    if _freeze is not None:
+        with contextlib.suppress(Exception):
+            _freeze(cv.TRIGGER_SIGNAL)
+    if view is signal.SIG_DFL:
+        if _finish is not None:
+            with contextlib.suppress(Exception):
+                _finish(cv.TRIGGER_SIGNAL)
+        _die_by(signum)
+        return None
+    if view is signal.SIG_IGN or view is None:
+        return None
+    return view(signum, frame)
+
+
+def _die_by(signum: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _real_signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    # Only reached if the signal is blocked in this thread: it kills us once unblocked; until
+    # then keep our handler in place for the next one.
+    _real_signal(signum, _handler)
+
+
+def _signal(signalnum: Any, handler: Any) -> Any:
+    """``signal.signal`` as the application knows it."""
+    try:
+        signum = int(signalnum)
+    except (TypeError, ValueError):
+        return _real_signal(signalnum, handler)
+    if signum not in _app_view and signum not in STOP_SIGNALS:
+        return _real_signal(signalnum, handler)
+    if any(handler is left for left in _LEFT_ALONE) or not (handler is signal.SIG_DFL or callable(handler)):
+        # Ignoring a stop signal leaves nothing for us to do, KeyboardInterrupt is seen at exit
+        # (see interrupted()); a bad handler fails as it would.
+        previous = _real_signal(signalnum, handler)
+        return _app_view.pop(signum, previous)
+    previous = _real_signal(signalnum, _handler)  # raises as the real one would (thread, number)
+    result = _app_view.get(signum, previous)
+    _app_view[signum] = handler
+    return result
+
+
+def _getsignal(signalnum: Any) -> Any:
+    current = _real_getsignal(signalnum)
+    if current is _handler:
+        return _app_view.get(int(signalnum), signal.SIG_DFL)
+    return current
+
+
+def interrupted() -> bool:
+    """The main module ended with an unhandled ``KeyboardInterrupt`` (Ctrl-C, SIGINT).
+
+    SIGINT is left to Python's own handler: raising ``KeyboardInterrupt`` from ours would add our
+    frame to the application's traceback. The exit path asks this instead.
+    """
+    last = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+    return isinstance(last, KeyboardInterrupt)
+
+
+def restore_sigint_exit() -> None:
+    """The main module ended with an unhandled ``KeyboardInterrupt``: make sure the interpreter
+    still ends the process by SIGINT once it is done, as it would without our exit work.
+
+    CPython records "unhandled KeyboardInterrupt" when evaluating source raises it, and clears it
+    at the start of every such evaluation; evaluating ``raise KeyboardInterrupt`` sets it again.
+    """
+    if not interrupted():
+        return
+    with contextlib.suppress(KeyboardInterrupt):
+        exec("raise KeyboardInterrupt", {})

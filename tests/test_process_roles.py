@@ -1,0 +1,171 @@
+"""One cold start per process (fork, spawn, helpers) and stop signals, through the real launcher."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import run_instrumented, write
+from live_process import import_names, launcher_noise_removed, roots, start, stop, wait_for_roots
+
+
+def test_forked_child_has_its_own_cold_start_linked_to_the_parents(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import os, json\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n    import decimal\n    os._exit(0)\n"
+        "os.waitpid(pid, 0)\nprint('parent', os.getpid(), 'child', pid)\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert run.completed.returncode == 0, run.completed.stderr
+    _, parent_pid, _, child_pid = run.completed.stdout.split()
+    by_pid = {str(r["process.pid"]): r for r in roots(run.trace_file)}
+    assert set(by_pid) == {parent_pid, child_pid}
+    parent, child = by_pid[parent_pid], by_pid[child_pid]
+    assert parent["coldstart.process.role"] == "service"
+    assert child["coldstart.process.role"] == "worker"
+    assert str(child["coldstart.parent.pid"]) == parent_pid
+    assert child["coldstart.origin"] == "fork"
+    (link,) = child["_links"]
+    assert (link["traceId"], link["spanId"]) == (parent["_trace"], parent["_span"])
+    # The parent's timeline is never re-exported by the child, and each has its own imports.
+    assert "json" in import_names(run.trace_file, parent["_trace"])
+    assert "decimal" not in import_names(run.trace_file, parent["_trace"])
+    child_imports = import_names(run.trace_file, child["_trace"])
+    assert "decimal" in child_imports and "json" not in child_imports
+    assert child["_start"] >= parent["_start"]
+
+
+def test_spawned_worker_and_resource_tracker_have_roles(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import multiprocessing as mp\n"
+        "def work(q):\n    import decimal\n    q.put(1)\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('spawn')\n"
+        "    q = ctx.Queue()\n"
+        "    p = ctx.Process(target=work, args=(q,))\n"
+        "    p.start(); q.get(); p.join()\n"
+        "    print('done', p.exitcode)\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path)
+    assert run.completed.returncode == 0, run.completed.stderr
+    found = roots(run.trace_file)
+    roles = sorted(r["coldstart.process.role"] for r in found)
+    assert roles.count("service") == 1 and roles.count("worker") == 1, roles
+    assert set(roles) <= {"service", "worker", "resource_tracker"}, roles
+    service = next(r for r in found if r["coldstart.process.role"] == "service")
+    worker = next(r for r in found if r["coldstart.process.role"] == "worker")
+    assert (worker["_links"][0]["traceId"], worker["_links"][0]["spanId"]) == (
+        service["_trace"],
+        service["_span"],
+    )
+    assert "decimal" in import_names(run.trace_file, worker["_trace"])
+
+
+HANGING = "import json, time\nprint('starting', flush=True)\ntime.sleep(60)\n"
+
+
+@pytest.mark.parametrize(
+    ("sig", "status"),
+    [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGHUP, -signal.SIGHUP), (signal.SIGINT, -signal.SIGINT)],
+)
+def test_stopped_before_ready_keeps_a_partial_cold_start_and_its_exit_status(tmp_path: Path, sig, status):
+    """A start-up that hangs until an orchestrator stops it: the cold start users most need."""
+    script = write(tmp_path / "app.py", HANGING)
+    statuses = {}
+    outputs = {}
+    for instrumented in (False, True):
+        trace_file = tmp_path / f"trace-{instrumented}.jsonl"
+        process = start([sys.executable, str(script)], trace_file, instrumented, tmp_path)
+        assert process.stdout.readline().strip() == "starting"
+        time.sleep(0.3)  # into the sleep, as a probe's kill would find it, on both sides
+        statuses[instrumented], *outputs[instrumented] = stop(process, sig)
+    assert statuses == {False: status, True: status}
+    # Same output, same traceback (SIGINT's KeyboardInterrupt), none of our frames in it.
+    assert outputs[True] == outputs[False]
+    (root,) = roots(tmp_path / "trace-True.jsonl")
+    assert root["coldstart.ready.trigger"] == "signal"
+    assert root["coldstart.incomplete"] is True
+    assert "json" in import_names(tmp_path / "trace-True.jsonl", root["_trace"])
+
+
+def test_an_apps_own_handler_still_runs_and_getsignal_tells_the_truth(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import signal, sys, time\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,\n"
+        "      signal.getsignal(signal.SIGINT) is signal.default_int_handler, flush=True)\n"
+        "def bye(signum, frame):\n    print('graceful', signum, flush=True)\n    sys.exit(3)\n"
+        "previous = signal.signal(signal.SIGTERM, bye)\n"
+        "print(previous is signal.SIG_DFL, signal.getsignal(signal.SIGTERM) is bye, flush=True)\n"
+        "time.sleep(60)\n",
+    )
+    outputs = {}
+    for instrumented in (False, True):
+        trace_file = tmp_path / f"trace-{instrumented}.jsonl"
+        process = start([sys.executable, str(script)], trace_file, instrumented, tmp_path)
+        assert process.stdout.readline().strip() == "True True"
+        assert process.stdout.readline().strip() == "True True"
+        outputs[instrumented] = stop(process, signal.SIGTERM)
+    assert outputs[True] == outputs[False] == (3, "graceful 15\n", "")
+    (root,) = roots(tmp_path / "trace-True.jsonl")
+    assert root["coldstart.ready.trigger"] == "signal"
+
+
+def test_default_restored_then_reraised_still_dies_by_the_signal(tmp_path: Path):
+    """uvicorn's way: its own handler, then the original one back and the signal raised again."""
+    script = write(
+        tmp_path / "app.py",
+        "import signal, time\n"
+        "got = []\n"
+        "original = signal.signal(signal.SIGTERM, lambda s, f: got.append(s))\n"
+        "print('up', flush=True)\n"
+        "while not got:\n    time.sleep(0.01)\n"
+        "signal.signal(signal.SIGTERM, original)\n"
+        "print('shutting down', flush=True)\n"
+        "signal.raise_signal(signal.SIGTERM)\n"
+        "print('not reached', flush=True)\n",
+    )
+    results = {}
+    for instrumented in (False, True):
+        trace_file = tmp_path / f"trace-{instrumented}.jsonl"
+        process = start([sys.executable, str(script)], trace_file, instrumented, tmp_path)
+        assert process.stdout.readline().strip() == "up"
+        results[instrumented] = stop(process, signal.SIGTERM)
+    assert results[True] == results[False] == (-signal.SIGTERM, "shutting down\n", "")
+    (root,) = wait_for_roots(tmp_path / "trace-True.jsonl", 1)
+    assert root["coldstart.ready.trigger"] == "signal"
+
+
+def test_unhandled_keyboard_interrupt_ends_by_sigint_as_without_us(tmp_path: Path):
+    script = write(tmp_path / "app.py", "import json\nraise KeyboardInterrupt\n")
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=False)
+    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert plain.returncode == -signal.SIGINT
+    assert run.completed.returncode == -signal.SIGINT, run.completed.stderr
+    assert launcher_noise_removed(run.completed.stderr) == plain.stderr
+    # Python's way of saying the process was interrupted: reported as stopped by a signal.
+    assert run.trace().root.attributes["coldstart.ready.trigger"] == "signal"
+
+
+def test_no_sink_builds_nothing_at_exit(tmp_path: Path):
+    script = write(
+        tmp_path / "app.py",
+        "import sys\n"
+        "def audit(event, args):\n"
+        "    if event == 'import' and args[0] == 'opentelemetry.sdk.trace':\n"
+        "        print('sdk imported at exit', flush=True)\n"
+        "sys.addaudithook(audit)\n"
+        "import json\n",
+    )
+    run = run_instrumented(script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_COLDSTART_TRACE_FILE": None})
+    assert run.completed.returncode == 0, run.completed.stderr
+    assert "sdk imported at exit" not in run.completed.stdout
+    with_file = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert "sdk imported at exit" in with_file.completed.stdout  # the probe does see a build

@@ -127,3 +127,6 @@ def is_installed() -> bool:
         isinstance(current, wrapt.FunctionWrapper)
         and getattr(current, "_self_wrapper", None) is _find_and_load
     )
+
+
+post_import.recorder_dispatches = is_installed

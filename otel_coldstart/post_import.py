@@ -92,14 +92,21 @@ _dispatching_find_and_load.__code__ = _dispatching_find_and_load.__code__.replac
 _real_find_and_load: Callable[..., Any] = _bootstrap._find_and_load
 
 
+def _no_recorder() -> bool:
+    return False
+
+
+#: Whether the import recorder's wrapper is installed (and so dispatches); ``imports.py`` sets it.
+#: Asked rather than imported: the recorder imports this module.
+recorder_dispatches: Callable[[], bool] = _no_recorder
+
+
 def ensure_dispatch() -> None:
     """Make sure some wrapper dispatches: the import recorder's, or our dispatch-only one."""
     global _real_find_and_load
-    from otel_coldstart import imports
-
     with _lock:
         current = _bootstrap._find_and_load
-        if current is _dispatching_find_and_load or imports.is_installed():
+        if current is _dispatching_find_and_load or recorder_dispatches():
             return
         _real_find_and_load = current
         _bootstrap._find_and_load = _dispatching_find_and_load

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import sys
 from typing import Any
 
@@ -73,31 +72,6 @@ def ids_of(pid: int) -> tuple[int, int] | None:
     trace_id = int.from_bytes(digest[:16], "big") or 1
     span_id = int.from_bytes(digest[16:], "big") or 1
     return trace_id, span_id
-
-
-class ColdstartIds:
-    """An OpenTelemetry ``IdGenerator`` for the private cold-start provider: the first trace and
-    root span get this process's derived ids (children can link to them), the rest are random."""
-
-    def __init__(self) -> None:
-        self._derived = ids_of(os.getpid())
-        self._root_pending = False
-
-    def generate_trace_id(self) -> int:
-        derived, self._derived = self._derived, None
-        if derived is None:
-            return random.getrandbits(128) or 1
-        self._root_pending = derived[1]
-        return derived[0]
-
-    def is_trace_id_random(self) -> bool:
-        return True  # a hash of the process's identity is as uniform as random bits
-
-    def generate_span_id(self) -> int:
-        if self._root_pending:
-            span_id, self._root_pending = self._root_pending, False
-            return span_id
-        return random.getrandbits(64) or 1
 
 
 # --- the role of this process ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import random
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,9 +18,10 @@ from opentelemetry import metrics, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from otel_coldstart.process_role import ColdstartIds
+from otel_coldstart import process_role
 from otel_coldstart.version import __version__
 
 
@@ -32,6 +34,31 @@ class _Collect(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         self.spans.append(span)
+
+
+class ColdstartIds(IdGenerator):
+    """An OpenTelemetry ``IdGenerator`` for the private cold-start provider: the first trace and
+    root span get this process's derived ids (children can link to them), the rest are random."""
+
+    def __init__(self) -> None:
+        self._derived = process_role.ids_of(os.getpid())
+        self._root_pending = 0
+
+    def generate_trace_id(self) -> int:
+        derived, self._derived = self._derived, None
+        if derived is None:
+            return random.getrandbits(128) or 1
+        self._root_pending = derived[1]
+        return derived[0]
+
+    def is_trace_id_random(self) -> bool:
+        return True  # a hash of the process's identity is as uniform as random bits
+
+    def generate_span_id(self) -> int:
+        if self._root_pending:
+            span_id, self._root_pending = self._root_pending, 0
+            return span_id
+        return random.getrandbits(64) or 1
 
 
 @dataclass

@@ -318,10 +318,10 @@ def _exit_wrapper(status: int) -> NoReturn:
 def _after_fork_in_child() -> None:
     """A forked child is a process of its own: its cold start runs from the fork to its own ready
     moment, linked to the parent's. Nothing of the parent's (timeline, threads, exporters) is ours."""
-    global _worker, _built, _exit_deadline, _pipeline, _exporting, _configure_globals
+    global _worker, _built, _exit_deadline, _pipeline, _exporting, _configure_globals, _root_context
     if _pipeline is not None:
         _configure_globals = False  # the parent already set up the SDK's global providers
-    _worker = _exporting = _pipeline = _exit_deadline = None
+    _worker = _exporting = _pipeline = _exit_deadline = _root_context = None
     _built = threading.Event()
     process_role.current = process_role.forked(os.getppid())
     timeline.reset_after_fork()

@@ -15,8 +15,6 @@ PACKAGE = Path(otel_coldstart.__file__).parent
 
 #: Circles that exist on purpose for now, each a frozenset of modules (see the notes of issue 15).
 KNOWN: set[frozenset[str]] = {
-    # The import recorder dispatches post-import hooks; the hooks step aside when it is installed.
-    frozenset({"otel_coldstart.imports", "otel_coldstart.post_import"}),
     # Lambda reads the settings through lifecycle, which detects a Lambda sandbox through it.
     frozenset({"otel_coldstart.faas_lambda", "otel_coldstart.lifecycle", "otel_coldstart.sdk_setup"}),
 }

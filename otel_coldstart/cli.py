@@ -178,7 +178,7 @@ def validate(trace_file: str, targets_file: str | None) -> int:
 def _run_validate(args: argparse.Namespace) -> int:
     import json
 
-    from otel_coldstart.validate import analysis, recommend, report, result, sources, stats, targets
+    from otel_coldstart.validate import analysis, recommend, report, result, roles, sources, stats, targets
     from otel_coldstart.validate.model import TraceError
 
     try:
@@ -188,7 +188,13 @@ def _run_validate(args: argparse.Namespace) -> int:
         return fail(str(exc), BAD_CONFIG)
     try:
         loaded = sources.load_many(_sources(args))
-        summaries = [analysis.summarize(t) for t in loaded.traces]
+        summaries, helpers = roles.split([analysis.summarize(t) for t in loaded.traces])
+        if not summaries:
+            only = ", ".join(sorted({roles.role_of(s) for s in helpers}))
+            return fail(
+                f"{loaded.description}: only helper processes' cold starts ({only}), nothing to judge",
+                BAD_INPUT,
+            )
         verdicts = targets.judge(summaries, targets_value, statistic)
         shown = result.representative(summaries, statistic)
         document = result.build(
@@ -200,6 +206,7 @@ def _run_validate(args: argparse.Namespace) -> int:
             statistic,
             loaded.description,
             loaded.fmt,
+            helpers,
         )
         if args.junit:
             from otel_coldstart.validate.outputs import junit

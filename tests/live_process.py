@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,17 @@ from typing import Any
 from otel_coldstart.demo import traced_env
 
 BIN = Path(sys.executable).parent
+#: Every process ``start`` launched: ``kill_started`` makes sure none outlives its test.
+_started: list[subprocess.Popen] = []
+
+
+def kill_started() -> None:
+    while _started:
+        process = _started.pop()
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
 
 
 def free_port() -> int:
@@ -41,7 +53,7 @@ def start(
         env = env_for(trace_file, extra)
     else:
         env = dict(os.environ, PYTHONUNBUFFERED="1", **extra)
-    return subprocess.Popen(
+    process = subprocess.Popen(
         command,
         env=env,
         cwd=cwd,
@@ -50,6 +62,8 @@ def start(
         text=True,
         start_new_session=True,  # a signal for the server must not reach pytest
     )
+    _started.append(process)
+    return process
 
 
 def get_first_response(url: str, process: subprocess.Popen, timeout: float = 60) -> tuple[str, int]:

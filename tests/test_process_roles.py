@@ -10,7 +10,21 @@ from pathlib import Path
 
 import pytest
 from helpers import run_instrumented, write
-from live_process import import_names, launcher_noise_removed, roots, start, stop, wait_for_roots
+from live_process import (
+    import_names,
+    kill_started,
+    launcher_noise_removed,
+    roots,
+    start,
+    stop,
+    wait_for_roots,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    yield
+    kill_started()
 
 
 def test_forked_child_has_its_own_cold_start_linked_to_the_parents(tmp_path: Path):

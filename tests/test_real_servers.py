@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 from helpers import write
-from live_process import BIN, free_port, get_first_response, import_names, roots, start, stop, wait_for_roots
+from live_process import (
+    BIN,
+    free_port,
+    get_first_response,
+    import_names,
+    kill_started,
+    roots,
+    start,
+    stop,
+)
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("gunicorn")
@@ -28,6 +37,12 @@ import asyncio
 import contextlib
 
 from fastapi import FastAPI
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    yield
+    kill_started()
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +100,11 @@ class Served:
     status_ours: int
 
     def serving(self) -> list[dict[str, Any]]:
-        return [r for r in self.roots if r["coldstart.process.role"] in ("service", "worker")]
+        return self.serving_of(self.roots)
+
+    @staticmethod
+    def serving_of(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [r for r in found if r["coldstart.process.role"] in ("service", "worker")]
 
 
 def serve_and_stop(tmp_path: Path, command: list[str], serving: int, **env: str) -> Served:
@@ -103,33 +122,15 @@ def serve_and_stop(tmp_path: Path, command: list[str], serving: int, **env: str)
     try:
         _, first_response_ns = get_first_response(f"http://127.0.0.1:{ports[True]}/", processes[True])
         get_first_response(f"http://127.0.0.1:{ports[False]}/", processes[False])
-        found = wait_for_roots(trace_file, serving, timeout=60, **{})
-        found_serving = [r for r in found if r["coldstart.process.role"] in ("service", "worker")]
         deadline = time.monotonic() + 60
-        while len(found_serving) < serving and time.monotonic() < deadline:
+        while len(Served.serving_of(roots(trace_file))) < serving and time.monotonic() < deadline:
             time.sleep(0.05)
-            found = roots(trace_file)
-            found_serving = [r for r in found if r["coldstart.process.role"] in ("service", "worker")]
         # Written while serving: the server is still up.
         assert processes[True].poll() is None
         statuses = {key: stop(process, signal.SIGTERM)[0] for key, process in processes.items()}
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                with pytest.raises(ProcessLookupError) if False else _nothing():
-                    import os
-
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.communicate()
+        kill_started()
     return Served(roots(trace_file), first_response_ns, started, trace_file, statuses[False], statuses[True])
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return isinstance(exc[1], ProcessLookupError)
 
 
 def assert_ready_before_first_response(served: Served, trigger: str, count: int) -> list[dict[str, Any]]:

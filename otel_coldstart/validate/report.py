@@ -87,7 +87,8 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
             f"{count} cold starts of {shown['service'] or 'unknown service'}, judged on {statistic}; "
             f"details of trace {shown['trace_id']} (nearest the {statistic})"
         )
-    lines += [style.bold(head), "", f"Targets ({document['targets_origin']})"]
+    lines += [style.bold(head), *(f"  {note}" for note in document.get("notes", ())), ""]
+    lines.append(f"Targets ({document['targets_origin']})")
     for target in document["targets"]:
         mark = {"pass": style.green("PASS"), "fail": style.red("FAIL")}.get(
             target["status"], style.dim(" n/a")
@@ -112,7 +113,9 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
     lines += [
         "",
         style.bold(f"Cold start {shown['cold_start_ms']:.1f} ms")
-        + f" (ready: {shown['ready_trigger'] or '?'})",
+        + f" (ready: {shown['ready_trigger'] or '?'}"
+        + (f", {shown['process_role']}" if shown.get("process_role", "service") != "service" else "")
+        + ")",
     ]
     for phase, duration in shown["phases"].items():
         lines.append(f"  {phase:<22} {_ms(duration)}  {duration / total:6.1%}")

@@ -16,9 +16,12 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
   "distribution": {"cold_start_ms" | "boot_ms" | "peak_memory_mb" | "bundle_mb" | "imports" |
                    "mean_service_init_ms" | "critical_ready_ms":
                    {"n", "min", "p50", "p95", "max", "mean", "values": [per trace, oldest first]}},
-  "traces": [{"trace_id", "service", "start_unix_ms", "cold_start_ms", "peak_memory_mb", "result"}],
+  "traces": [{"trace_id", "service", "start_unix_ms", "cold_start_ms", "peak_memory_mb", "result",
+              "process_role", "ready_trigger"}],   # the judged ones (service and workers)
+  "helpers": [{"trace_id", "process_role", "pid", "ready_trigger", "cold_start_ms"}],  # not judged
+  "notes": [str],   # which roles were judged; cold starts that ended by exit, timeout or signal
   "representative": {   # the trace whose cold start is nearest the judged statistic
-    "trace_id", "service", "span_count", "ready_trigger", "cold_start_ms",
+    "trace_id", "service", "span_count", "ready_trigger", "process_role", "cold_start_ms",
     "phases": {"boot": ms, "launcher": ms, "main": ms}, "tiers": {"critical": ms, ...},
     "critical_ready_ms": float|null,
     "lambda": null | {"init_type", "init_ns", "before_snapshot_ns", "first_invocation_ns", "gap_ns",
@@ -42,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_coldstart.validate import faas, stats
+from otel_coldstart.validate import faas, roles, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.recommend import Advice
 from otel_coldstart.validate.targets import Targets, Verdict, judge
@@ -92,6 +95,7 @@ def _summary_document(summary: Summary) -> dict[str, Any]:
         "service": trace.service_name,
         "span_count": summary.span_count,
         "ready_trigger": summary.ready_trigger,
+        "process_role": roles.role_of(summary),
         "cold_start_ms": _ms(summary.cold_start_ns),
         "phases": {name: _ms(ns) for name, ns in summary.phases.items()},
         "tiers": {name: _ms(ns) for name, ns in summary.tiers.items()},
@@ -172,7 +176,9 @@ def build(
     statistic: str,
     source_description: str,
     source_format: str,
+    helpers: Sequence[Summary] = (),
 ) -> dict[str, Any]:
+    """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart."""
     from otel_coldstart.version import __version__
 
     failed = any(v.failed for v in verdicts)
@@ -191,6 +197,8 @@ def build(
                 if summary.peak_memory_bytes is None
                 else round(summary.peak_memory_bytes / 1e6, 3),
                 "result": "fail" if any(v.failed for v in own) else "pass",
+                "process_role": roles.role_of(summary),
+                "ready_trigger": summary.ready_trigger,
             }
         )
     return {
@@ -206,6 +214,8 @@ def build(
         "distribution": _distribution(summaries),
         "traces": traces,
         "representative": _summary_document(shown),
+        "helpers": roles.helper_documents(helpers),
+        "notes": roles.notes(summaries, helpers),
         "recommendations": [
             {"kind": a.kind, "subject": a.subject, "message": a.message, "saving_ms": _ms(a.saving_ns)}
             for a in advice

@@ -228,6 +228,8 @@ def render(document: dict[str, Any], trace: Trace) -> str:
         f"{count} cold start{'s' if count != 1 else ''}{judged} · trace <code>{_e(shown['trace_id'])}</code>"
         f" · targets: {_e(document['targets_origin'])}</p></header>"
     )
+    if document.get("notes"):
+        sections.append("<section>" + "".join(f"<p>{_e(n)}</p>" for n in document["notes"]) + "</section>")
     sections.append(f"<section><h2>Targets</h2>{_targets_table(document)}</section>")
     if count > 1 and document["distribution"]:
         table = _table(

@@ -38,6 +38,7 @@ def render(document: dict[str, Any]) -> str:
         ("traces", str(document["source"]["trace_count"])),
         ("statistic", document["statistic"]),
         ("targets_origin", document["targets_origin"]),
+        *(("note", note) for note in document.get("notes", ())),
     ):
         ET.SubElement(properties, "property", name=name, value=value)
     for target in targets:

@@ -24,6 +24,7 @@ def render(document: dict[str, Any]) -> str:
         + (f", judged on **{document['statistic']}**" if count > 1 else "")
         + f"; targets from {_cell(document['targets_origin'])}.",
         "",
+        *(f"> {_cell(note)}\n" for note in document.get("notes", ())),
         "| | target | measured | limit |",
         "|---|---|---:|---:|",
     ]

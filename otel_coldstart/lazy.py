@@ -13,7 +13,10 @@ span, parented wherever the load happened (a service init, a request after ready
 
 from __future__ import annotations
 
+import functools
 from importlib import import_module
+
+from otel_coldstart import service_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,11 +49,16 @@ class LazyLoader:
         # No lock: two threads racing here both import, and Python's import lock makes them get
         # the same module. A lock of ours held across an import could deadlock with the import
         # lock of a module whose body lazily loads something too.
-        value = self._load_target(target)
+        hooks = service_hooks.installed
+        value = (
+            self._load_target(target)
+            if hooks is None
+            else hooks.lazy_load(target, functools.partial(self._load_target, target))
+        )
         return self._cache.setdefault(target, value)
 
     def _load_target(self, target: str) -> Any:
-        """The actual import (the instrumentation times it); only called on a cache miss."""
+        """The actual import (seen by the ``lazy_load`` hook); only called on a cache miss."""
         module_name, _, attribute = target.partition(":")
         value = import_module(module_name)
         if attribute:

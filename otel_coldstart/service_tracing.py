@@ -1,21 +1,20 @@
-"""Service and lazy-load spans, added from outside with wrapt (``services.py`` knows nothing of it).
+"""Service and lazy-load spans, added from outside (``services.py`` knows nothing of it).
 
-Before the ready moment each wrapped call appends a timeline record (turned into a span at
+Before the ready moment each observed call appends a timeline record (turned into a span at
 ready, like imports); after it, the same call runs under a live span of the global tracer.
 
-Wrapped (each when its module is first imported, so the order of imports does not matter):
+Observed:
 
-- ``ServiceFactory._run_factory`` / ``_arun_factory``: one ``init <name>`` span per service init;
-- ``ServiceFactory.initialize_critical`` / ``ainitialize_critical`` / ``_preload_worker``: the tier
-  phases (``coldstart.tier critical``, ``coldstart.tier optional preload``). The factory runs its
-  pool threads and the preload thread in a copy of the caller's context, so the inits there find
-  the phase as their parent through the ``current_record`` ContextVar (and, after ready, through
-  the OpenTelemetry context, which is a ContextVar too);
-- ``ServiceFactory._wait_for`` / ``_await_for``: waiting for another thread's or task's init of a
-  service, as its own ``wait <name>`` span: the time is visible, not hidden inside a child;
-- ``ServiceFactory.get`` / ``aget``: cache hits are counted onto the service's init span;
-- ``LazyLoader._load_target``: ``coldstart.lazy_load`` spans, parents of the imports they trigger;
-- user-named factories (``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``) and ``svcs`` containers.
+- ``ServiceFactory`` and ``LazyLoader`` through their hook protocol (``service_hooks.py``): one
+  ``init <name>`` span per service init; the tier phases (``coldstart.tier critical``,
+  ``coldstart.tier optional preload``; the factory runs its pool threads and the preload thread
+  in a copy of the caller's context, so the inits there find the phase as their parent through
+  the ``current_record`` ContextVar and, after ready, through the OpenTelemetry context); waiting
+  for another thread's or task's init as its own ``wait <name>`` span (the time is visible, not
+  hidden inside a child); cache hits counted onto the init span (before ready only); and
+  ``coldstart.lazy_load`` spans, parents of the imports they trigger;
+- with wrapt, each when its module is first imported: user-named factories
+  (``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``) and ``svcs`` containers.
 """
 
 from __future__ import annotations
@@ -30,8 +29,9 @@ from typing import Any
 import wrapt
 
 from otel_coldstart import conventions as cv
-from otel_coldstart import memory, timeline
+from otel_coldstart import memory, service_hooks, timeline
 from otel_coldstart.imports import _describe
+from otel_coldstart.service_hooks import ServiceHooks
 
 TRACER_NAME = "otel_coldstart.services"
 FACTORIES_ENV = "OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES"
@@ -141,92 +141,66 @@ def _service_attrs(registration: Any) -> dict[str, Any]:
     }
 
 
-def _first(args: tuple, kwargs: dict, key: str) -> Any:
-    return args[0] if args else kwargs[key]
+# --- ServiceFactory and LazyLoader: through their hook protocol (service_hooks.py) ----------
+
+#: Tier -> the phase its run is recorded as.
+_TIER_PHASES = {"critical": cv.PHASE_CRITICAL, "optional": cv.PHASE_PRELOAD}
 
 
-def _traced(
-    kind: str, describe: Callable[[tuple, dict], tuple[str, dict[str, Any]]], asynchronous: bool = False
-) -> Callable[..., Any]:
-    """A wrapt wrapper that runs the wrapped call as ``kind``; ``describe(args, kwargs)`` names it."""
-    runner = arun_traced if asynchronous else run_traced
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-        if _untraced():
-            return wrapped(*args, **kwargs)
-        name, attrs = describe(args, kwargs)
-        return runner(kind, name, attrs, functools.partial(wrapped, *args, **kwargs))
-
-    return wrapper
-
-
-# --- ServiceFactory -------------------------------------------------------------------------
-
-
-def _describe_init(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
-    registration = _first(args, kwargs, "registration")
-    return f"{cv.INIT_SPAN_PREFIX}{registration.name}", _service_attrs(registration)
-
-
-def _describe_phase(tier: str) -> Callable[[tuple, dict], tuple[str, dict[str, Any]]]:
-    return lambda args, kwargs: (f"{cv.TIER_SPAN_PREFIX}{tier}", {cv.PHASE: tier})
-
-
-def _describe_wait(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
-    name = _first(args, kwargs, "name")
-    return f"{cv.WAIT_SPAN_PREFIX}{name}", {cv.SERVICE_NAME: str(name)}
-
-
-_run_factory = _traced(cv.KIND_SERVICE, _describe_init)
-_arun_factory = _traced(cv.KIND_SERVICE, _describe_init, asynchronous=True)
-_initialize_critical = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_CRITICAL))
-_ainitialize_critical = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_CRITICAL), asynchronous=True)
-_preload_worker = _traced(cv.KIND_PHASE, _describe_phase(cv.PHASE_PRELOAD))
-_wait_for = _traced(cv.KIND_WAIT, _describe_wait)
-_await_for = _traced(cv.KIND_WAIT, _describe_wait, asynchronous=True)
-
-
-def _count_cache_hit(instance: Any, args: tuple, kwargs: dict) -> None:
+def _count_cache_hit(name: str) -> None:
     if _state.timeline is not None and not _state.ready:
-        name = _first(args, kwargs, "name")
-        if instance.is_ready(name):
-            timeline.count(f"cache_hit:{name}")
+        timeline.count(f"cache_hit:{name}")
 
 
-def _get(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    _count_cache_hit(instance, args, kwargs)
-    return wrapped(*args, **kwargs)
+class _TracingHooks(ServiceHooks):
+    """Each hook runs its call as a record (before ready) or under a live span (after ready)."""
+
+    # cache_hit: _count_cache_hit from install() until the ready moment.
+
+    def init(self, registration: Any, call: Callable[[], Any]) -> Any:
+        name = f"{cv.INIT_SPAN_PREFIX}{registration.name}"
+        return run_traced(cv.KIND_SERVICE, name, _service_attrs(registration), call)
+
+    async def ainit(self, registration: Any, call: Callable[[], Awaitable[Any]]) -> Any:
+        name = f"{cv.INIT_SPAN_PREFIX}{registration.name}"
+        return await arun_traced(cv.KIND_SERVICE, name, _service_attrs(registration), call)
+
+    def tier(self, tier: Any, call: Callable[[], Any]) -> Any:
+        phase = _TIER_PHASES[tier.value]
+        return run_traced(cv.KIND_PHASE, f"{cv.TIER_SPAN_PREFIX}{phase}", {cv.PHASE: phase}, call)
+
+    async def atier(self, tier: Any, call: Callable[[], Awaitable[Any]]) -> Any:
+        phase = _TIER_PHASES[tier.value]
+        return await arun_traced(cv.KIND_PHASE, f"{cv.TIER_SPAN_PREFIX}{phase}", {cv.PHASE: phase}, call)
+
+    def wait(self, name: str, call: Callable[[], Any]) -> Any:
+        return run_traced(cv.KIND_WAIT, f"{cv.WAIT_SPAN_PREFIX}{name}", {cv.SERVICE_NAME: str(name)}, call)
+
+    async def await_for(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        attrs = {cv.SERVICE_NAME: str(name)}
+        return await arun_traced(cv.KIND_WAIT, f"{cv.WAIT_SPAN_PREFIX}{name}", attrs, call)
+
+    def lazy_load(self, target: str, call: Callable[[], Any]) -> Any:
+        attrs = {cv.LAZY_TARGET: target, cv.CODE_NAMESPACE: target.partition(":")[0]}
+        return run_traced(cv.KIND_LAZY_LOAD, cv.LAZY_LOAD_SPAN, attrs, call)
+
+
+_hooks = _TracingHooks()
 
 
 def _at_ready(frozen: timeline.Timeline) -> None:
-    """Put the cache-hit counts on the init spans, and unwrap ``get``/``aget``: hits are only
-    counted before ready, and after it a cache hit must not pay for a wrapper (~0.5 us)."""
+    """Put the cache-hit counts on the init spans, and stop counting: hits are only counted
+    before ready, and after it a cache hit must not pay for a call."""
     with _lock:
-        while _hit_counters:
-            entry = _hit_counters.pop()
-            if entry in _wrapped:
-                _wrapped.remove(entry)
-                setattr(entry[0], entry[1], entry[2])
+        if service_hooks.current() is _hooks:
+            _hooks.cache_hit = None
+            service_hooks.set_hooks(_hooks)
     for record in frozen.records:
         if record[timeline.KIND] == cv.KIND_SERVICE:
             name = record[timeline.ATTRS].get(cv.SERVICE_NAME)
             hits = frozen.counters.get(f"cache_hit:{name}")
             if hits:
                 record[timeline.ATTRS][cv.SERVICE_CACHE_HITS] = hits
-
-
-# --- LazyLoader -----------------------------------------------------------------------------
-
-
-def _describe_lazy_load(args: tuple, kwargs: dict) -> tuple[str, dict[str, Any]]:
-    target = str(_first(args, kwargs, "target"))
-    return cv.LAZY_LOAD_SPAN, {
-        cv.LAZY_TARGET: target,
-        cv.CODE_NAMESPACE: target.partition(":")[0],
-    }
-
-
-_load_target = _traced(cv.KIND_LAZY_LOAD, _describe_lazy_load)
 
 
 # --- user-named factories and svcs ----------------------------------------------------------
@@ -359,53 +333,23 @@ def _wrap_svcs(module: Any) -> None:
 _installed = False
 #: (owner, attribute) of everything wrapped, for ``uninstall()``.
 _wrapped: list[tuple[Any, str, Any]] = []
-#: The ``get``/``aget`` wrappers, removed at the ready moment.
-_hit_counters: list[tuple[Any, str, Any]] = []
 _lock = threading.Lock()
 
 
-def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> tuple[Any, str, Any] | None:
+def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
     if not _installed:
-        return None  # a post-import hook registered before uninstall(): wrapt cannot unregister it
+        return  # a post-import hook registered before uninstall(): wrapt cannot unregister it
     parent, attribute, original = wrapt.resolve_path(module, path)
     if getattr(original, "_self_wrapper", None) is wrapper:
-        return None  # wrapped already (install() after uninstall() registers its hooks again)
+        return  # wrapped already (install() after uninstall() registers its hooks again)
     # The raw class attribute (not what the descriptor returns), to put back on uninstall().
     raw = vars(parent).get(attribute, original) if isinstance(parent, type) else original
     wrapt.wrap_function_wrapper(module, path, wrapper)
-    entry = (parent, attribute, raw)
-    _wrapped.append(entry)
-    return entry
-
-
-_FACTORY_WRAPPERS = {
-    "_run_factory": _run_factory,
-    "_arun_factory": _arun_factory,
-    "initialize_critical": _initialize_critical,
-    "ainitialize_critical": _ainitialize_critical,
-    "_preload_worker": _preload_worker,
-    "_wait_for": _wait_for,
-    "_await_for": _await_for,
-    "get": _get,
-    "aget": _get,
-}
-
-
-def _wrap_services(module: Any) -> None:
-    for method, wrapper in _FACTORY_WRAPPERS.items():
-        if wrapper is _get and _state.ready:
-            continue  # cache hits are only counted before ready
-        entry = _wrap(module, f"ServiceFactory.{method}", wrapper)
-        if entry is not None and wrapper is _get:
-            _hit_counters.append(entry)
-
-
-def _wrap_lazy(module: Any) -> None:
-    _wrap(module, "LazyLoader._load_target", _load_target)
+    _wrapped.append((parent, attribute, raw))
 
 
 def install(provider: Any = None) -> None:
-    """Wrap our factory, lazy loader, svcs and user-named factories, each when first imported.
+    """Observe our factory and lazy loader (hooks), svcs and user-named factories (wrapt).
 
     ``provider``: the tracer provider of live (after-ready) spans; the global one by default.
     """
@@ -415,8 +359,8 @@ def install(provider: Any = None) -> None:
         if _installed:
             return
         _installed = True
-    wrapt.register_post_import_hook(_wrap_services, "otel_coldstart.services")
-    wrapt.register_post_import_hook(_wrap_lazy, "otel_coldstart.lazy")
+        _hooks.cache_hit = None if _state.ready else _count_cache_hit
+        service_hooks.set_hooks(_hooks)
     wrapt.register_post_import_hook(_wrap_svcs, "svcs._core")
     timeline.on_ready(_at_ready)
     named = os.environ.get(FACTORIES_ENV, "")
@@ -425,12 +369,13 @@ def install(provider: Any = None) -> None:
 
 
 def uninstall() -> None:
-    """Undo the wrapping done so far. Post-import hooks stay registered (wrapt cannot remove
-    them) but do nothing until ``install()`` runs again."""
+    """Remove the hooks and undo the wrapping done so far. Post-import hooks stay registered
+    (wrapt cannot remove them) but do nothing until ``install()`` runs again."""
     global _installed
     with _lock:
+        if service_hooks.current() is _hooks:
+            service_hooks.set_hooks(None)
         while _wrapped:
             parent, attribute, raw = _wrapped.pop()
             setattr(parent, attribute, raw)
-        _hit_counters.clear()
         _installed = False

@@ -13,7 +13,7 @@ Conventions:
   factories run in a worker thread (``asyncio.to_thread``), so they overlap with each other and
   never block the event loop.
 - **Tiers**: ``critical`` services are created by ``initialize_critical()``, all at once on
-  threads, each as soon as its dependencies are ready; ``essential`` ones on first ``get()``;
+  threads, each as soon as its dependencies exist; ``essential`` ones on first ``get()``;
   ``optional`` ones by ``preload_optional()`` on a background daemon thread (a ``get()`` of one
   still loading waits for it). Any service can be fetched with ``get()`` at any time.
 - **Once**: each service is created at most once per successful attempt; concurrent callers of
@@ -39,6 +39,8 @@ from _thread import get_ident
 from collections import deque
 from contextvars import ContextVar, copy_context
 from enum import Enum
+
+from otel_coldstart import service_hooks
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at nothing
@@ -203,12 +205,12 @@ class _Pending:
 
 
 class _Slot:
-    __slots__ = ("instance", "lock", "pending", "ready", "registration")
+    __slots__ = ("created", "instance", "lock", "pending", "registration")
 
     def __init__(self, registration: Registration) -> None:
         self.registration = registration
         self.lock = threading.Lock()
-        self.ready = False
+        self.created = False
         self.instance: Any = None
         self.pending: _Pending | None = None
 
@@ -335,10 +337,10 @@ class ServiceFactory:
     def registrations(self) -> list[Registration]:
         return [slot.registration for slot in self._slots.values()]
 
-    def is_ready(self, name: str) -> bool:
+    def is_created(self, name: str) -> bool:
         """The service has been created (and not disposed)."""
         slot = self._slots.get(name)
-        return slot is not None and slot.ready
+        return slot is not None and slot.created
 
     def _closure(self, tier: Tier) -> tuple[str, ...]:
         """The services of ``tier`` and everything they depend on, dependencies first."""
@@ -370,13 +372,15 @@ class ServiceFactory:
     def get(self, name: str) -> Any:
         """The service ``name``, created now (once, thread-safe) if it does not exist yet."""
         slot = self._slots.get(name)
-        if slot is not None and slot.ready:
+        if slot is not None and slot.created:
+            if service_hooks.on_cache_hit is not None:
+                service_hooks.on_cache_hit(name)
             return slot.instance
         return self._ensure(name)
 
     def _ensure(self, name: str) -> Any:
         slot = self._slot(name)
-        if slot.ready:
+        if slot.created:
             return slot.instance
         registration = slot.registration
         if registration.is_async:
@@ -391,13 +395,13 @@ class ServiceFactory:
         return self._create(slot, pending)
 
     def _claim(self, slot: _Slot, is_async: bool) -> tuple[_Pending | None, bool]:
-        """(the init in flight, whether this caller now owns it); ``(None, False)``: ready."""
+        """(the init in flight, whether this caller now owns it); ``(None, False)``: created already."""
         name = slot.registration.name
         resolving = _resolving.get()
         if name in resolving:
             raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
         with slot.lock:
-            if slot.ready:
+            if slot.created:
                 return None, False
             if slot.pending is not None:
                 return slot.pending, False
@@ -422,8 +426,16 @@ class ServiceFactory:
             _resolving.reset(token)
         return self._succeed(slot, pending, instance)
 
-    def _run_factory(self, registration: Registration, deps: dict[str, Any]) -> Any:
-        """Exactly one call per actual init (the instrumentation times it)."""
+    @staticmethod
+    def _run_factory(registration: Registration, deps: dict[str, Any]) -> Any:
+        """Exactly one call per actual init, seen by the ``init`` hook."""
+        hooks = service_hooks.installed
+        if hooks is None:
+            return ServiceFactory._call_factory(registration, deps)
+        return hooks.init(registration, functools.partial(ServiceFactory._call_factory, registration, deps))
+
+    @staticmethod
+    def _call_factory(registration: Registration, deps: dict[str, Any]) -> Any:
         instance = registration.factory(**deps)
         if _is_awaitable(instance):
             close = getattr(instance, "close", None)
@@ -442,7 +454,7 @@ class ServiceFactory:
             if not closed:
                 with slot.lock:
                     slot.instance = instance
-                    slot.ready = True
+                    slot.created = True
                     slot.pending = None
                 self._order.append(name)
         if closed:
@@ -478,7 +490,13 @@ class ServiceFactory:
         pending.finish(error=cause, failed=failed)
 
     def _wait_for(self, name: str, pending: _Pending) -> Any:
-        """Block until another thread's init of ``name`` is over (its time shows as a wait)."""
+        """Block until another thread's init of ``name`` is over, seen by the ``wait`` hook."""
+        hooks = service_hooks.installed
+        if hooks is None:
+            return self._wait(name, pending)
+        return hooks.wait(name, functools.partial(self._wait, name, pending))
+
+    def _wait(self, name: str, pending: _Pending) -> Any:
         if pending.owner == get_ident():
             if pending.is_async:
                 raise ServiceError(
@@ -500,10 +518,17 @@ class ServiceFactory:
     def initialize_critical(self) -> None:
         """Create every critical service (and what they depend on) in parallel on threads.
 
-        A service starts as soon as its dependencies are ready. Returns when all are ready;
+        A service starts as soon as its dependencies exist. Returns when all exist;
         raises ``ServiceInitError`` as soon as one fails (services already running finish in
         the background; those not started yet are not started).
         """
+        hooks = service_hooks.installed
+        if hooks is None:
+            self._initialize_critical()
+        else:
+            hooks.tier(Tier.CRITICAL, self._initialize_critical)
+
+    def _initialize_critical(self) -> None:
         names = self._closure(Tier.CRITICAL)
         for name in names:
             if self._slots[name].registration.is_async:
@@ -515,7 +540,7 @@ class ServiceFactory:
         for name in names:
             slot = self._slot(name)
             with slot.lock:
-                if slot.ready:
+                if slot.created:
                     continue
                 if slot.pending is None:
                     slot.pending = _Pending(None)
@@ -598,6 +623,13 @@ class ServiceFactory:
         return handle
 
     def _preload_worker(self, handle: Preload) -> None:
+        hooks = service_hooks.installed
+        if hooks is None:
+            self._preload(handle)
+        else:
+            hooks.tier(Tier.OPTIONAL, functools.partial(self._preload, handle))
+
+    def _preload(self, handle: Preload) -> None:
         try:
             for name in handle.names:
                 if self._closed:
@@ -616,13 +648,15 @@ class ServiceFactory:
     async def aget(self, name: str) -> Any:
         """The service ``name``, created now (once) if needed; async factories are awaited."""
         slot = self._slots.get(name)
-        if slot is not None and slot.ready:
+        if slot is not None and slot.created:
+            if service_hooks.on_cache_hit is not None:
+                service_hooks.on_cache_hit(name)
             return slot.instance
         return await self._aensure(name)
 
     async def _aensure(self, name: str) -> Any:
         slot = self._slot(name)
-        if slot.ready:
+        if slot.created:
             return slot.instance
         pending, owner = self._claim(slot, is_async=True)
         if pending is None:
@@ -657,12 +691,23 @@ class ServiceFactory:
             _resolving.reset(token)
         return self._succeed(slot, pending, instance)
 
-    async def _arun_factory(self, registration: Registration, deps: dict[str, Any]) -> Any:
-        """Exactly one call per actual async init (the instrumentation times it)."""
-        return await registration.factory(**deps)
+    @staticmethod
+    async def _arun_factory(registration: Registration, deps: dict[str, Any]) -> Any:
+        """Exactly one call per actual async init, seen by the ``ainit`` hook."""
+        hooks = service_hooks.installed
+        if hooks is None:
+            return await registration.factory(**deps)
+        return await hooks.ainit(registration, functools.partial(registration.factory, **deps))
 
     async def _await_for(self, name: str, pending: _Pending) -> Any:
-        """Wait without blocking the loop for another task's or thread's init of ``name``."""
+        """Wait without blocking the loop for another task's or thread's init of ``name``, seen
+        by the ``await_for`` hook."""
+        hooks = service_hooks.installed
+        if hooks is None:
+            return await self._await(name, pending)
+        return await hooks.await_for(name, functools.partial(self._await, name, pending))
+
+    async def _await(self, name: str, pending: _Pending) -> Any:
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -682,7 +727,14 @@ class ServiceFactory:
 
     async def ainitialize_critical(self) -> None:
         """Create every critical service concurrently: async factories with ``asyncio.gather``,
-        sync ones in worker threads; each starts as soon as its dependencies are ready."""
+        sync ones in worker threads; each starts as soon as its dependencies exist."""
+        hooks = service_hooks.installed
+        if hooks is None:
+            await self._ainitialize_critical()
+        else:
+            await hooks.atier(Tier.CRITICAL, self._ainitialize_critical)
+
+    async def _ainitialize_critical(self) -> None:
         import asyncio
 
         names = self._closure(Tier.CRITICAL)
@@ -705,7 +757,7 @@ class ServiceFactory:
             with slot.lock:
                 taken.append((slot.registration, slot.instance))
                 slot.instance = None
-                slot.ready = False
+                slot.created = False
         return taken
 
     def dispose(self) -> None:
@@ -776,9 +828,9 @@ class ServiceFactory:
         await self.adispose()
 
     def __repr__(self) -> str:
-        ready = sum(1 for slot in self._slots.values() if slot.ready)
+        created = sum(1 for slot in self._slots.values() if slot.created)
         closed = " closed" if self._closed else ""
-        return f"<ServiceFactory services={len(self._slots)} ready={ready}{closed}>"
+        return f"<ServiceFactory services={len(self._slots)} created={created}{closed}>"
 
 
 def _run_awaitable(name: str, awaitable: Any) -> None:

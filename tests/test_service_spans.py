@@ -454,25 +454,30 @@ def test_nothing_is_recorded_or_traced_without_a_recorder(monkeypatch: pytest.Mo
         service_tracing.uninstall()
 
 
-def test_get_is_unwrapped_at_ready_and_uninstall_restores_the_factory(monkeypatch: pytest.MonkeyPatch):
-    from otel_coldstart import services
+def test_hooks_not_patches_and_cache_hits_stop_counting_at_ready(monkeypatch: pytest.MonkeyPatch):
+    from otel_coldstart import service_hooks, services
 
     raw = dict(vars(services.ServiceFactory))
     monkeypatch.setattr(timeline.state, "timeline", Timeline("test"))
     monkeypatch.setattr(timeline.state, "ready", False)
     service_tracing.install()
     try:
-        assert vars(services.ServiceFactory)["_run_factory"] is not raw["_run_factory"]
-        assert vars(services.ServiceFactory)["get"] is not raw["get"]
-        # Cache hits are only counted before ready: after it, get() is the plain method again.
+        # The factory is observed through its hook protocol: its class is never patched.
+        assert dict(vars(services.ServiceFactory)) == raw
+        assert service_hooks.current() is service_tracing._hooks
+        assert service_hooks.on_cache_hit is not None
+        factory = ServiceFactory(mark_ready_when_critical_done=False)
+        factory.register("a", dict)
+        factory.get("a")
+        factory.get("a")
+        assert timeline.state.timeline.counters.get("cache_hit:a") == 1
+        # Cache hits are only counted before ready: after it, a hit calls nothing.
         service_tracing._at_ready(timeline.state.timeline)
-        assert vars(services.ServiceFactory)["get"] is raw["get"]
-        assert vars(services.ServiceFactory)["aget"] is raw["aget"]
-        assert vars(services.ServiceFactory)["_run_factory"] is not raw["_run_factory"]
+        assert service_hooks.current() is service_tracing._hooks and service_hooks.on_cache_hit is None
     finally:
         service_tracing.uninstall()
-    for name in ("_run_factory", "initialize_critical", "_wait_for", "get"):
-        assert vars(services.ServiceFactory)[name] is raw[name]
+    assert service_hooks.current() is None
+    assert dict(vars(services.ServiceFactory)) == raw
     assert "svcs" not in sys.modules or sys.modules["svcs"] is not None
 
 

@@ -116,7 +116,7 @@ def test_critical_tier_pulls_in_non_critical_dependencies_once(rec):
     factory.register("unused", rec.sync("unused", 0.01), ESSENTIAL)
     factory.initialize_critical()
     assert rec.calls == {"shared": 1, "x": 1, "y": 1}
-    assert factory.is_ready("shared") and not factory.is_ready("unused")
+    assert factory.is_created("shared") and not factory.is_created("unused")
 
 
 def test_a_small_pool_still_finishes_a_deep_chain(rec):
@@ -127,7 +127,7 @@ def test_a_small_pool_still_finishes_a_deep_chain(rec):
         factory.register(name, rec.sync(name, 0.001), CRITICAL, depends_on=previous[-1:])
         previous.append(name)
     factory.initialize_critical()
-    assert all(factory.is_ready(n) for n in previous)
+    assert all(factory.is_created(n) for n in previous)
 
 
 def test_initialize_critical_raises_on_first_failure_without_waiting_for_slow_ones(rec):
@@ -143,7 +143,7 @@ def test_initialize_critical_raises_on_first_failure_without_waiting_for_slow_on
     assert caught.value.cause is boom and caught.value.__cause__ is boom
     assert caught.value.failed == "bad"
     assert "needs_bad" not in rec.calls  # never started: its dependency failed
-    assert not factory.is_ready("bad")
+    assert not factory.is_created("bad")
 
 
 # --- on demand, once --------------------------------------------------------------------------

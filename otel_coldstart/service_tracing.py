@@ -284,6 +284,10 @@ def _svcs_attrs(svc_type: Any) -> dict[str, Any]:
 
 
 def _svcs_cached(instance: Any, svc_type: Any) -> bool:
+    # svcs' public "has this container a cached instance" is ``svc_type in container``; only a
+    # release without Container.__contains__ makes us read its private cache.
+    if hasattr(type(instance), "__contains__"):
+        return svc_type in instance
     instantiated = getattr(instance, "_instantiated", None)
     return instantiated is not None and svc_type in instantiated
 

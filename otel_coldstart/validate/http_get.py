@@ -67,11 +67,11 @@ def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, s
     if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
         proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
         if https:
-            conn = cls(proxied.hostname, proxied.port, timeout=timeout)
+            conn = cls(proxied.hostname or "", proxied.port, timeout=timeout)
             conn.set_tunnel(parts.hostname or "", parts.port)
             return conn, target
-        return http.client.HTTPConnection(proxied.hostname, proxied.port, timeout=timeout), url
-    return cls(parts.hostname, parts.port, timeout=timeout), target
+        return http.client.HTTPConnection(proxied.hostname or "", proxied.port, timeout=timeout), url
+    return cls(parts.hostname or "", parts.port, timeout=timeout), target
 
 
 def _get_once(

@@ -106,3 +106,20 @@ def test_no_new_import_circles() -> None:
 def test_the_circle_finder_finds_circles() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert _circles(graph) == [frozenset({"a", "b", "c"})]
+
+
+#: What each half may import of the package besides itself: the schema and the version only.
+SHARED = {"otel_coldstart.conventions", "otel_coldstart.version", "otel_coldstart.exit_codes"}
+LIBRARY = {"otel_coldstart.services", "otel_coldstart.lazy", "otel_coldstart.service_hooks"}
+
+
+def test_the_halves_stay_apart() -> None:
+    graph = _graph()
+    for module, imported in graph.items():
+        if module.startswith("otel_coldstart.validate"):
+            # The validator reads traces from anywhere: it never loads the recorder.
+            outside = {m for m in imported if not m.startswith("otel_coldstart.validate")} - SHARED
+            assert not outside, f"{module} imports the recorder: {sorted(outside)}"
+        if module in LIBRARY:
+            # The library knows nothing of tracing (the instrumentation observes it from outside).
+            assert not imported - LIBRARY - SHARED, f"{module} imports {sorted(imported - LIBRARY)}"

@@ -7,6 +7,8 @@ Plain and instrumented runs go side by side (different loopback ports) to keep w
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import sys
 import time
@@ -25,6 +27,7 @@ from live_process import (
     roots,
     start,
     stop,
+    wait_for_roots,
 )
 
 pytest.importorskip("uvicorn")
@@ -32,17 +35,18 @@ pytest.importorskip("gunicorn")
 pytest.importorskip("flask")
 pytest.importorskip("django")
 
-FASTAPI_APP = """\
-import asyncio
-import contextlib
-
-from fastapi import FastAPI
-
 
 @pytest.fixture(autouse=True)
 def _no_leftover_processes():
     yield
     kill_started()
+
+
+FASTAPI_APP = """\
+import asyncio
+import contextlib
+
+from fastapi import FastAPI
 
 
 @contextlib.asynccontextmanager
@@ -130,7 +134,31 @@ def serve_and_stop(tmp_path: Path, command: list[str], serving: int, **env: str)
         statuses = {key: stop(process, signal.SIGTERM)[0] for key, process in processes.items()}
     finally:
         kill_started()
-    return Served(roots(trace_file), first_response_ns, started, trace_file, statuses[False], statuses[True])
+    served = Served(
+        roots(trace_file), first_response_ns, started, trace_file, statuses[False], statuses[True]
+    )
+    _report(served, command)
+    return served
+
+
+def _report(served: Served, command: list[str]) -> None:
+    """With OTEL_COLDSTART_SERVER_REPORT=FILE, one JSON line per server run (for the notes)."""
+    path = os.environ.get("OTEL_COLDSTART_SERVER_REPORT")
+    if not path:
+        return
+    serving = served.serving()
+    line = {
+        "command": " ".join(Path(command[0]).name if i == 0 else part for i, part in enumerate(command)),
+        "triggers": sorted({r["coldstart.ready.trigger"] for r in served.roots}),
+        "roles": sorted(r["coldstart.process.role"] for r in served.roots),
+        "first_response_ms": round((served.first_response_ns - served.started_ns) / 1e6, 1),
+        "cold_start_ms": [round((r["_end"] - r["_start"]) / 1e6, 1) for r in serving],
+        "ready_before_response_ms": [round((served.first_response_ns - r["_end"]) / 1e6, 1) for r in serving],
+        "sigterm_status_plain": served.status_plain,
+        "sigterm_status_ours": served.status_ours,
+    }
+    with open(path, "a") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 def assert_ready_before_first_response(served: Served, trigger: str, count: int) -> list[dict[str, Any]]:
@@ -226,3 +254,35 @@ def test_http_server_module(tmp_path: Path):
         tmp_path, [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1"], 1
     )
     assert_ready_before_first_response(served, "socketserver", 1)
+
+
+GRPC_SERVER = """\
+import time
+from concurrent import futures
+
+import grpc
+
+import colorsys  # the app's own start-up
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+server.wait_for_termination()
+"""
+
+
+def test_grpc_server(tmp_path: Path):
+    pytest.importorskip("grpc")
+    script = write(tmp_path / "server.py", GRPC_SERVER)
+    statuses = {}
+    for instrumented in (False, True):
+        process = start([sys.executable, str(script)], tmp_path / "trace.jsonl", instrumented, tmp_path)
+        assert process.stdout.readline().strip().isdigit()  # serving: start() returned
+        if instrumented:
+            (root,) = wait_for_roots(tmp_path / "trace.jsonl", 1)
+            assert process.poll() is None  # written while serving
+        statuses[instrumented] = stop(process, signal.SIGTERM)[0]
+    assert root["coldstart.ready.trigger"] == "grpc"
+    assert "colorsys" in import_names(tmp_path / "trace.jsonl", root["_trace"])
+    assert statuses[True] == statuses[False]

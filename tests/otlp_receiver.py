@@ -42,11 +42,29 @@ class ReceivedSpan:
     span_id: str
     name: str
     service: str
-    #: The span's and its resource's attributes, its kind (OTLP enum) and the span ids it links to.
-    attributes: dict[str, Any] = field(default_factory=dict, compare=False)
-    resource: dict[str, Any] = field(default_factory=dict, compare=False)
-    kind: int = field(default=0, compare=False)
-    links: tuple[str, ...] = field(default=(), compare=False)
+    #: The protobuf span and its resource, decoded only when a test asks (the receiver must answer
+    #: as fast as a collector would: exit-budget tests time the exporter against it).
+    raw: Any = field(default=None, compare=False, repr=False)
+    raw_resource: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return {kv.key: _value(kv.value) for kv in self.raw.attributes} if self.raw is not None else {}
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        if self.raw_resource is None:
+            return {}
+        return {kv.key: _value(kv.value) for kv in self.raw_resource.attributes}
+
+    @property
+    def kind(self) -> int:
+        """The OTLP span kind (2: SERVER)."""
+        return int(self.raw.kind) if self.raw is not None else 0
+
+    @property
+    def links(self) -> tuple[str, ...]:
+        return tuple(link.span_id.hex() for link in self.raw.links) if self.raw is not None else ()
 
 
 def _value(value: Any) -> Any:
@@ -59,21 +77,12 @@ def _value(value: Any) -> Any:
 def _spans(request: trace_service_pb2.ExportTraceServiceRequest) -> list[ReceivedSpan]:
     out = []
     for resource_spans in request.resource_spans:
-        resource = {kv.key: _value(kv.value) for kv in resource_spans.resource.attributes}
-        service = resource.get("service.name", "")
+        resource = resource_spans.resource
+        service = next((kv.value.string_value for kv in resource.attributes if kv.key == "service.name"), "")
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 out.append(
-                    ReceivedSpan(
-                        span.trace_id.hex(),
-                        span.span_id.hex(),
-                        span.name,
-                        service,
-                        {kv.key: _value(kv.value) for kv in span.attributes},
-                        resource,
-                        span.kind,
-                        tuple(link.span_id.hex() for link in span.links),
-                    )
+                    ReceivedSpan(span.trace_id.hex(), span.span_id.hex(), span.name, service, span, resource)
                 )
     return out
 

@@ -104,7 +104,10 @@ class Runtime:
         if first:
             self._end_restore()
             self.init_end_mono = _now()
-            lifecycle.mark_ready(TRIGGER)
+            # With OTEL_PYTHON_COLDSTART_READY=explicit the application says when (in its first
+            # invocation, say); the freeze below still ends the cold start if it never does.
+            if lifecycle.settings().ready == "auto":
+                lifecycle.mark_ready(TRIGGER)
             return
         self._before_freeze()
 
@@ -164,7 +167,7 @@ class Runtime:
                 first = not self.delivered
                 self.delivered = True
                 if first:
-                    lifecycle.mark_ready(TRIGGER)  # no-op unless the first next went unseen
+                    lifecycle.mark_ready(TRIGGER)  # no-op unless the cold start has not ended yet
                     lifecycle._built.wait(self.budget_s + lifecycle.BUILD_GRACE_S)
                     self.build_wait_s = time.monotonic() - started
                 deadline = time.monotonic() + self.budget_s

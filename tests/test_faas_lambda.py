@@ -37,6 +37,10 @@ import time
 
 def fn(event, context):
     time.sleep(event.get("sleep", 0))
+    if event.get("mark_ready"):
+        import otel_coldstart
+
+        otel_coldstart.mark_ready()
     if event.get("fail"):
         raise ValueError("asked to fail: " + json.dumps(event))
     return {"echo": event, "sum": str(decimal.Decimal("0.1") + decimal.Decimal("0.2"))}
@@ -324,6 +328,81 @@ def test_collector_hanging_the_freeze_waits_no_longer_than_the_budget(tmp_path: 
     assert [a.kind for a in run.api.answers] == ["response", "response"]
     # Not sent, so kept: the write-ahead copy is in the spool.
     assert any(".claim-" in p.name or p.suffix == ".jsonl" for p in run.spool.iterdir())
+
+
+@pytest.mark.parametrize("ready", ["explicit", "auto"])
+def test_explicit_ready_in_the_first_invocation_is_honoured(tmp_path: Path, ready: str) -> None:
+    run = run_function(
+        tmp_path, [{"n": 1, "mark_ready": True}], env={"OTEL_PYTHON_COLDSTART_READY": ready}, name=ready
+    )
+    (root,) = by_name(run.at_freeze(1).spans, "coldstart")
+    # explicit: the application's own moment, in its first invocation; auto: the end of init came first.
+    assert root.attributes["coldstart.ready.trigger"] == ("explicit" if ready == "explicit" else "lambda")
+
+
+def test_explicit_ready_never_declared_still_ends_before_the_freeze(tmp_path: Path) -> None:
+    run = run_function(tmp_path, [{"n": 1}], env={"OTEL_PYTHON_COLDSTART_READY": "explicit"})
+    (root,) = by_name(run.at_freeze(1).spans, "coldstart")
+    assert root.attributes["coldstart.ready.trigger"] == "lambda"
+
+
+def test_many_invocations_each_span_out_before_its_freeze(tmp_path: Path) -> None:
+    events = [{"n": n} for n in range(12)]
+    run = run_function(tmp_path, events)
+    ids = [answer.request_id for answer in run.api.answers]
+    for number in range(1, len(events) + 1):
+        spans = by_name(run.at_freeze(number).spans, "coldstart-fn")
+        assert {s.attributes["faas.invocation_id"] for s in spans} == set(ids[:number])
+    final = by_name(run.at_freeze(len(events)).spans, "coldstart-fn")
+    assert sum(1 for s in final if s.attributes["faas.coldstart"]) == 1
+    assert len(by_name(run.at_freeze(len(events)).spans, "coldstart")) == 1
+
+
+def run_init_failure(work: Path, instrumented: bool) -> tuple[int, list[bytes], str]:
+    """A handler module that raises while imported: the runtime reports an init error and exits."""
+    write(work / "broken.py", "raise RuntimeError('no config')\n")
+    with RuntimeAPI() as api, HttpReceiver() as receiver:
+        command = [sys.executable, "-m", "awslambdaric", "broken.fn"]
+        if instrumented:
+            command.insert(0, str(Path(sys.executable).with_name("opentelemetry-instrument")))
+        env = {
+            **clean_env(),
+            **api.env(),
+            **receiver.env(),
+            "OTEL_PYTHON_DISTRO": "otel_coldstart",
+            "OTEL_PYTHON_CONFIGURATOR": "otel_coldstart",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_PYTHON_COLDSTART_SPOOL_DIR": str(work / "spool"),
+        }
+        completed = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=120)
+        receiver.wait_for_spans(1, timeout=5 if instrumented else 0)
+        roots = by_name(receiver.spans(), "coldstart")
+        trigger = roots[0].attributes["coldstart.ready.trigger"] if roots else ""
+        if not roots and (work / "spool").is_dir():
+            # Not through within the exit budget (a busy machine): then it must be in the spool.
+            spooled = "".join(path.read_text() for path in (work / "spool").iterdir())
+            trigger = "exit" if '"coldstart.ready.trigger"' in spooled and '"exit"' in spooled else ""
+        bodies = [body.replace(str(work).encode(), b"<dir>") for body in api.init_errors]
+        return completed.returncode, bodies, trigger
+
+
+def test_an_init_error_is_reported_as_without_us_and_the_cold_start_still_leaves(tmp_path: Path) -> None:
+    plain = run_init_failure(write(tmp_path / "plain" / "x", "").parent, instrumented=False)
+    ours = run_init_failure(write(tmp_path / "ours" / "x", "").parent, instrumented=True)
+    assert plain[0] == ours[0] == 1
+    assert len(plain[1]) == len(ours[1]) == 1
+    plain_error, our_error = json.loads(plain[1][0]), json.loads(ours[1][0])
+    plain_stack, our_stack = plain_error.pop("stackTrace"), our_error.pop("stackTrace")
+    assert plain_error == our_error
+    # Known difference (the import recorder's, imports.py): its wrapper of importlib's
+    # _find_and_load is one more "<frozen importlib._bootstrap>" frame in a traceback that
+    # traceback.extract_tb reads whole, as awslambdaric's init-error report does.
+    extra = [frame for frame in our_stack if frame not in plain_stack]
+    assert len(extra) == 1 and "<frozen importlib._bootstrap>" in extra[0] and "_find_and_load" in extra[0]
+    assert [frame for frame in our_stack if frame != extra[0]] == plain_stack
+    # The runtime exits after its init error: the cold start ends at exit, delivered or spooled.
+    assert ours[2] == "exit"
 
 
 def test_resource_attributes_outside_lambda_are_empty(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,8 +1,11 @@
 """A service factory with priority tiers: critical in parallel, essential on demand, optional preloaded.
 
-This module knows nothing about OpenTelemetry: ``service_tracing.py`` wraps it from outside. It
-sits on the start-up path it helps to shorten, so it imports only what a Python process has
-loaded anyway (``asyncio`` is imported by the async methods, which only async code calls).
+This module knows nothing about OpenTelemetry: ``service_tracing.py`` observes it from outside
+through its hook protocol (``service_hooks.py``). It sits on the start-up path it helps to
+shorten, so it imports only what a Python process has loaded anyway (``asyncio`` is imported by
+the async methods, which only async code calls). Its parts: ``service_registry.py`` (what is
+registered, validation, dependency order), this module (creation: once per attempt, tiers,
+waits), ``service_disposal.py`` (closing) and ``service_errors.py``.
 
 Conventions:
 
@@ -38,13 +41,15 @@ import threading
 from _thread import get_ident
 from collections import deque
 from contextvars import ContextVar, copy_context
-from enum import Enum
 
-from otel_coldstart import service_hooks
+from otel_coldstart import service_disposal, service_hooks
+from otel_coldstart.service_disposal import is_awaitable
+from otel_coldstart.service_errors import DisposeError, ServiceConfigError, ServiceError, ServiceInitError
+from otel_coldstart.service_registry import Registration, ServiceRegistry, Tier, _Slot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at nothing
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
@@ -57,119 +62,6 @@ __all__ = [
     "ServiceInitError",
     "Tier",
 ]
-
-_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
-
-
-class Tier(str, Enum):
-    """When a service is created."""
-
-    #: Before the application is ready, in parallel (``initialize_critical()``).
-    CRITICAL = "critical"
-    #: On first use (``get()``).
-    ESSENTIAL = "essential"
-    #: In the background after start-up (``preload_optional()``), or on first use.
-    OPTIONAL = "optional"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class ServiceError(Exception):
-    """Base class of the service factory's errors."""
-
-
-class ServiceConfigError(ServiceError, ValueError):
-    """The registrations cannot work: unknown name, duplicate, dependency cycle, async misuse."""
-
-
-class ServiceInitError(ServiceError):
-    """A service could not be created. ``__cause__`` is the exception its (or a dependency's)
-    factory raised; ``failed`` names the service whose factory raised it."""
-
-    def __init__(self, service: str, failed: str, cause: BaseException) -> None:
-        self.service = service
-        self.failed = failed
-        self.cause = cause
-        via = "" if failed == service else f" (dependency {failed!r} failed)"
-        super().__init__(f"service {service!r} failed to initialise{via}: {type(cause).__name__}: {cause}")
-
-
-def _dispose_message(errors: list[tuple[str, BaseException]]) -> str:
-    detail = "; ".join(f"{name}: {type(exc).__name__}: {exc}" for name, exc in errors)
-    return f"{len(errors)} service(s) failed to close: {detail}"
-
-
-if sys.version_info >= (3, 11):
-
-    class DisposeError(ServiceError, ExceptionGroup):  # noqa: F821 - builtin from 3.11
-        """One or more services failed to close; every other service was still closed.
-
-        An ``ExceptionGroup`` of the disposers' exceptions (``except*`` works); ``errors`` pairs
-        each with its service's name.
-        """
-
-        def __new__(cls, errors: list[tuple[str, BaseException]]) -> DisposeError:
-            self = super().__new__(cls, _dispose_message(errors), [exc for _, exc in errors])
-            self.errors = errors
-            return self
-
-        def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
-            super().__init__(_dispose_message(errors), [exc for _, exc in errors])
-
-        def __str__(self) -> str:
-            return self.message
-
-        def derive(self, excs: Sequence[Exception]) -> ExceptionGroup:  # noqa: F821
-            # A split (``except*``) keeps part of the group: a plain group, names no longer apply.
-            return ExceptionGroup(self.message, excs)  # noqa: F821
-
-else:
-
-    class DisposeError(ServiceError):
-        """One or more services failed to close; every other service was still closed."""
-
-        def __init__(self, errors: list[tuple[str, BaseException]]) -> None:
-            self.errors = errors
-            self.exceptions = tuple(exc for _, exc in errors)
-            super().__init__(_dispose_message(errors))
-
-
-def _is_async_callable(fn: Any) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    code = getattr(fn, "__code__", None)  # functions and bound methods
-    if code is None and not isinstance(fn, type):
-        code = getattr(type(fn).__call__, "__code__", None)  # an instance with an async __call__
-    return code is not None and bool(code.co_flags & _CO_COROUTINE)
-
-
-def _is_awaitable(value: Any) -> bool:
-    return hasattr(type(value), "__await__")
-
-
-class Registration:
-    """What ``register()`` recorded about one service (read by the instrumentation too)."""
-
-    __slots__ = ("depends_on", "disposer", "factory", "is_async", "name", "tier")
-
-    def __init__(
-        self,
-        name: str,
-        factory: Callable[..., Any],
-        tier: Tier,
-        depends_on: tuple[str, ...],
-        disposer: Callable[[Any], Any] | None,
-    ) -> None:
-        self.name = name
-        self.factory = factory
-        self.tier = tier
-        self.depends_on = depends_on
-        self.disposer = disposer
-        self.is_async = _is_async_callable(factory)
-
-    def __repr__(self) -> str:
-        return f"Registration({self.name!r}, tier={self.tier.value}, depends_on={self.depends_on!r})"
 
 
 class _Pending:
@@ -204,17 +96,6 @@ class _Pending:
         callback()
 
 
-class _Slot:
-    __slots__ = ("created", "instance", "lock", "pending", "registration")
-
-    def __init__(self, registration: Registration) -> None:
-        self.registration = registration
-        self.lock = threading.Lock()
-        self.created = False
-        self.instance: Any = None
-        self.pending: _Pending | None = None
-
-
 class Preload:
     """Handle of a background ``preload_optional()`` run."""
 
@@ -240,8 +121,9 @@ class Preload:
 _resolving: ContextVar[tuple[str, ...]] = ContextVar("otel_coldstart_services_resolving", default=())
 
 
-class ServiceFactory:
-    """A registry of named services with priority tiers, dependencies, caching and disposal.
+class ServiceFactory(ServiceRegistry):
+    """A registry of named services (``ServiceRegistry``: ``register()``, tiers, dependencies) that
+    creates them (tiers, caching, once per attempt) and disposes of them.
 
     ``mark_ready_when_critical_done``: when ``initialize_critical()`` succeeds, declare the
     cold start's ready moment (if otel-coldstart is recording and ``OTEL_PYTHON_COLDSTART_READY``
@@ -249,123 +131,11 @@ class ServiceFactory:
     """
 
     def __init__(self, *, mark_ready_when_critical_done: bool = True, max_workers: int = 32) -> None:
+        super().__init__()
         self.mark_ready_when_critical_done = mark_ready_when_critical_done
         self.max_workers = max(1, max_workers)
-        self._slots: dict[str, _Slot] = {}
-        self._lock = threading.Lock()
-        self._validated = True
-        self._closed = False
         #: Names in order of successful creation: dependencies always precede their dependents.
         self._order: list[str] = []
-
-    # --- registration -----------------------------------------------------------------------
-
-    def register(
-        self,
-        name: str,
-        factory: Callable[..., Any],
-        tier: Tier | str = Tier.ESSENTIAL,
-        depends_on: Iterable[str] = (),
-        disposer: Callable[[Any], Any] | None = None,
-    ) -> Registration:
-        """Register ``factory`` as service ``name``; see the module docstring for the conventions."""
-        if not isinstance(name, str) or not name:
-            raise ServiceConfigError(f"a service name must be a non-empty string, not {name!r}")
-        if not callable(factory):
-            raise ServiceConfigError(f"service {name!r}: factory {factory!r} is not callable")
-        try:
-            tier = Tier(tier.lower() if isinstance(tier, str) and not isinstance(tier, Tier) else tier)
-        except ValueError:
-            tiers = ", ".join(t.value for t in Tier)
-            raise ServiceConfigError(f"service {name!r}: unknown tier {tier!r} (use {tiers})") from None
-        if isinstance(depends_on, str):
-            depends_on = (depends_on,)
-        deps = tuple(dict.fromkeys(depends_on))
-        if name in deps:
-            raise ServiceConfigError(f"service {name!r} depends on itself")
-        registration = Registration(name, factory, tier, deps, disposer)
-        with self._lock:
-            if self._closed:
-                raise ServiceError("this ServiceFactory is closed")
-            if name in self._slots:
-                raise ServiceConfigError(f"service {name!r} is already registered")
-            cycle = self._path_to(name, deps)
-            if cycle:
-                raise ServiceConfigError("dependency cycle: " + " -> ".join([name, *cycle]))
-            self._slots[name] = _Slot(registration)
-            self._validated = False
-        return registration
-
-    def _path_to(self, target: str, starts: tuple[str, ...]) -> list[str]:
-        """A dependency path from one of ``starts`` to ``target`` among registered services."""
-        seen: set[str] = set()
-        stack = [(start, [start]) for start in reversed(starts)]
-        while stack:
-            name, path = stack.pop()
-            if name == target:
-                return path
-            if name in seen or name not in self._slots:
-                continue
-            seen.add(name)
-            for dep in reversed(self._slots[name].registration.depends_on):
-                stack.append((dep, [*path, dep]))
-        return []
-
-    def _validate(self) -> None:
-        with self._lock:
-            if self._validated:
-                return
-            for slot in self._slots.values():
-                for dep in slot.registration.depends_on:
-                    if dep not in self._slots:
-                        raise ServiceConfigError(
-                            f"service {slot.registration.name!r} depends on {dep!r}, which is not registered"
-                        )
-            self._validated = True
-
-    def _slot(self, name: str) -> _Slot:
-        if not self._validated:
-            self._validate()
-        slot = self._slots.get(name)
-        if slot is None:
-            known = ", ".join(sorted(self._slots)) or "none"
-            raise ServiceConfigError(f"unknown service {name!r} (registered: {known})")
-        if self._closed:
-            raise ServiceError("this ServiceFactory is closed")
-        return slot
-
-    def registrations(self) -> list[Registration]:
-        return [slot.registration for slot in self._slots.values()]
-
-    def is_created(self, name: str) -> bool:
-        """The service has been created (and not disposed)."""
-        slot = self._slots.get(name)
-        return slot is not None and slot.created
-
-    def _closure(self, tier: Tier) -> tuple[str, ...]:
-        """The services of ``tier`` and everything they depend on, dependencies first."""
-        if not self._validated:
-            self._validate()
-        order: list[str] = []
-        placed: set[str] = set()
-        for name, slot in list(self._slots.items()):
-            if slot.registration.tier is not tier or name in placed:
-                continue
-            # Iterative post-order walk: deep dependency chains must not hit the recursion limit.
-            stack: list[tuple[str, bool]] = [(name, False)]
-            while stack:
-                current, expanded = stack.pop()
-                if current in placed:
-                    continue
-                if expanded:
-                    placed.add(current)
-                    order.append(current)
-                    continue
-                stack.append((current, True))
-                for dep in reversed(self._slots[current].registration.depends_on):
-                    if dep not in placed:
-                        stack.append((dep, False))
-        return tuple(order)
 
     # --- synchronous creation -------------------------------------------------------------------
 
@@ -437,7 +207,7 @@ class ServiceFactory:
     @staticmethod
     def _call_factory(registration: Registration, deps: dict[str, Any]) -> Any:
         instance = registration.factory(**deps)
-        if _is_awaitable(instance):
+        if is_awaitable(instance):
             close = getattr(instance, "close", None)
             if close is not None:
                 close()  # a never-awaited coroutine would warn at garbage collection
@@ -461,7 +231,7 @@ class ServiceFactory:
             # Disposed while this init ran: nobody can reach the instance any more, so close it.
             slot.pending = None
             with contextlib.suppress(Exception):
-                self._dispose_sync(slot.registration, instance)
+                service_disposal.close(slot.registration, instance)
             error = ServiceError(f"service {name!r}: the factory was closed while it was being created")
             pending.finish(error=error, failed=name)
             raise error
@@ -766,52 +536,16 @@ class ServiceFactory:
         taken = self._take_for_disposal()
         if taken is None:
             return
-        errors: list[tuple[str, BaseException]] = []
-        for registration, instance in taken:
-            try:
-                self._dispose_sync(registration, instance)
-            except Exception as exc:
-                errors.append((registration.name, exc))
-        if errors:
-            raise DisposeError(errors) from errors[0][1]
+        service_disposal.close_all(taken)
 
     close = dispose
-
-    @staticmethod
-    def _dispose_sync(registration: Registration, instance: Any) -> None:
-        if registration.disposer is not None:
-            result = registration.disposer(instance)
-        elif hasattr(instance, "close"):
-            result = instance.close()
-        elif hasattr(instance, "aclose"):
-            result = instance.aclose()
-        else:
-            return
-        if _is_awaitable(result):
-            _run_awaitable(registration.name, result)
 
     async def adispose(self) -> None:
         """Like ``dispose()``, awaiting async disposers and preferring ``aclose()`` to ``close()``."""
         taken = self._take_for_disposal()
         if taken is None:
             return
-        errors: list[tuple[str, BaseException]] = []
-        for registration, instance in taken:
-            try:
-                if registration.disposer is not None:
-                    result = registration.disposer(instance)
-                elif hasattr(instance, "aclose"):
-                    result = instance.aclose()
-                elif hasattr(instance, "close"):
-                    result = instance.close()
-                else:
-                    continue
-                if _is_awaitable(result):
-                    await result
-            except Exception as exc:
-                errors.append((registration.name, exc))
-        if errors:
-            raise DisposeError(errors) from errors[0][1]
+        await service_disposal.aclose_all(taken)
 
     aclose = adispose
 
@@ -831,23 +565,3 @@ class ServiceFactory:
         created = sum(1 for slot in self._slots.values() if slot.created)
         closed = " closed" if self._closed else ""
         return f"<ServiceFactory services={len(self._slots)} created={created}{closed}>"
-
-
-def _run_awaitable(name: str, awaitable: Any) -> None:
-    """An async close() reached through the synchronous dispose(): run it if no loop is running."""
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        close = getattr(awaitable, "close", None)
-        if close is not None:
-            close()
-        raise ServiceError(f"service {name!r} closes asynchronously: use 'await adispose()' or 'async with'")
-
-    async def run() -> None:
-        await awaitable
-
-    asyncio.run(run())

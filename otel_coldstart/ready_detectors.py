@@ -8,8 +8,8 @@ imports a framework pays nothing for its detector. Each names itself in
   by the kernel from then on). Off in a process a framework detector has claimed, and inside a
   framework's own bind step, where the framework knows better.
 - ``uvicorn``: ``Server.startup`` done (lifespan start-up complete, sockets serving), in a single
-  process, a ``--workers`` worker or gunicorn's uvicorn worker; ``hypercorn``: lifespan start-up
-  complete.
+  process, a ``--workers`` worker or gunicorn's uvicorn worker; ``hypercorn``: a worker's lifespan
+  start-up complete, its parent (a supervisor) once it has spawned the workers.
 - ``gunicorn``: a worker once its application is loaded (sync, gthread, ...; an ASGI worker once
   its lifespan start-up is done); the arbiter, a supervisor, once it has started its workers.
 - ``django``, ``werkzeug`` (Flask's dev server), ``socketserver`` (``http.server`` and friends):
@@ -168,6 +168,12 @@ def _supervising(role: str, trigger: str) -> Callable[..., Any]:
     return wrapper
 
 
+def _hypercorn_run(module: Any) -> None:
+    _claim("hypercorn")
+    # With workers, the parent binds the sockets, then spawns the workers that serve them.
+    _wrap(module, "_populate", _supervising(cv.ROLE_SUPERVISOR, "hypercorn"))
+
+
 def _hypercorn_lifespan(module: Any) -> None:
     _claim("hypercorn")
     _wrap(module, "Lifespan.wait_for_startup", _after_async("hypercorn"))
@@ -274,6 +280,7 @@ _HOOKS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("uvicorn.config", _uvicorn_config),
     ("uvicorn.supervisors.multiprocess", _uvicorn_multiprocess),
     ("uvicorn.supervisors.basereload", _uvicorn_reload),
+    ("hypercorn.run", _hypercorn_run),
     ("hypercorn.asyncio.lifespan", _hypercorn_lifespan),
     ("hypercorn.trio.lifespan", _hypercorn_lifespan),
     ("gunicorn.arbiter", _gunicorn_arbiter),

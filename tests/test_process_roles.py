@@ -30,12 +30,14 @@ def _no_leftover_processes():
 def test_forked_child_has_its_own_cold_start_linked_to_the_parents(tmp_path: Path):
     script = write(
         tmp_path / "app.py",
-        "import os, json\n"
+        "import os, parent_only\n"
         "pid = os.fork()\n"
-        "if pid == 0:\n    import decimal\n    os._exit(0)\n"
+        "if pid == 0:\n    import child_only\n    os._exit(0)\n"
         "os.waitpid(pid, 0)\nprint('parent', os.getpid(), 'child', pid)\n",
     )
-    run = run_instrumented(script, tmp_path / "trace.jsonl")
+    write(tmp_path / "parent_only.py", "")
+    write(tmp_path / "child_only.py", "")
+    run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path)
     assert run.completed.returncode == 0, run.completed.stderr
     _, parent_pid, _, child_pid = run.completed.stdout.split()
     by_pid = {str(r["process.pid"]): r for r in roots(run.trace_file)}
@@ -48,10 +50,10 @@ def test_forked_child_has_its_own_cold_start_linked_to_the_parents(tmp_path: Pat
     (link,) = child["_links"]
     assert (link["traceId"], link["spanId"]) == (parent["_trace"], parent["_span"])
     # The parent's timeline is never re-exported by the child, and each has its own imports.
-    assert "json" in import_names(run.trace_file, parent["_trace"])
-    assert "decimal" not in import_names(run.trace_file, parent["_trace"])
+    assert "parent_only" in import_names(run.trace_file, parent["_trace"])
+    assert "child_only" not in import_names(run.trace_file, parent["_trace"])
     child_imports = import_names(run.trace_file, child["_trace"])
-    assert "decimal" in child_imports and "json" not in child_imports
+    assert "child_only" in child_imports and "parent_only" not in child_imports
     assert child["_start"] >= parent["_start"]
 
 
@@ -59,7 +61,7 @@ def test_spawned_worker_and_resource_tracker_have_roles(tmp_path: Path):
     script = write(
         tmp_path / "app.py",
         "import multiprocessing as mp\n"
-        "def work(q):\n    import decimal\n    q.put(1)\n"
+        "def work(q):\n    import spawned_only\n    q.put(1)\n"
         "if __name__ == '__main__':\n"
         "    ctx = mp.get_context('spawn')\n"
         "    q = ctx.Queue()\n"
@@ -67,6 +69,7 @@ def test_spawned_worker_and_resource_tracker_have_roles(tmp_path: Path):
         "    p.start(); q.get(); p.join()\n"
         "    print('done', p.exitcode)\n",
     )
+    write(tmp_path / "spawned_only.py", "")
     run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path)
     assert run.completed.returncode == 0, run.completed.stderr
     found = roots(run.trace_file)
@@ -79,10 +82,10 @@ def test_spawned_worker_and_resource_tracker_have_roles(tmp_path: Path):
         service["_trace"],
         service["_span"],
     )
-    assert "decimal" in import_names(run.trace_file, worker["_trace"])
+    assert "spawned_only" in import_names(run.trace_file, worker["_trace"])
 
 
-HANGING = "import json, time\nprint('starting', flush=True)\ntime.sleep(60)\n"
+HANGING = "import time, hanging_dep\nprint('starting', flush=True)\ntime.sleep(60)\n"
 
 
 @pytest.mark.parametrize(
@@ -92,6 +95,7 @@ HANGING = "import json, time\nprint('starting', flush=True)\ntime.sleep(60)\n"
 def test_stopped_before_ready_keeps_a_partial_cold_start_and_its_exit_status(tmp_path: Path, sig, status):
     """A start-up that hangs until an orchestrator stops it: the cold start users most need."""
     script = write(tmp_path / "app.py", HANGING)
+    write(tmp_path / "hanging_dep.py", "")
     statuses = {}
     outputs = {}
     for instrumented in (False, True):
@@ -106,7 +110,7 @@ def test_stopped_before_ready_keeps_a_partial_cold_start_and_its_exit_status(tmp
     (root,) = roots(tmp_path / "trace-True.jsonl")
     assert root["coldstart.ready.trigger"] == "signal"
     assert root["coldstart.incomplete"] is True
-    assert "json" in import_names(tmp_path / "trace-True.jsonl", root["_trace"])
+    assert "hanging_dep" in import_names(tmp_path / "trace-True.jsonl", root["_trace"])
 
 
 def test_an_apps_own_handler_still_runs_and_getsignal_tells_the_truth(tmp_path: Path):

@@ -195,6 +195,16 @@ def test_uvicorn_workers_are_each_a_cold_start_and_the_supervisor_a_helper(tmp_p
         assert "fastapi" in import_names(served.trace_file, worker["_trace"])
 
 
+def test_hypercorn_worker_and_its_supervisor(tmp_path: Path):
+    write(tmp_path / "app.py", FASTAPI_APP)
+    served = serve_and_stop(tmp_path, [str(BIN / "hypercorn"), "app:app", "--bind", "127.0.0.1:{port}"], 1)
+    (worker,) = assert_ready_before_first_response(served, "hypercorn", 1)
+    assert worker["coldstart.process.role"] == "worker"  # hypercorn serves from a spawned process
+    (supervisor,) = [r for r in served.roots if r["coldstart.process.role"] == "supervisor"]
+    assert supervisor["coldstart.ready.trigger"] == "hypercorn"
+    assert worker["_links"][0]["traceId"] == supervisor["_trace"]
+
+
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload"])
 def test_gunicorn_sync_workers(tmp_path: Path, preload: bool):
     write(tmp_path / "app.py", FLASK_APP)

@@ -17,7 +17,16 @@ from typing import Any, NoReturn
 
 import wrapt
 
-from otel_coldstart import config, imports, memory, process_role, ready_detectors, stop_signals, timeline
+from otel_coldstart import (
+    config,
+    imports,
+    memory,
+    process_role,
+    ready_detectors,
+    stop_signals,
+    threads,
+    timeline,
+)
 from otel_coldstart import conventions as cv
 from otel_coldstart.process_start import process_start_ns
 from otel_coldstart.timeline import Timeline
@@ -27,7 +36,7 @@ _armed = False
 _settings = config.Settings()
 _configure_globals = False
 _auto_version: str | None = None
-_worker: threading.Thread | None = None
+_worker: threads.Thread | None = None
 _exporting: threading.Thread | None = None
 _pipeline: Any = None
 _exit_deadline: float | None = None
@@ -85,9 +94,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
     os.register_at_fork(after_in_child=_after_fork_in_child)
     os._exit = _exit_wrapper
     if _settings.ready_timeout_s > 0:
-        timer = threading.Timer(_settings.ready_timeout_s, mark_ready, kwargs={"trigger": "timeout"})
-        timer.daemon = True
-        timer.start()
+        threads.call_later(_settings.ready_timeout_s, mark_ready, "timeout")
 
 
 def settings() -> config.Settings:
@@ -116,8 +123,7 @@ def mark_ready(trigger: str = "explicit") -> bool:
     if frozen is None:
         return False
     ready_detectors.remove_listen_hook()
-    _worker = threading.Thread(target=_finish, args=(frozen,), name="otel-coldstart-ready", daemon=True)
-    _worker.start()
+    _worker = threads.Thread(_finish, frozen)
     return True
 
 
@@ -290,7 +296,7 @@ def _threading_shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) 
     return wrapped(*args, **kwargs)
 
 
-def _join(thread: threading.Thread, deadline: float, what: str) -> None:
+def _join(thread: threading.Thread | threads.Thread, deadline: float, what: str) -> None:
     thread.join(max(0.0, deadline - time.monotonic()))
     if thread.is_alive():
         _log().warning(

@@ -1,20 +1,47 @@
-"""What an imported module is and where it came from, worked out after the ready moment."""
+"""What an imported module is and where it came from: read without running the module's code
+when its import ends, worked out after the ready moment."""
 
 from __future__ import annotations
 
 import os
+from types import ModuleType
 from typing import Any
 
 from otel_coldstart import conventions as cv
 
+#: A module's ``__dict__`` read through the module type's own slot: no ``__getattribute__`` or
+#: ``__getattr__`` of the application's runs (a proxy in sys.modules may raise from those, or a
+#: lazy module may load itself). Raises ``TypeError`` for objects that are not modules.
+module_dict = ModuleType.__dict__["__dict__"].__get__
 
-def describe(module: Any) -> tuple[str, str | None, int | None]:
-    """Return ``(kind, file path, file size in bytes)`` for a module object (or ``None``)."""
-    spec = getattr(module, "__spec__", None)
+
+def spec_and_file(module: object) -> tuple[Any, Any]:
+    """A module's ``__spec__`` and ``__file__`` without running any of its code (see
+    ``module_dict``); ``(None, None)`` for an object that is no module."""
+    try:
+        namespace = module_dict(module)
+    except TypeError:
+        return None, None
+    return namespace.get("__spec__"), namespace.get("__file__")
+
+
+def describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
+    """Return ``(kind, file path, file size in bytes)`` from a module's ``__spec__`` and
+    ``__file__`` (taken when its import ended; both ``None`` when unknown).
+
+    Never raises: the spec may be anything a module put there.
+    """
+    try:
+        return _describe(spec, file)
+    except Exception:
+        return "unknown", None, None
+
+
+def _describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
     path = None
     if spec is None:
         # Modules that replaced themselves in sys.modules, or were built by hand.
-        path = getattr(module, "__file__", None)
+        path = file
         kind = cv.MODULE_KIND_UNKNOWN
     else:
         origin = spec.origin
@@ -23,11 +50,11 @@ def describe(module: Any) -> tuple[str, str | None, int | None]:
             kind = cv.MODULE_KIND_BUILTIN
         elif origin == "frozen" or loader_name == "FrozenImporter":
             kind = cv.MODULE_KIND_FROZEN
-            path = getattr(module, "__file__", None)  # frozen stdlib modules keep their source path
+            path = file  # frozen stdlib modules keep their source path
         elif spec.submodule_search_locations is not None and not spec.has_location:
             kind = cv.MODULE_KIND_NAMESPACE
         else:
-            path = origin if spec.has_location else getattr(module, "__file__", None)
+            path = origin if spec.has_location else file
             if loader_name == "ExtensionFileLoader":
                 kind = cv.MODULE_KIND_EXTENSION
             elif spec.submodule_search_locations is not None:

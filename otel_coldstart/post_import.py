@@ -56,8 +56,11 @@ def _loaded(name: str) -> ModuleType | None:
     if module is None:
         return None
     # A module registering a hook for itself (or a circular import) is still executing its body.
-    spec = getattr(module, "__spec__", None)
-    if spec is not None and getattr(spec, "_initializing", False):
+    # Its spec read from its __dict__: a proxy in sys.modules may raise from any attribute.
+    from otel_coldstart.module_info import spec_and_file
+
+    spec = spec_and_file(module)[0]
+    if spec is not None and getattr(spec, "_initializing", False) is True:
         return None
     return module
 

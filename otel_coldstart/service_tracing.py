@@ -115,7 +115,7 @@ async def arun_traced(
 
 def close(opened: Any, kind: str, rss_before: int, error: tuple[str, str] | None = None) -> None:
     """Close a record: a service gets its RSS delta and outcome, a tier phase a memory snapshot."""
-    attrs = opened[0][timeline.ATTRS]
+    attrs = opened[0].attrs
     if kind == cv.KIND_SERVICE:
         attrs[cv.MEMORY_RSS_DELTA] = memory.rss() - rss_before
         attrs[cv.SERVICE_OUTCOME] = cv.OUTCOME_OK if error is None else cv.OUTCOME_ERROR
@@ -196,11 +196,11 @@ def _at_ready(frozen: timeline.Timeline) -> None:
             _hooks.cache_hit = None
             service_hooks.set_hooks(_hooks)
     for record in frozen.records:
-        if record[timeline.KIND] == cv.KIND_SERVICE:
-            name = record[timeline.ATTRS].get(cv.SERVICE_NAME)
+        if record.kind == cv.KIND_SERVICE:
+            name = record.attrs.get(cv.SERVICE_NAME)
             hits = frozen.counters.get(f"cache_hit:{name}")
             if hits:
-                record[timeline.ATTRS][cv.SERVICE_CACHE_HITS] = hits
+                record.attrs[cv.SERVICE_CACHE_HITS] = hits
 
 
 # --- user-named factories and svcs ----------------------------------------------------------

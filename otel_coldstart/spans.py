@@ -21,23 +21,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from otel_coldstart import conventions as cv
-from otel_coldstart import module_info
-from otel_coldstart.timeline import (
-    ATTRS,
-    END,
-    ERROR,
-    KIND,
-    MODULE,
-    NAME,
-    PARENT,
-    START,
-    THREAD,
-    VIA,
-    Timeline,
-)
-
-#: Position of the optional RSS delta an import record carries with OTEL_PYTHON_COLDSTART_IMPORT_MEMORY.
-RSS_DELTA = 8
+from otel_coldstart import imports, module_info
+from otel_coldstart.timeline import AnyRecord, ImportRecord, Timeline
 
 
 def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]) -> None:
@@ -56,8 +41,8 @@ def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]
         previous = snapshot
 
 
-def _import_attributes(name: str, module: Any, via_import_module: bool) -> dict[str, Any]:
-    kind, path, size = module_info.describe(module)
+def _import_attributes(name: str, spec: Any, file: Any, via_import_module: bool) -> dict[str, Any]:
+    kind, path, size = module_info.describe(spec, file)
     attrs: dict[str, Any] = {
         cv.KIND: cv.KIND_IMPORT,
         cv.MODULE_NAME: name,
@@ -114,15 +99,15 @@ def build(
     imports = timeline.imports
     bundle = 0
     for record in imports:
-        if record[MODULE] is not None:
-            _, _, size = module_info.describe(record[MODULE])
+        if record.spec is not None or record.file is not None:
+            _, _, size = module_info.describe(record.spec, record.file)
             bundle += size or 0
     root_attrs: dict[str, Any] = {
         cv.KIND: cv.KIND_ROOT,
         cv.ORIGIN: timeline.origin,
         cv.READY_TRIGGER: timeline.ready_trigger or cv.TRIGGER_UNKNOWN,
         cv.IMPORTS_COUNT: len(imports),
-        cv.IMPORTS_FAILED: sum(1 for r in imports if r[ERROR] is not None),
+        cv.IMPORTS_FAILED: sum(1 for r in imports if r.error is not None),
         cv.BUNDLE_SIZE: bundle,
         cv.BOOT_DURATION_NS: hook_ns - start_ns,
     }
@@ -178,7 +163,7 @@ def build(
         return phases[-1][0] if start_mono >= phases[-1][1] else phases[0][0]
 
     # Parents start before their children, so emitting in start order creates parents first.
-    records = sorted([*imports, *timeline.records], key=lambda r: r[START])
+    records: list[AnyRecord] = sorted([*imports, *timeline.records], key=lambda r: r.start)
     emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, to_ns)
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
@@ -189,7 +174,7 @@ def build(
 
 def _emit(
     tracer: Tracer,
-    records: Iterable[list[Any]],
+    records: Iterable[AnyRecord],
     phase_for: Callable[[int], Span],
     ready_mono: int,
     min_import_ns: int,
@@ -201,77 +186,82 @@ def _emit(
     main_tid = next(iter(thread_names), None)
     kept_imports = 0
     for record in records:
-        start = record[START]
+        start = record.start
         if start >= ready_mono:
             continue
-        end = record[END]
+        end = record.end
         incomplete = end == 0 or end > ready_mono
         if incomplete:
             end = ready_mono
-        is_import = not isinstance(record[ATTRS], dict)
+        is_import = isinstance(record, ImportRecord)
         if is_import and min_import_ns and end - start < min_import_ns:
             continue
-        parent_record = record[PARENT]
+        parent_record = record.parent
         parent = spans.get(id(parent_record)) if parent_record is not None else None
         if parent is None:
             parent = phase_for(start)
-        if is_import:
-            name = cv.IMPORT_SPAN_PREFIX + record[NAME]
-            attrs = _import_attributes(record[NAME], record[MODULE], record[VIA])
-            if len(record) > RSS_DELTA:
-                attrs[cv.MEMORY_RSS_DELTA] = record[RSS_DELTA]
+        if isinstance(record, ImportRecord):
+            name = cv.IMPORT_SPAN_PREFIX + record.name
+            attrs = _import_attributes(record.name, record.spec, record.file, record.via_import_module)
+            if record.rss_delta is not None:
+                attrs[cv.MEMORY_RSS_DELTA] = record.rss_delta
             if incomplete:
                 attrs[cv.IMPORT_INCOMPLETE] = True
             kept_imports += 1
         else:
-            name = record[NAME]
-            attrs = {cv.KIND: record[KIND], **record[ATTRS]}
+            name = record.name
+            attrs = {cv.KIND: record.kind, **record.attrs}
             if incomplete:
                 # Still running at ready (a background preload, say): its span ends at ready.
                 attrs[cv.INCOMPLETE] = True
-        tid = record[THREAD]
+        tid = record.thread
         if tid != main_tid:
             attrs[cv.THREAD_ID] = tid
             # A record may name its thread itself: thread ids are reused once a thread ends.
             attrs.setdefault(cv.THREAD_NAME, thread_names.get(tid, str(tid)))
         span = _child(tracer, name, parent, to_ns(start), attrs)
         spans[id(record)] = span
-        if is_import:
-            _end_with_error(span, record[ERROR], to_ns(end))
+        if isinstance(record, ImportRecord):
+            _end_with_error(span, record.error, to_ns(end))
         else:
-            _end_record(span, record[ERROR], to_ns(end))
+            _end_record(span, record.error, to_ns(end))
     return kept_imports
 
 
-def make_live_import_handler(tracer: Tracer, suppress: Callable[[], Any]) -> Callable[..., Any]:
-    """A handler for imports after ready: each becomes a span under whatever span is current."""
+class LiveImports:
+    """Imports after ready (``imports.LiveHandler``): each a span under whatever span is current.
 
-    def live_import(wrapped: Callable[..., Any], name: str, args: tuple, kwargs: dict) -> Any:
-        with suppress():
-            span = tracer.start_span(
-                cv.IMPORT_SPAN_PREFIX + name, attributes={cv.PHASE: cv.PHASE_AFTER_READY}
-            )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        error = None
-        module = None
+    Everything here is our own work and guarded: whatever fails, the import itself is untouched.
+    """
+
+    def __init__(self, tracer: Tracer, suppress: Callable[[], Any]) -> None:
+        self._tracer = tracer
+        self._suppress = suppress
+
+    def start(self, name: str, via_import_module: bool) -> Any:
         try:
-            module = wrapped(*args, **kwargs)
-            return module
-        except BaseException as exc:
-            error = (type(exc).__qualname__, str(exc))
-            raise
-        finally:
-            otel_context.detach(token)
-            with suppress():
-                span.set_attributes(
-                    _import_attributes(name, module, len(args) > 1 and args[1] is _gcd_import())
+            with self._suppress():
+                span = self._tracer.start_span(
+                    cv.IMPORT_SPAN_PREFIX + name, attributes={cv.PHASE: cv.PHASE_AFTER_READY}
                 )
-                _end_with_error(span, error, None)
+            return span, name, via_import_module, otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            return None
 
-    return live_import
+    def end(self, handle: Any, module: object, error: BaseException | None) -> None:
+        if handle is None:
+            return
+        span, name, via_import_module, token = handle
+        try:
+            otel_context.detach(token)
+            with self._suppress():
+                spec, file = module_info.spec_and_file(module) if error is None else (None, None)
+                span.set_attributes(_import_attributes(name, spec, file, via_import_module))
+                _end_with_error(span, None if error is None else imports._describe(error), None)
+        except Exception:
+            pass
 
 
-def _gcd_import() -> Any:
-    import sys
-
-    return sys.modules["_frozen_importlib"]._gcd_import
+def make_live_import_handler(tracer: Tracer, suppress: Callable[[], Any]) -> LiveImports:
+    """A handler for imports after ready: each becomes a span under whatever span is current."""
+    return LiveImports(tracer, suppress)

@@ -1,6 +1,6 @@
 """The cheap in-memory recorder that sits on the start-up path.
 
-Everything here runs while the application starts, so it only appends plain Python lists and
+Everything here runs while the application starts, so it only appends small slotted records and
 reads a monotonic clock. No OpenTelemetry span objects, no psutil, no I/O: those happen after the
 ready moment, in ``spans.py`` and ``lifecycle.py``.
 """
@@ -16,15 +16,76 @@ from collections.abc import Callable
 from contextvars import ContextVar, Token
 from typing import Any
 
+from otel_coldstart import conventions as cv
+
 _now = time.perf_counter_ns
 
-# Field positions of an import record. A record is a list rather than a tuple because its end
-# time and outcome are only known when the import returns; lists also make a record usable as its
-# own identity for parent links, so no index bookkeeping is needed across threads.
-NAME, START, END, PARENT, THREAD, VIA, ERROR, MODULE = range(8)
-# Other records (service inits, tier phases, waits, lazy loads, manual timers) share the first
-# five fields and the error slot, so parent links work across both kinds.
-ATTRS, KIND = 5, 7
+
+class ImportRecord:
+    """One module import before the ready moment.
+
+    Created when the import starts (so that imports inside it can name it as their parent),
+    completed when it returns. It keeps what the span needs, never the module object: the
+    module's spec and ``__file__`` read from its ``__dict__`` (no attribute lookup on the module,
+    so a proxy's ``__getattr__`` never runs), so an application that unloads a module frees it.
+    """
+
+    __slots__ = (
+        "end",
+        "error",
+        "file",
+        "name",
+        "parent",
+        "rss_delta",
+        "spec",
+        "start",
+        "thread",
+        "via_import_module",
+    )
+
+    #: The ``coldstart.kind`` of its span, as ``Record.kind`` is for the others.
+    kind = cv.KIND_IMPORT
+
+    def __init__(self, name: str, start: int, parent: Any, thread: int, via_import_module: bool) -> None:
+        self.name = name
+        self.start = start
+        #: 0 while the import runs (still running at ready: an incomplete span).
+        self.end = 0
+        #: The enclosing record (import or other) in this thread or task, or ``None``.
+        self.parent = parent
+        self.thread = thread
+        #: ``importlib.import_module`` rather than the ``import`` statement.
+        self.via_import_module = via_import_module
+        #: ``(exception type, message)`` of a failed import.
+        self.error: tuple[str, str] | None = None
+        self.spec: Any = None
+        self.file: Any = None
+        #: RSS growth over the import, only with ``OTEL_PYTHON_COLDSTART_IMPORT_MEMORY``.
+        self.rss_delta: int | None = None
+
+
+class Record:
+    """Any other timed record: a service init, tier phase, wait, lazy load or manual timer."""
+
+    __slots__ = ("attrs", "end", "error", "kind", "name", "parent", "start", "thread")
+
+    def __init__(
+        self, kind: str, name: str, start: int, parent: Any, thread: int, attrs: dict[str, Any]
+    ) -> None:
+        #: ``coldstart.kind`` of the span: ``service``, ``phase``, ``wait``, ``lazy_load``, ...
+        self.kind = kind
+        self.name = name
+        self.start = start
+        self.end = 0
+        self.parent = parent
+        self.thread = thread
+        #: The span's attributes (the kind is added when it is built).
+        self.attrs = attrs
+        self.error: tuple[str, str] | None = None
+
+
+#: Either kind of record: both have name, start, end, parent, thread, error and kind.
+AnyRecord = ImportRecord | Record
 
 
 class Timeline:
@@ -37,8 +98,8 @@ class Timeline:
         self.mono_anchor_ns = _now()
         self.hook_installed_ns = self.mono_anchor_ns
         self.prehook_modules: tuple[str, ...] = tuple(sys.modules)
-        self.imports: list[list[Any]] = []
-        self.records: list[list[Any]] = []
+        self.imports: list[ImportRecord] = []
+        self.records: list[Record] = []
         self.counters: dict[str, int] = {}
         self.marks: dict[str, int] = {}
         self.memory_snapshots: list[Any] = []  # memory.MemorySnapshot
@@ -71,7 +132,7 @@ state = _State()
 
 #: The record (import or other) open in this thread or asyncio task: the parent of the next one.
 #: A ContextVar rather than a per-thread stack, so concurrent asyncio tasks nest correctly.
-current_record: ContextVar[list[Any] | None] = ContextVar("otel_coldstart_current_record", default=None)
+current_record: ContextVar[AnyRecord | None] = ContextVar("otel_coldstart_current_record", default=None)
 
 
 def begin(origin: str) -> Timeline:
@@ -113,8 +174,8 @@ def reset_after_fork() -> None:
 
 
 def open_record(
-    kind: str, name: str, attrs: dict[str, Any], parent: list[Any] | None = None
-) -> tuple[list[Any], Token] | None:
+    kind: str, name: str, attrs: dict[str, Any], parent: AnyRecord | None = None
+) -> tuple[Record, Token] | None:
     """Start a non-import record; ``None`` when not recording (after ready).
 
     ``parent`` is used when nothing is open in the current context: work handed to a pool
@@ -127,15 +188,15 @@ def open_record(
     tid = get_ident()
     if tid not in tl.thread_names:
         tl.thread_names[tid] = threading.current_thread().name
-    record = [name, _now(), 0, current_record.get() or parent, tid, attrs, None, kind]
+    record = Record(kind, name, _now(), current_record.get() or parent, tid, attrs)
     tl.records.append(record)
     return record, current_record.set(record)
 
 
-def close_record(opened: tuple[list[Any], Token], error: tuple[str, str] | None = None) -> None:
+def close_record(opened: tuple[Record, Token], error: tuple[str, str] | None = None) -> None:
     record, token = opened
-    record[END] = _now()
-    record[ERROR] = error
+    record.end = _now()
+    record.error = error
     # A record closed in another context (a manual timer ended elsewhere) cannot reset the var.
     with contextlib.suppress(ValueError):
         current_record.reset(token)

@@ -12,7 +12,7 @@ import pytest
 from helpers import write
 
 from otel_coldstart import imports, timeline
-from otel_coldstart.timeline import END, ERROR, MODULE, NAME, PARENT, THREAD, VIA
+from otel_coldstart.timeline import ImportRecord
 
 
 @pytest.fixture
@@ -41,12 +41,12 @@ def recorder():
         timeline.state.ready = False
 
 
-def records_by_name(tl: timeline.Timeline) -> dict[str, list]:
-    return {r[NAME]: r for r in tl.imports}
+def records_by_name(tl: timeline.Timeline) -> dict[str, ImportRecord]:
+    return {r.name: r for r in tl.imports}
 
 
-def parent_name(record: list) -> str | None:
-    return record[PARENT][NAME] if record[PARENT] is not None else None
+def parent_name(record: ImportRecord) -> str | None:
+    return record.parent.name if record.parent is not None else None
 
 
 def test_nested_imports_are_recorded_with_their_parents(pkgdir, recorder):
@@ -62,9 +62,10 @@ def test_nested_imports_are_recorded_with_their_parents(pkgdir, recorder):
     assert parent_name(got["app_c"]) == "app_a.b"
     for name in ("app_a", "app_a.b", "app_c"):
         record = got[name]
-        assert record[END] >= record[1] > 0
-        assert record[ERROR] is None
-        assert record[MODULE] is sys.modules[name]
+        assert record.end >= record.start > 0
+        assert record.error is None
+        assert record.spec is sys.modules[name].__spec__
+        assert record.file == sys.modules[name].__file__
 
 
 def test_fromlist_submodules_import_module_and_dunder_import(pkgdir, recorder):
@@ -84,10 +85,10 @@ def test_fromlist_submodules_import_module_and_dunder_import(pkgdir, recorder):
     # The fromlist submodule is imported after its package finished, at the importer's level:
     # the same place `python -X importtime` puts it.
     assert parent_name(got["fl_pkg.sub"]) is None
-    assert got["fl_pkg.sub"][1] > got["fl_pkg"][END]
-    assert got["dyn_mod"][VIA] is True
-    assert got["dunder_mod"][VIA] is False
-    assert got["fl_pkg.other"][VIA] is True
+    assert got["fl_pkg.sub"].start > got["fl_pkg"].end
+    assert got["dyn_mod"].via_import_module is True
+    assert got["dunder_mod"].via_import_module is False
+    assert got["fl_pkg.other"].via_import_module is True
     # Already-loaded modules are not imports: import_module of one records nothing.
     before = len(recorder.imports)
     importlib.import_module("dyn_mod")
@@ -123,7 +124,7 @@ def test_failing_imports_fail_exactly_as_without_the_hook(pkgdir):
     try:
         hooked = [_failure(s) for s in statements]
         tl = timeline.current()
-        errors = {r[NAME]: r[ERROR] for r in tl.imports if r[ERROR] is not None}
+        errors = {r.name: r.error for r in tl.imports if r.error is not None}
     finally:
         imports.uninstall()
         timeline.state.timeline = None
@@ -147,7 +148,7 @@ def test_circular_imports(pkgdir, recorder):
     assert circ_a.f() == 2
     got = records_by_name(recorder)
     assert parent_name(got["circ_b"]) == "circ_a"
-    assert [r[NAME] for r in recorder.imports].count("circ_a") == 1
+    assert [r.name for r in recorder.imports].count("circ_a") == 1
 
 
 def test_imports_in_threads_nest_per_thread(pkgdir, recorder):
@@ -168,7 +169,7 @@ def test_imports_in_threads_nest_per_thread(pkgdir, recorder):
     assert parent_name(got["th_main_child"]) == "th_main"
     assert parent_name(got["th_worker_child"]) == "th_worker"
     assert parent_name(got["th_worker"]) is None
-    assert got["th_worker"][THREAD] == thread.ident
+    assert got["th_worker"].thread == thread.ident
     assert recorder.thread_names[thread.ident] == "importer"
 
 
@@ -188,7 +189,8 @@ def test_reload_and_self_replacing_modules(pkgdir, recorder):
 
     assert replacer.value == 42
     got = records_by_name(recorder)
-    assert got["replacer"][MODULE] is replacer
+    # Replaced by an object that is no module: nothing of it is read, nothing of it is kept.
+    assert got["replacer"].spec is None and got["replacer"].error is None
 
 
 def test_pytest_assertion_rewriter_still_rewrites(pkgdir, recorder):
@@ -205,6 +207,7 @@ def test_pytest_assertion_rewriter_still_rewrites(pkgdir, recorder):
 
 def test_install_is_idempotent_and_uninstall_restores(recorder):
     original = imports._bootstrap._find_and_load.__wrapped__
+    assert imports.is_installed()
     assert imports.install("again") is False
     imports.uninstall()
     assert imports._bootstrap._find_and_load is original

@@ -131,7 +131,7 @@ def test_callback_imports_are_not_recorded(pkgdir):
         post_import.when_imported("ph_trigger", lambda m: importlib.import_module("ph_ours"))
         import ph_trigger  # noqa: F401
 
-        names = [r[0] for r in timeline.current().imports]
+        names = [r.name for r in timeline.current().imports]
         assert "ph_trigger" in names
         assert "ph_ours" not in names
         assert "ph_ours" in sys.modules

@@ -13,7 +13,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from otel_coldstart import otlp_json, spans, timeline
-from otel_coldstart.timeline import Timeline
+from otel_coldstart.timeline import ImportRecord, Timeline
+
+
+def _import(
+    name: str,
+    start: int,
+    end: int,
+    parent: ImportRecord | None,
+    tid: int,
+    module: object = None,
+    via_import_module: bool = False,
+) -> ImportRecord:
+    record = ImportRecord(name, start, parent, tid, via_import_module)
+    record.end = end
+    if module is not None:
+        record.spec, record.file = module.__spec__, module.__file__
+    return record
 
 
 def make_timeline() -> Timeline:
@@ -23,20 +39,12 @@ def make_timeline() -> Timeline:
     json_mod = sys.modules["json"]
     decoder = sys.modules["json.decoder"]
     tid = next(iter(tl.thread_names))
-    top = ["json", base + 2 * ms, base + 10 * ms, None, tid, False, None, json_mod]
-    child = ["json.decoder", base + 3 * ms, base + 6 * ms, top, top[4], False, None, decoder]
-    tiny = ["tiny_mod", base + 7 * ms, base + 7 * ms + 1000, top, top[4], True, None, None]
-    failed = [
-        "missing_mod",
-        base + 11 * ms,
-        base + 12 * ms,
-        None,
-        top[4],
-        False,
-        ("ModuleNotFoundError", "No module named 'missing_mod'"),
-        None,
-    ]
-    in_flight = ["slow_mod", base + 13 * ms, 0, None, top[4], False, None, None]
+    top = _import("json", base + 2 * ms, base + 10 * ms, None, tid, module=json_mod)
+    child = _import("json.decoder", base + 3 * ms, base + 6 * ms, top, tid, module=decoder)
+    tiny = _import("tiny_mod", base + 7 * ms, base + 7 * ms + 1000, top, tid, via_import_module=True)
+    failed = _import("missing_mod", base + 11 * ms, base + 12 * ms, None, tid)
+    failed.error = ("ModuleNotFoundError", "No module named 'missing_mod'")
+    in_flight = _import("slow_mod", base + 13 * ms, 0, None, tid)
     tl.imports.extend([top, child, tiny, failed, in_flight])
     tl.marks["launcher_done"] = base + 1 * ms
     tl.ready_ns = base + 20 * ms

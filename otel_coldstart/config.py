@@ -5,9 +5,10 @@ Read once, on demand, with nothing but ``os.environ``: this module sits on the s
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 PREFIX = "OTEL_PYTHON_COLDSTART_"
@@ -18,95 +19,94 @@ class ConfigError(ValueError):
     """An ``OTEL_PYTHON_COLDSTART_*`` variable holds a value we cannot use."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    #: ``auto``: ``mark_ready()`` if the app calls it, else process exit. ``explicit``: only
-    #: ``mark_ready()`` (and exit, so the trace is never lost). ``exit``: ignore ``mark_ready()``.
-    ready: str = "auto"
-    #: Declare ready after this many seconds even if nobody did (0 disables).
-    ready_timeout_s: float = 0.0
-    #: Write the cold-start trace as OTLP JSON lines to this file (no collector needed).
-    trace_file: str | None = None
-    #: Drop import spans shorter than this (Datadog's DD_MIN_COLD_START_DURATION idea); 0 keeps all.
-    min_import_duration_ms: float = 0.0
-    #: Upper bound on the time our exit handler may hold the process after the app is done.
-    exit_timeout_s: float = 0.5
-    #: Record imports that happen after the ready moment as live spans.
-    live_imports: bool = True
-    #: Put each import's RSS delta on its span (two /proc reads per import).
-    import_memory: bool = False
-    #: Where unsent cold-start traces wait (``None``: $XDG_CACHE_HOME or ~/.cache/otel-coldstart/spool;
-    #: ``none`` disables the spool).
-    spool_dir: str | None = None
-    #: Cap on the spool's total size; the oldest whole files go first.
-    spool_max_bytes: int = 64 * 1024 * 1024
-    #: How long a process that keeps running retries a failed export in the background.
-    retry_s: float = 60.0
-    #: Send earlier processes' spooled cold starts after this one's ready moment.
-    spool_drain: bool = True
-    #: AWS Lambda: how long delivery may hold the runtime before it asks for the next invocation
-    #: (the sandbox may freeze right after that request).
-    lambda_flush_timeout_s: float = 1.0
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(PREFIX + name, "").strip()
-    if not raw:
-        return default
+def _float(raw: str, maximum: float) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{raw!r} is not a finite number")
     if value < 0:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
+        raise ConfigError(f"{raw!r} must not be negative")
+    if value > maximum:
+        raise ConfigError(f"{raw!r} is more than {maximum:g}")
     return value
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(PREFIX + name, "").strip()
-    if not raw:
-        return default
+def _int(raw: str, maximum: float) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} is not a whole number") from None
+        raise ConfigError(f"{raw!r} is not a whole number") from None
     if value < 0:
-        raise ConfigError(f"{PREFIX}{name}={raw!r} must not be negative")
+        raise ConfigError(f"{raw!r} must not be negative")
+    if value > maximum:
+        raise ConfigError(f"{raw!r} is more than {maximum:g}")
     return value
 
 
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(PREFIX + name, "").strip().lower()
-    if not raw:
-        return default
+def _bool(raw: str, maximum: float) -> bool:
+    raw = raw.lower()
     if raw in ("1", "true", "yes", "on"):
         return True
     if raw in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{PREFIX}{name}={raw!r} is not a boolean (use true or false)")
+    raise ConfigError(f"{raw!r} is not a boolean (use true or false)")
 
 
-def _ready() -> str:
-    ready = os.environ.get(PREFIX + "READY", "auto").strip().lower() or "auto"
+def _ready(raw: str, maximum: float) -> str:
+    ready = raw.lower()
     if ready not in READY_MODES:
-        raise ConfigError(f"{PREFIX}READY={ready!r} must be one of {', '.join(READY_MODES)}")
+        raise ConfigError(f"{ready!r} must be one of {', '.join(READY_MODES)}")
     return ready
 
 
-_READERS: dict[str, Callable[[], Any]] = {
-    "ready": _ready,
-    "ready_timeout_s": lambda: _float("READY_TIMEOUT", 0.0),
-    "trace_file": lambda: os.environ.get(PREFIX + "TRACE_FILE") or None,
-    "min_import_duration_ms": lambda: _float("MIN_IMPORT_DURATION_MS", 0.0),
-    "exit_timeout_s": lambda: _float("EXIT_TIMEOUT", 0.5),
-    "live_imports": lambda: _bool("LIVE_IMPORTS", True),
-    "import_memory": lambda: _bool("IMPORT_MEMORY", False),
-    "spool_dir": lambda: os.environ.get(PREFIX + "SPOOL_DIR", "").strip() or None,
-    "spool_max_bytes": lambda: _int("SPOOL_MAX_BYTES", 64 * 1024 * 1024),
-    "retry_s": lambda: _float("RETRY_SECONDS", 60.0),
-    "spool_drain": lambda: _bool("SPOOL_DRAIN", True),
-    "lambda_flush_timeout_s": lambda: _float("LAMBDA_FLUSH_TIMEOUT", 1.0),
-}
+def _text(raw: str, maximum: float) -> str:
+    return raw
+
+
+#: A day: no timeout or retry window of ours is meant to be longer, and every bound keeps the
+#: clock arithmetic and thread timeouts finite (1e300 seconds overflows a lock's timeout).
+DAY_S = 86_400.0
+
+
+def _setting(env: str, default: Any, read: Callable[[str, float], Any], maximum: float = math.inf) -> Any:
+    """A field of ``Settings``: its default, the variable it comes from, how to read it, its bound."""
+    return field(default=default, metadata={"env": env, "read": read, "max": maximum})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every ``OTEL_PYTHON_COLDSTART_*`` setting: the one place that names each variable and
+    spells its default and its bound (the README's table repeats them for readers)."""
+
+    #: ``auto``: ``mark_ready()`` if the app calls it, else process exit. ``explicit``: only
+    #: ``mark_ready()`` (and exit, so the trace is never lost). ``exit``: ignore ``mark_ready()``.
+    ready: str = _setting("READY", "auto", _ready)
+    #: Declare ready after this many seconds even if nobody did (0 disables).
+    ready_timeout_s: float = _setting("READY_TIMEOUT", 0.0, _float, DAY_S)
+    #: Write the cold-start trace as OTLP JSON lines to this file (no collector needed).
+    trace_file: str | None = _setting("TRACE_FILE", None, _text)
+    #: Drop import spans shorter than this (Datadog's DD_MIN_COLD_START_DURATION idea); 0 keeps all.
+    min_import_duration_ms: float = _setting("MIN_IMPORT_DURATION_MS", 0.0, _float, DAY_S * 1000)
+    #: Upper bound on the time our exit handler may hold the process after the app is done.
+    exit_timeout_s: float = _setting("EXIT_TIMEOUT", 0.5, _float, DAY_S)
+    #: Record imports that happen after the ready moment as live spans.
+    live_imports: bool = _setting("LIVE_IMPORTS", True, _bool)
+    #: Put each import's RSS delta on its span (two /proc reads per import).
+    import_memory: bool = _setting("IMPORT_MEMORY", False, _bool)
+    #: Where unsent cold-start traces wait (``None``: $XDG_CACHE_HOME or ~/.cache/otel-coldstart/spool;
+    #: ``none`` disables the spool).
+    spool_dir: str | None = _setting("SPOOL_DIR", None, _text)
+    #: Cap on the spool's total size; the oldest whole files go first.
+    spool_max_bytes: int = _setting("SPOOL_MAX_BYTES", 64 * 1024 * 1024, _int, 2**62)
+    #: How long a process that keeps running retries a failed export in the background.
+    retry_s: float = _setting("RETRY_SECONDS", 60.0, _float, DAY_S)
+    #: Send earlier processes' spooled cold starts after this one's ready moment.
+    spool_drain: bool = _setting("SPOOL_DRAIN", True, _bool)
+    #: AWS Lambda: how long delivery may hold the runtime before it asks for the next invocation
+    #: (the sandbox may freeze right after that request).
+    lambda_flush_timeout_s: float = _setting("LAMBDA_FLUSH_TIMEOUT", 1.0, _float, DAY_S)
 
 
 def load() -> tuple[Settings, list[str]]:
@@ -114,9 +114,13 @@ def load() -> tuple[Settings, list[str]]:
     (a bad READY must not drop the trace file). Returns the settings and one message per bad one."""
     values: dict[str, Any] = {}
     problems = []
-    for field, read in _READERS.items():
+    for setting in fields(Settings):
+        name = PREFIX + setting.metadata["env"]
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue  # unset or blank: the default
         try:
-            values[field] = read()
+            values[setting.name] = setting.metadata["read"](raw, setting.metadata["max"])
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.append(f"{name}={exc}")
     return Settings(**values), problems

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from otel_coldstart import otlp_json, spool
+from otel_coldstart import config, otlp_json, spool
 
 _log = logging.getLogger("otel_coldstart")
 
@@ -172,14 +172,14 @@ def _unregister(job: Job) -> None:
         _jobs.remove(job)
 
 
-def spool_settings(settings: Any) -> tuple[str | None, int]:
-    directory = getattr(settings, "spool_dir", None) or spool.default_dir()
+def spool_settings(settings: config.Settings) -> tuple[str | None, int]:
+    directory = settings.spool_dir or spool.default_dir()
     if directory.strip().lower() in ("none", "off", "false", "0"):
         return None, 0
-    return directory, int(getattr(settings, "spool_max_bytes", spool.DEFAULT_MAX_BYTES))
+    return directory, settings.spool_max_bytes
 
 
-def job_for_spans(spans: Sequence[Any], settings: Any) -> Job:
+def job_for_spans(spans: Sequence[Any], settings: config.Settings) -> Job:
     chunks = [list(spans[i : i + EXPORT_CHUNK]) for i in range(0, len(spans), EXPORT_CHUNK)]
     directory, max_bytes = spool_settings(settings)
     return Job(spool.new_stem(), [otlp_json.encode(chunk) for chunk in chunks], chunks, directory, max_bytes)
@@ -205,7 +205,7 @@ def bounded(exporters: Sequence[Any], timeout_s: float) -> list[Any]:
     return out
 
 
-def deliver(exporters: Sequence[Any], spans: Sequence[Any], settings: Any) -> bool:
+def deliver(exporters: Sequence[Any], spans: Sequence[Any], settings: config.Settings) -> bool:
     """Send this process's cold start; on failure keep it spooled and, unless exiting, retry."""
     if not exporters or not spans:
         return True  # OTEL_TRACES_EXPORTER=none (the trace file is the sink): nothing to deliver
@@ -223,7 +223,7 @@ def deliver(exporters: Sequence[Any], spans: Sequence[Any], settings: Any) -> bo
             return False
         _log.warning("otel-coldstart: cold-start trace export failed; spooled, retrying in the background")
         started = time.monotonic()
-        window = float(getattr(settings, "retry_s", 60.0))
+        window = settings.retry_s
         attempt = 0
         while time.monotonic() - started < window:
             delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
@@ -296,10 +296,10 @@ def drain(
     return result
 
 
-def after_ready(exporters: Sequence[Any], spans: Sequence[Any], settings: Any) -> None:
+def after_ready(exporters: Sequence[Any], spans: Sequence[Any], settings: config.Settings) -> None:
     """The worker's export after the ready moment: own trace (with retry), then the spool."""
     try:
-        if deliver(exporters, spans, settings) and getattr(settings, "spool_drain", True):
+        if deliver(exporters, spans, settings) and settings.spool_drain:
             directory, max_bytes = spool_settings(settings)
             if directory is not None:
                 drained = drain(exporters, directory, lambda: not _exiting.is_set(), max_bytes)
@@ -312,13 +312,15 @@ def after_ready(exporters: Sequence[Any], spans: Sequence[Any], settings: Any) -
                     exporter.shutdown()
 
 
-def at_exit(exporters: Sequence[Any], spans: Sequence[Any], settings: Any, deadline: float) -> None:
+def at_exit(
+    exporters: Sequence[Any], spans: Sequence[Any], settings: config.Settings, deadline: float
+) -> None:
     """The export thread at exit: bounded exporters, own trace, then the spool if time is left."""
-    budget = float(getattr(settings, "exit_timeout_s", 0.5))
+    budget = settings.exit_timeout_s
     # Leave the exporter a little less than the deadline, so that in the common case it gives up
     # on its own and the main thread's cut-off finds nothing in flight.
     bounded_exporters = bounded(exporters, 0.9 * (deadline - time.monotonic()))
-    if not deliver(bounded_exporters, spans, settings) or not getattr(settings, "spool_drain", True):
+    if not deliver(bounded_exporters, spans, settings) or not settings.spool_drain:
         return
     directory, max_bytes = spool_settings(settings)
     if directory is None or deadline - time.monotonic() < EXIT_DRAIN_SHARE * budget:

@@ -28,12 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from otel_coldstart import otlp_json
+from otel_coldstart import config, otlp_json
 
 _log = logging.getLogger("otel_coldstart")
 
-#: ``OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES`` default: hundreds of cold starts, never a full disk.
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: ``OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES`` default (spelled in ``config.Settings``): hundreds of
+#: cold starts, never a full disk.
+DEFAULT_MAX_BYTES: int = config.Settings.spool_max_bytes
 #: A claim older than this is stale even if its holder's pid looks alive (pid reuse, other hosts).
 STALE_CLAIM_S = 15 * 60
 

@@ -4,6 +4,7 @@ when its import ends, worked out after the ready moment."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -12,7 +13,7 @@ from otel_coldstart import conventions as cv
 #: A module's ``__dict__`` read through the module type's own slot: no ``__getattribute__`` or
 #: ``__getattr__`` of the application's runs (a proxy in sys.modules may raise from those, or a
 #: lazy module may load itself). Raises ``TypeError`` for objects that are not modules.
-module_dict = ModuleType.__dict__["__dict__"].__get__
+module_dict: Callable[[object], dict[str, Any]] = vars(ModuleType)["__dict__"].__get__
 
 
 def spec_and_file(module: object) -> tuple[Any, Any]:

@@ -83,7 +83,7 @@ def end_service_timer(name: str, error: BaseException | None = None) -> int | No
 
             described = _describe(error)
         service_tracing.close(handle, cv.KIND_SERVICE, rss_before, described)
-        record = handle[0]
+        record: timeline.Record = handle[0]
         return record.end - record.start
     span = handle
     service_tracing.end_live(span, cv.KIND_SERVICE, rss_before, error is None)

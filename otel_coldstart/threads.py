@@ -57,6 +57,7 @@ class Thread:
         try:
             target(*args)
         finally:
+            _forget_dummy_thread()
             self._done.release()
 
     def join(self, timeout: float | None = None) -> None:
@@ -65,6 +66,18 @@ class Thread:
 
     def is_alive(self) -> bool:
         return self._done.locked()
+
+
+def _forget_dummy_thread() -> None:
+    """Anything that called ``threading.current_thread()`` here (psutil does at import) registered
+    a ``_DummyThread`` for this thread, which would stay in ``threading.enumerate()`` for good."""
+    threading = sys.modules.get("threading")
+    try:
+        key = threading.get_ident()  # type: ignore[union-attr]  # the patched one, if patched
+        if type(threading._active.get(key)) is threading._DummyThread:  # type: ignore[union-attr]
+            threading._active.pop(key, None)  # type: ignore[union-attr]
+    except Exception:
+        pass
 
 
 def call_later(delay_s: float, function: Callable[..., Any], *args: Any) -> Thread:

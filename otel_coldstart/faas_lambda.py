@@ -274,18 +274,16 @@ def _on_ready(frozen: timeline.Timeline) -> None:
         attributes.update(rt.root_attributes(frozen))
     if rt.snapshot_mono is not None and rt.restored_mono is not None:
         # Sitting in the snapshot is nobody's start-up work: a span of its own, under main.
-        frozen.records.append(
-            [
-                cv.LAMBDA_SNAPSHOT_SPAN,
-                rt.snapshot_mono,
-                rt.restored_mono,
-                None,
-                next(iter(frozen.thread_names)),
-                {cv.PHASE: cv.PHASE_SNAPSHOT, cv.LAMBDA_INIT_TYPE: rt.init_type},
-                None,
-                cv.KIND_PHASE,
-            ]
+        snapshot = timeline.Record(
+            cv.KIND_PHASE,
+            cv.LAMBDA_SNAPSHOT_SPAN,
+            rt.snapshot_mono,
+            None,
+            next(iter(frozen.thread_names)),
+            {cv.PHASE: cv.PHASE_SNAPSHOT, cv.LAMBDA_INIT_TYPE: rt.init_type},
         )
+        snapshot.end = rt.restored_mono
+        frozen.records.append(snapshot)
 
 
 def finish(trigger: str, deadline: float) -> None:

@@ -1,12 +1,15 @@
 """Read and judge a 100,000-span cold-start trace: how long the validator takes on enormous input.
 
-    python benchmarks/validate_100k.py [--spans 100000] [--shape wide|deep]
+    python benchmarks/validate_100k.py [--spans 100000] [--shape wide|deep] [--batch 0] [--repeat 3]
 
-Generates an OTLP JSON trace file (one line, as the trace-file sink writes it) with imports nested
-a few levels deep under the main phase (``wide``) or one 100,000-deep import chain (``deep``: the
-worst case for anything that walks parent links per span), then times read (parse + link) and
-judge (summary, targets, recommendations, the JSON result) and the HTML page separately. The wide
-shape places submodules loosely, so some lie outside their parent: the clock-skew path is timed too.
+Generates an OTLP JSON trace file (one document on one line, or ``--batch N`` spans per line) with
+imports nested a few levels deep under the main phase (``wide``) or one 100,000-deep import chain
+(``deep``: the worst case for anything that walks parent links per span). Then, side by side in
+fresh processes (so each peak RSS is its own), interleaved and best of ``--repeat``: plain
+``json.loads`` of the file, and the validator (read, link, summarise, judge, the JSON result).
+Prints the time ratio (CPU time: the machine may be busy) and the peak as a multiple of the file.
+The wide shape places submodules loosely, so some lie outside their parent: the clock-skew path
+is timed too.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,36 +130,103 @@ def _import(span_id: int, parent: int, start: int, end: int, rng: random.Random)
     )
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spans", type=int, default=100_000)
-    parser.add_argument("--shape", choices=("wide", "deep"), default="wide")
-    args = parser.parse_args()
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000))  # nothing here may need more
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "huge.jsonl"
-        path.write_text(json.dumps(generate(args.spans, args.shape)) + "\n")
-        size_mb = path.stat().st_size / 1e6
-        started = time.perf_counter()
-        fmt, traces = readers.read_file(str(path))
-        read_s = time.perf_counter() - started
-        started = time.perf_counter()
+def _peak_rss() -> int:
+    """VmHWM: this address space's peak (ru_maxrss survives execve: it would be the parent's)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _child(mode: str, path: str) -> int:
+    """One measurement in a fresh process, so that its peak RSS is its own."""
+    base = _peak_rss()
+    started, cpu = time.perf_counter(), time.process_time()
+    if mode == "loads":
+        with open(path, "rb") as handle:
+            document = json.loads(handle.read())
+        spans = sum(len(s["spans"]) for r in document["resourceSpans"] for s in r["scopeSpans"])
+    else:
+        fmt, traces = readers.read_file(path)
         summaries = [analysis.summarize(t) for t in traces]
         verdicts = targets.judge(summaries, targets.Targets())
-        advice = recommend.recommend(summaries[0])
+        shown = result.representative(summaries, "p50")
         document = result.build(
-            summaries, verdicts, advice, targets.Targets(), "defaults", "p50", str(path), fmt
+            summaries, verdicts, recommend.recommend(shown), targets.Targets(), "defaults", "p50", path, fmt
         )
-        judge_s = time.perf_counter() - started
-        started = time.perf_counter()
-        page = html_page.render(document, summaries[0].trace)
-        html_s = time.perf_counter() - started
-    spans = summaries[0].span_count
-    print(
-        f"{spans} spans ({args.shape}, {size_mb:.0f} MB of OTLP JSON): read {read_s:.2f} s, "
-        f"judge {judge_s:.2f} s, HTML {html_s:.2f} s ({len(page) / 1e6:.1f} MB); "
-        f"total {read_s + judge_s + html_s:.2f} s"
+        spans = sum(s.span_count for s in summaries)
+        if mode == "html":
+            html_page.render(document, shown.trace)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    peak = _peak_rss()
+    print(json.dumps({"wall": wall, "cpu": cpu, "peak": peak, "base": base, "spans": spans}))
+    return 0
+
+
+def _measure(mode: str, path: Path) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path)], capture_output=True, text=True, check=True
     )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _write(path: Path, count: int, shape: str, batch: int) -> None:
+    document = generate(count, shape)
+    with open(path, "w") as handle:
+        if not batch:
+            handle.write(json.dumps(document) + "\n")
+            return
+        # One document per line of ``batch`` spans, as an exporter writes batches.
+        spans = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        for start in range(0, len(spans), batch):
+            document["resourceSpans"][0]["scopeSpans"][0]["spans"] = spans[start : start + batch]
+            handle.write(json.dumps(document) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--shape", choices=("wide", "deep"), default="wide")
+    parser.add_argument("--batch", type=int, default=0, help="spans per line (default 0: one document)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved runs; the best of each is kept")
+    parser.add_argument("--html", action="store_true", help="also render the HTML page (not in the ratio)")
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(*args.child)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "huge.jsonl"
+        _write(path, args.spans, args.shape, args.batch)
+        size = path.stat().st_size
+        modes = ["loads", "validate"] + (["html"] if args.html else [])
+        best: dict[str, dict] = {}
+        for _ in range(args.repeat):
+            for mode in modes:
+                figures = _measure(mode, path)
+                kept = best.setdefault(mode, figures)
+                for key in ("wall", "cpu", "peak", "base"):
+                    kept[key] = min(kept[key], figures[key])
+    loads, validate = best["loads"], best["validate"]
+    layout = "one document" if not args.batch else f"{args.batch} spans per line"
+    mb = 1e6
+    print(
+        f"{validate['spans']} spans ({args.shape}, {layout}, {size / mb:.0f} MB of OTLP JSON), "
+        f"best of {args.repeat}:\n"
+        f"  json.loads: cpu {loads['cpu']:.2f} s (wall {loads['wall']:.2f} s), "
+        f"peak RSS {loads['peak'] / mb:.0f} MB (+{(loads['peak'] - loads['base']) / mb:.0f} MB)\n"
+        f"  validate (read, link, summarise, judge, JSON result): cpu {validate['cpu']:.2f} s "
+        f"(wall {validate['wall']:.2f} s), peak RSS {validate['peak'] / mb:.0f} MB "
+        f"(+{(validate['peak'] - validate['base']) / mb:.0f} MB over the process before reading)\n"
+        f"  ratio: {validate['cpu'] / loads['cpu']:.2f}x json.loads time (goal <= 2); "
+        f"peak {validate['peak'] / size:.1f}x the file, "
+        f"growth {(validate['peak'] - validate['base']) / size:.1f}x (goal <= 6)"
+    )
+    if args.html:
+        html = best["html"]
+        print(f"  with the HTML page: cpu {html['cpu']:.2f} s, peak RSS {html['peak'] / mb:.0f} MB")
     return 0
 
 

@@ -184,3 +184,34 @@ def test_bad_id_and_bad_number_are_clear(tmp_path: Path) -> None:
     path = write_lines(tmp_path / "t.jsonl", document)
     with pytest.raises(TraceError, match="spanId"):
         readers.read_file(str(path))
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+def test_streaming_in_any_chunk_size_reads_the_same(tmp_path: Path, size: int) -> None:
+    """Values, keys, numbers and UTF-8 sequences cut at every possible chunk boundary."""
+    first, second = shop(service="ünïcode"), shop(scale=1.3)
+    text = (json.dumps(first, ensure_ascii=False) + "\n" + json.dumps(second, indent=1) + "\n").encode()
+    _, reference = readers.read_file(str(write_lines(tmp_path / "t.jsonl", first, second)))
+    chunks = [text[i : i + size] for i in range(0, len(text), size)]
+    fmt, traces = readers.read_chunks(chunks, "chunks")
+    assert fmt == readers.OTLP_LINES and len(traces) == 2
+    for a, b in zip(reference, traces, strict=True):
+        _same_tree(a, b)
+        assert b.service_name == a.service_name
+    assert traces[0].service_name == "ünïcode"
+
+
+def test_resource_after_the_spans_still_applies(tmp_path: Path) -> None:
+    document = shop()
+    resource_spans = document["resourceSpans"][0]
+    document["resourceSpans"][0] = {"scopeSpans": resource_spans["scopeSpans"], **resource_spans}
+    assert next(iter(document["resourceSpans"][0])) == "scopeSpans"
+    _, (trace,) = readers.read_file(str(write_lines(tmp_path / "t.jsonl", document)))
+    assert trace.service_name == "shop"
+
+
+def test_malformed_json_names_the_line_it_starts_on(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps(shop()) + "\n" + json.dumps(shop(), indent=2).replace('"name"', "name", 3))
+    with pytest.raises(TraceError, match=r"line 2: malformed JSON \(.* on line \d+\)"):
+        readers.read_file(str(path))

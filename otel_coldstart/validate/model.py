@@ -54,6 +54,8 @@ class Span:
     def self_ns(self) -> int:
         """Time not covered by children (children may overlap when they ran in threads; a child
         outside its parent's interval through clock skew only counts where it overlaps it)."""
+        if not self.children:
+            return self.duration_ns
         return max(0, self.duration_ns - _covered_ns(self.children, self.start_ns, self.end_ns))
 
     @property

@@ -46,6 +46,10 @@ def _short(value: Any) -> str:
 
 def integer(value: Any, what: str, low: int = INT64_MIN, high: int = INT64_MAX) -> int:
     """A JSON integer (number, digit string or integral float) within ``[low, high]``; missing is 0."""
+    if type(value) is str and len(value) <= 18 and value.isascii() and value.isdigit():
+        number = int(value)  # the common case: the OTLP JSON mapping writes int64 as a string
+        if low <= number <= high:
+            return number
     if value is None or value == "":
         return 0
     if type(value) is int:
@@ -75,6 +79,9 @@ def integer(value: Any, what: str, low: int = INT64_MIN, high: int = INT64_MAX) 
 
 def time_ns(value: Any, what: str) -> int:
     """A time in ns since the epoch: never negative, never beyond int64."""
+    # The common case first: up to 18 ASCII digits always fit.
+    if type(value) is str and len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)
     return integer(value, what, 0, TIME_MAX_NS)
 
 

@@ -10,6 +10,9 @@ Formats, detected from the content (never from the file name):
   Results", or one bare ``{"traceID", "spans", "processes"}`` trace (the UI's "Download JSON").
   Times are microseconds; ``CHILD_OF`` references are preferred to ``FOLLOWS_FROM``.
 
+Input is streamed (``stream``): spans become records as they are parsed, documents are never held
+whole, traces are grouped as documents complete. Numbers are checked on the way in (``numbers``).
+
 Documented repairs: a last line with no newline that does not parse (a writer interrupted
 mid-line) is dropped with a warning; anything else malformed is a ``TraceError``.
 """
@@ -17,14 +20,14 @@ mid-line) is dropped with a warning; anything else malformed is a ``TraceError``
 from __future__ import annotations
 
 import base64
-import json
 import math
+import sys
 from collections.abc import Iterable
 from typing import Any
 
-from otel_coldstart.validate import inflate, numbers
+from otel_coldstart.validate import inflate, numbers, stream
 from otel_coldstart.validate.model import InconsistentTrace, Span, SpanEvent, Trace, TraceError
-from otel_coldstart.validate.tree import group_by_trace, link
+from otel_coldstart.validate.tree import link
 
 OTLP_LINES = "OTLP JSON lines"
 OTLP_DOCUMENT = "OTLP JSON"
@@ -77,30 +80,50 @@ def any_value(value: Any) -> Any:
 def attributes(items: Any) -> dict[str, Any]:
     if not items:
         return {}
-    if not isinstance(items, list):
+    if type(items) is not list:
         raise TraceError("attributes is not a list")
     out: dict[str, Any] = {}
     for item in items:
-        if not isinstance(item, dict) or "key" not in item:
+        if type(item) is not dict or "key" not in item:
             raise TraceError("attribute without a key")
-        key = str(item["key"])
+        key = item["key"]
+        # Interned: a million spans share a few dozen keys instead of holding a copy each.
+        key = _intern(key if type(key) is str else str(key))
+        raw = item.get("value")
+        if type(raw) is dict:
+            # The common cases first: a string, or an int64 as a string of digits.
+            value = raw.get("stringValue")
+            if type(value) is str:
+                out[key] = value
+                continue
+            value = raw.get("intValue")
+            if type(value) is str and len(value) <= 18 and value.isascii() and value.isdigit():
+                out[key] = int(value)
+                continue
         try:
-            value = out[key] = any_value(item.get("value"))
+            value = out[key] = any_value(raw)
         except TraceError as exc:
             raise TraceError(f"attribute {key!r}: {exc}") from None
-        if key in numbers.NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
+        if key in _NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
             raise TraceError(f"attribute {key!r} is negative ({value})")
     return out
 
 
+_intern = sys.intern
+_NON_NEGATIVE = numbers.NON_NEGATIVE
+_HEX_DIGITS = "0123456789abcdef"
+
+
 def _hex_id(value: Any, length: int, what: str) -> str:
     """OTLP JSON ids are hex; the generic protobuf mapping (and some tools) write base64."""
+    if type(value) is str and len(value) == length and not value.strip(_HEX_DIGITS):
+        return value  # the common case: already lowercase hex
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
         raise TraceError(f"{what} is not a string")
     text = value.strip().lower()
-    if len(text) == length and all(c in "0123456789abcdef" for c in text):
+    if len(text) == length and not text.strip(_HEX_DIGITS):
         return text
     try:
         raw = base64.b64decode(value, validate=True)
@@ -143,51 +166,92 @@ def _span_label(raw: dict[str, Any], name_key: str, id_key: str) -> str:
     return f"span {name!r} ({id_key} {span_id})"
 
 
+_STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+
+
 def _otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span:
-    if not isinstance(raw, dict):
+    """One OTLP span object -> a ``Span`` record. The hot loop of the reader: the common shapes
+    (lowercase hex ids, digit-string times, string and digit-string int attributes) take the
+    shortest path; everything else goes through the checked helpers."""
+    if type(raw) is not dict:
         raise TraceError(f"{source}: span is not an object")
     try:
-        return _otlp_span_checked(raw, resource, source)
+        span_id = raw.get("spanId")
+        if not (type(span_id) is str and len(span_id) == 16 and not span_id.strip(_HEX_DIGITS)):
+            span_id = _hex_id(span_id, 16, "spanId")
+            if not span_id:
+                raise TraceError("no spanId")
+        parent_id = raw.get("parentSpanId")
+        if parent_id and not (
+            type(parent_id) is str and len(parent_id) == 16 and not parent_id.strip(_HEX_DIGITS)
+        ):
+            parent_id = _hex_id(parent_id, 16, "parentSpanId")
+        start_ns = raw.get("startTimeUnixNano")
+        if not (type(start_ns) is str and len(start_ns) <= 18 and start_ns.isascii() and start_ns.isdigit()):
+            start_ns = _time_ns(start_ns, "startTimeUnixNano")
+        end_ns = raw.get("endTimeUnixNano")
+        if not (type(end_ns) is str and len(end_ns) <= 18 and end_ns.isascii() and end_ns.isdigit()):
+            end_ns = _time_ns(end_ns, "endTimeUnixNano")
+        start_ns, end_ns = int(start_ns), int(end_ns)
+        if end_ns < start_ns:
+            numbers.check_interval(start_ns, end_ns, "it")
+        status = raw.get("status")
+        if status:
+            status = _obj(status, "status")
+            code = status.get("code", 0)
+            if isinstance(code, str):  # the generic protobuf mapping writes enum names
+                code = _STATUS_NAMES.get(code, 0)
+            code = numbers.integer(code, "status.code")
+            message = str(status.get("message", ""))
+        else:
+            code, message = 0, ""
+        name = raw.get("name", "")
+        events = raw.get("events")
+        return Span(
+            _trace_id(raw.get("traceId")),
+            span_id,
+            parent_id or None,
+            name if type(name) is str else str(name),
+            start_ns,
+            end_ns,
+            attributes(raw.get("attributes")),
+            _events(events) if events else (),
+            code,
+            message,
+            resource,
+        )
     except TraceError as exc:
         # Name the span in the one line the user sees: which span and which field is wrong.
         raise TraceError(f"{source}: {_span_label(raw, 'name', 'spanId')}: {exc}") from None
 
 
-def _otlp_span_checked(raw: dict[str, Any], resource: dict[str, Any], source: str) -> Span:
-    status = _obj(raw.get("status"), "status")
-    code = status.get("code", 0)
-    if isinstance(code, str):  # the generic protobuf mapping writes enum names
-        code = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}.get(code, 0)
-    span_id = _hex_id(raw.get("spanId"), 16, "spanId")
-    if not span_id:
-        raise TraceError("no spanId")
-    start_ns = numbers.time_ns(raw.get("startTimeUnixNano"), "startTimeUnixNano")
-    end_ns = numbers.time_ns(raw.get("endTimeUnixNano"), "endTimeUnixNano")
-    numbers.check_interval(start_ns, end_ns, "it")
-    events = raw.get("events")
-    return Span(
-        trace_id=_hex_id(raw.get("traceId"), 32, "traceId"),
-        span_id=span_id,
-        parent_id=_hex_id(raw.get("parentSpanId"), 16, "parentSpanId") or None,
-        name=str(raw.get("name", "")),
-        start_ns=start_ns,
-        end_ns=end_ns,
-        attributes=attributes(raw.get("attributes")),
-        events=[
-            SpanEvent(
-                name=str(event.get("name", "")),
-                time_ns=numbers.time_ns(event.get("timeUnixNano"), "event timeUnixNano"),
-                attributes=attributes(event.get("attributes")),
-            )
-            for event in _list(events, "events")
-            if isinstance(event, dict)
-        ]
-        if events
-        else (),
-        status_code=numbers.integer(code, "status.code"),
-        status_message=str(status.get("message", "")),
-        resource=resource,
-    )
+def _events(events: Any) -> list[SpanEvent]:
+    return [
+        SpanEvent(
+            name=str(event.get("name", "")),
+            time_ns=numbers.time_ns(event.get("timeUnixNano"), "event timeUnixNano"),
+            attributes=attributes(event.get("attributes")),
+        )
+        for event in _list(events, "events")
+        if isinstance(event, dict)
+    ]
+
+
+_time_ns = numbers.time_ns
+_trace_ids: dict[str, str] = {}
+
+
+def _trace_id(value: Any) -> str:
+    """The trace id, one string object per trace (every span of a trace shares it)."""
+    shared = _trace_ids.get(value) if type(value) is str else None
+    if shared is not None:
+        return shared
+    trace_id = _hex_id(value, 32, "traceId")
+    if len(_trace_ids) > 4096:
+        _trace_ids.clear()
+    if type(value) is str:
+        _trace_ids[value] = trace_id
+    return trace_id
 
 
 # --- Jaeger classic JSON ------------------------------------------------------------------------
@@ -337,51 +401,85 @@ def _document_spans(document: Any, source: str) -> tuple[str, list[Span]]:
     raise TraceError(f"{source}: not a trace document (expected OTLP JSON or Jaeger JSON)")
 
 
-def _read_bytes(path: str) -> bytes:
-    return b"".join(inflate.file_chunks(path))
+_STREAM_FORMATS = {"otlp": OTLP_DOCUMENT, "v3": JAEGER_V3, "classic": JAEGER_CLASSIC}
 
 
-def parse_text(text: str, source: str) -> tuple[str, list[Span], list[str]]:
-    """Text of a file -> (format name, spans, warnings)."""
-    stripped = text.strip()
-    if not stripped:
-        raise TraceError(f"{source} is empty")
-    try:
-        return (*document_spans(json.loads(stripped), source), [])
-    except json.JSONDecodeError as whole_error:
-        if "\n" not in stripped:
-            raise TraceError(
-                f"{source}: malformed JSON ({whole_error.msg} at char {whole_error.pos})"
-            ) from None
-    except RecursionError:
-        raise TraceError(f"{source}: JSON nested too deeply") from None
-    lines = text.split("\n")
-    spans: list[Span] = []
+def _resource(value: Any) -> dict[str, Any]:
+    return attributes(_obj(value, "resource").get("attributes"))
+
+
+def _jaeger_trace(trace: Any, source: str) -> list[Span]:
+    return jaeger_spans(trace, source)
+
+
+def read_spans(chunks: Iterable[bytes], source: str) -> tuple[str, dict[str, list[Span]], list[str]]:
+    """Stream any supported input -> (format name, spans grouped by trace id, warnings).
+
+    Documents are parsed span by span and never held whole (``stream``); each document's spans
+    join their trace's group once the document is complete.
+    """
+    reader = stream.Reader(chunks, source)
+    groups: dict[str, list[Span]] = {}
     warnings: list[str] = []
-    formats = set()
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            document = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            is_last = number == len(lines) and not text.endswith("\n")
-            if is_last and spans:
-                warnings.append(f"{source}: last line {number} is truncated; dropped")
-                continue
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise TraceError(f"{source}: line {number}: malformed JSON ({message})") from None
-        fmt, found = document_spans(document, f"{source}:{number}")
-        formats.add(fmt)
-        spans.extend(found)
-    fmt = OTLP_LINES if formats <= {OTLP_DOCUMENT} else " + ".join(sorted(formats)) + " (lines)"
-    return fmt, spans, warnings
+    formats: set[str] = set()
+    count = documents = 0
+    resources: dict[tuple, dict[str, Any]] = {}
+    try:
+        for document in stream.documents(reader, _otlp_span, _resource, document_spans, _jaeger_trace):
+            documents += 1
+            formats.add(_STREAM_FORMATS.get(document.fmt, document.fmt))
+            for span in document.spans:
+                group = groups.get(span.trace_id)
+                if group is None:
+                    group = groups[span.trace_id] = []
+                group.append(span)
+                # One resource dict per distinct resource, not one per line of the file.
+                if span.resource:
+                    shared = _shared_resource(resources, span.resource)
+                    if shared is not span.resource:
+                        span.resource = shared
+            count += len(document.spans)
+    except stream.MalformedJSON:
+        # A writer killed mid-line leaves a last line with no newline: drop it, say so.
+        at_end = reader.eof and not reader.buf.endswith("\n")
+        on_last_line = reader.line_at(len(reader.buf)) == reader.doc_line
+        if not (at_end and on_last_line and count):
+            raise
+        warnings.append(f"{source}: last line {reader.doc_line} is truncated; dropped")
+    except RecursionError:
+        raise TraceError(f"{source}: line {reader.doc_line}: JSON nested too deeply") from None
+    if not documents:
+        raise TraceError(f"{source} is empty")
+    if documents == 1 and not warnings:
+        fmt = formats.pop()
+    else:
+        fmt = OTLP_LINES if formats <= {OTLP_DOCUMENT} else " + ".join(sorted(formats)) + " (lines)"
+    return fmt, groups, warnings
+
+
+def _shared_resource(cache: dict[tuple, dict[str, Any]], resource: dict[str, Any]) -> dict[str, Any]:
+    try:
+        key = tuple(resource.items())
+        return cache.setdefault(key, resource)
+    except TypeError:  # an unhashable (list) value: keep it as it is
+        return resource
 
 
 def traces_from_spans(spans: Iterable[Span], source: str, warnings: list[str] | None = None) -> list[Trace]:
     """Group, link and keep the cold-start traces (those with a ``coldstart`` root)."""
+    groups: dict[str, list[Span]] = {}
+    for span in spans:
+        groups.setdefault(span.trace_id, []).append(span)
+    return traces_from_groups(groups, source, warnings)
+
+
+def traces_from_groups(
+    groups: dict[str, list[Span]], source: str, warnings: list[str] | None = None
+) -> list[Trace]:
+    """Link each trace id's spans; keep the cold-start traces (a ``coldstart`` root), oldest first."""
     traces = []
-    for trace in group_by_trace(spans, source):
+    for trace_id, members in groups.items():
+        trace = Trace(trace_id=trace_id, spans=members, source=source)
         try:
             link(trace)
         except InconsistentTrace:
@@ -400,15 +498,16 @@ def read_file(path: str) -> tuple[str, list[Trace]]:
     Raises ``TraceError`` (one line, for humans) when the file is missing, malformed, or holds no
     cold-start trace.
     """
-    data = _read_bytes(path)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    fmt, spans, warnings = parse_text(text, path)
-    if not spans:
-        raise TraceError(f"{path}: no spans found ({fmt})")
-    traces = traces_from_spans(spans, path, warnings)
+    return read_chunks(inflate.file_chunks(path), path)
+
+
+def read_chunks(chunks: Iterable[bytes], source: str) -> tuple[str, list[Trace]]:
+    """``read_file`` over bytes arriving in chunks (a file, a gzip stream, an HTTP body)."""
+    fmt, groups, warnings = read_spans(chunks, source)
+    count = sum(len(group) for group in groups.values())
+    if not count:
+        raise TraceError(f"{source}: no spans found ({fmt})")
+    traces = traces_from_groups(groups, source, warnings)
     if not traces:
-        raise TraceError(f"{path}: no cold-start trace (no 'coldstart' root span among {len(spans)} spans)")
+        raise TraceError(f"{source}: no cold-start trace (no 'coldstart' root span among {count} spans)")
     return fmt, traces

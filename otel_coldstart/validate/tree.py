@@ -14,18 +14,8 @@ lasts no time, times missing or equal (``InconsistentTrace``: that verdict would
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
-
 from otel_coldstart import conventions as cv
 from otel_coldstart.validate.model import ROOT_NAME, InconsistentTrace, Span, Trace, TraceError
-
-
-def group_by_trace(spans: Iterable[Span], source: str) -> list[Trace]:
-    by_id: dict[str, list[Span]] = defaultdict(list)
-    for span in spans:
-        by_id[span.trace_id].append(span)
-    return [Trace(trace_id=trace_id, spans=members, source=source) for trace_id, members in by_id.items()]
 
 
 def _find_root(trace: Trace) -> Span:

@@ -26,8 +26,9 @@ from otel_coldstart.validate.model import Span, TraceError
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
-_scan = json.scanner.make_scanner(_DECODER)
-_scanstring = json.decoder.scanstring
+# The C scanner and string scanner json.loads itself uses (typeshed does not describe them).
+_scan = json.scanner.make_scanner(_DECODER)  # type: ignore[arg-type]
+_scanstring = json.decoder.scanstring  # type: ignore[attr-defined]
 
 
 class MalformedJSON(TraceError):

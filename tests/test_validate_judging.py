@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from fixtures.builder import T0, Builder, shop, write_lines
 
+from otel_coldstart import conventions as cv
+from otel_coldstart.cli import main as cli_main
 from otel_coldstart.validate import analysis, readers, recommend, stats, targets
 
 
@@ -190,3 +193,24 @@ def test_no_parallelise_advice_for_a_service_that_waited_on_its_own_dependency(t
     b.service("migrations", tier, 120, 160, deps=("database",))
     (summary,) = _summaries(tmp_path, b.otlp())
     assert "parallelise" not in {a.kind for a in recommend.recommend(summary)}
+
+
+def test_the_report_counts_and_averages_every_service_not_only_the_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 80 services, 1..80 ms: the document lists the 50 slowest (31..80 ms, mean 55.5) but the
+    # report's count and mean are over all 80 (mean 40.5), like the mean-init target.
+    b = Builder("many", T0)
+    root = b.root(2000)
+    main = b.phase(cv.MAIN_SPAN, root, 0, 2000, cv.PHASE_MAIN)
+    start = 1.0
+    for i in range(1, 81):
+        b.service(f"s{i:02}", main, start, start + i, tier=cv.TIER_ESSENTIAL)
+        start += i
+    trace_file = write_lines(tmp_path / "many.jsonl", b.otlp())
+    assert cli_main(["validate", str(trace_file), "--format", "json"]) in (0, 1)
+    shown = json.loads(capsys.readouterr().out)["representative"]
+    assert len(shown["services"]) == 50 and shown["service_count"] == 80
+    assert shown["mean_service_init_ms"] == pytest.approx(40.5)
+    cli_main(["validate", str(trace_file), "--color", "never"])
+    assert "Services: 80, mean init 40.5 ms" in capsys.readouterr().out

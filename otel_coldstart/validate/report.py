@@ -143,8 +143,9 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
             )
     services = shown["services"]
     if services:
-        mean = sum(s["duration_ms"] for s in services) / len(services)
-        lines += ["", style.bold(f"Services: {len(services)}") + f", mean init {mean:.1f} ms"]
+        # Count and mean over every service: the list itself holds only the slowest 50.
+        count, mean = shown["service_count"], shown["mean_service_init_ms"]
+        lines += ["", style.bold(f"Services: {count}") + f", mean init {mean:.1f} ms"]
         for row in services[:10]:
             flag = style.red("  FAILED") if row["failed"] else ""
             memory = (

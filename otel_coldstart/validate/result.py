@@ -29,8 +29,9 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
     "imports": {"count", "recorded", "top_level_ms", "bundle_bytes", "failed": [str]},
     "slowest_imports": [{"module", "self_ms", "cumulative_ms", "size_bytes", "importer", "failed",
                          "memory_delta_bytes"}],
+    "service_count": int, "mean_service_init_ms": float|null,   # over every service of the trace
     "services": [{"name", "tier", "duration_ms", "memory_delta_bytes", "failed", "dependencies",
-                  "threaded"}],
+                  "threaded"}],   # the 50 slowest
     "memory": {"peak_rss_bytes", "rss_at_ready_bytes",
                "snapshots": [{"label", "offset_ms", "rss_bytes", "peak_rss_bytes"}],
                "top_consumers": [{"kind": "service"|"import", "name", "rss_delta_bytes"}]},
@@ -120,6 +121,8 @@ def _summary_document(summary: Summary) -> dict[str, Any]:
             }
             for f in summary.slowest_imports(15, by="self")
         ],
+        "service_count": len(summary.services),
+        "mean_service_init_ms": _ms(summary.mean_service_init_ns),
         "services": [
             {
                 "name": s.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, TextIO
 
-from otel_coldstart.validate import faas, stats
+from otel_coldstart.validate import faas, fleet, stats
 
 
 def use_colour(stream: TextIO, mode: str = "auto") -> bool:
@@ -171,6 +171,7 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
             for row in memory["top_consumers"]:
                 lines.append(f"  {row['kind']:<8} {row['name'][:40]:<40} {size(row['rss_delta_bytes']):>9}")
 
+    lines += fleet.render_text(document)
     if shown["warnings"]:
         lines += ["", style.yellow("Repairs made while reading the trace:")]
         lines += [f"  - {w}" for w in shown["warnings"]]

@@ -16,6 +16,8 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
   "distribution": {"cold_start_ms" | "boot_ms" | "peak_memory_mb" | "bundle_mb" | "imports" |
                    "mean_service_init_ms" | "critical_ready_ms":
                    {"n", "min", "p50", "p95", "max", "mean", "values": [per trace, oldest first]}},
+  "fleet": {"cold_starts": int, "modules": [{"module", "cold_starts", "self_ms": {"p50", "p95"},
+            "cumulative_ms": {"p50", "p95"}}]},   # top 20 imports by p95 self time (fleet.py)
   "traces": [{"trace_id", "service", "start_unix_ms", "cold_start_ms", "peak_memory_mb", "result",
               "process_role", "ready_trigger"}],   # the judged ones (service and workers)
   "helpers": [{"trace_id", "process_role", "pid", "ready_trigger", "cold_start_ms"}],  # not judged
@@ -46,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_coldstart.validate import faas, roles, stats
+from otel_coldstart.validate import faas, fleet, roles, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.recommend import Advice
 from otel_coldstart.validate.targets import Targets, Verdict, judge
@@ -215,6 +217,7 @@ def build(
         "targets_origin": targets_origin,
         "targets": [verdict_document(v) for v in verdicts],
         "distribution": _distribution(summaries),
+        "fleet": fleet.section(summaries),
         "traces": traces,
         "representative": _summary_document(shown),
         "helpers": roles.helper_documents(helpers),

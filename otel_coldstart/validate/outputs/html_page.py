@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from otel_coldstart import conventions as cv
+from otel_coldstart.validate import fleet
 from otel_coldstart.validate.analysis import is_import, is_service, module_name, service_name
 from otel_coldstart.validate.model import Span, Trace
 from otel_coldstart.validate.report import number, size
@@ -240,6 +241,7 @@ def render(document: dict[str, Any], trace: Trace) -> str:
             ],
         )
         sections.append(f"<section><h2>Distribution over {count} cold starts</h2>{table}</section>")
+    sections.append(fleet.render_html(document))
     phases = " · ".join(
         f"{_e(name)} {duration:.1f} ms ({duration / (shown['cold_start_ms'] or 1):.0%})"
         for name, duration in shown["phases"].items()

@@ -8,13 +8,14 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fixtures.builder import T0, shop, to_jaeger_classic, to_jaeger_v3, trace_id
 
 from otel_coldstart.cli import main
+from otel_coldstart.validate import jaeger as jaeger_module
 from otel_coldstart.validate import sources
 from otel_coldstart.validate.jaeger import JaegerClient, JaegerError, parse_since
 from otel_coldstart.validate.model import TraceError
@@ -95,6 +96,38 @@ def test_v3_search_groups_merged_traces_and_sends_the_documented_query(jaeger: F
     high = datetime.fromisoformat(query["query.start_time_max"][0].replace("Z", "+00:00"))
     assert abs((high - low).total_seconds() - 7200) < 1
     assert jaeger.paths() == ["/api/v3/traces"]
+
+
+def _ns(rfc3339: str) -> int:
+    whole, _, fraction = rfc3339.rstrip("Z").partition(".")
+    seconds = int(datetime.fromisoformat(whole + "+00:00").timestamp())
+    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9])
+
+
+def test_v3_search_pages_through_a_fleet(jaeger: FakeJaeger, monkeypatch) -> None:
+    """250 cold starts, 40 per page, the newest 100 asked: pages move back in time, none is lost
+    or counted twice, and a Jaeger that honours search_depth is never asked for more."""
+    monkeypatch.setattr(jaeger_module, "PAGE_SIZE", 40)
+    runs = [shop(scale=1 + (i % 7) * 0.05, t0=T0 - i * 1_000_000_000) for i in range(250)]  # newest first
+    starts = [T0 - i * 1_000_000_000 for i in range(250)]
+    asked: list[tuple[int, int]] = []
+
+    def search(query: dict) -> Answer:
+        depth, high = int(query["query.search_depth"][0]), _ns(query["query.start_time_max"][0])
+        asked.append((depth, high))
+        page = [run for run, start in zip(runs, starts, strict=True) if start <= high][:depth]
+        return _json(to_jaeger_v3(*page)) if page else NOT_FOUND_V3
+
+    jaeger.routes["/api/v3/traces"] = search
+    now = datetime.fromtimestamp(T0 / 1e9 + 1, timezone.utc)
+    client = JaegerClient(jaeger.url)
+    _, spans = client.search("shop", limit=100, since_seconds=86400, now=now)
+    got = {s.trace_id for s in spans}
+    assert got == {trace_id(r) for r in runs[:118]}  # 40 + 39 + 39 new: each cursor trace comes twice
+    assert [depth for depth, _ in asked] == [40, 40, 40]
+    assert asked[1][1] == starts[39] and asked[2][1] == starts[78]
+    loaded = sources.load(sources.JaegerQuery(jaeger.url, service="shop", limit=100, since="30d"))
+    assert len(loaded.traces) == 100 and loaded.traces[-1].trace_id == trace_id(runs[0])
 
 
 def test_v3_search_fetches_whole_a_trace_whose_root_is_missing(jaeger: FakeJaeger) -> None:

@@ -3,7 +3,9 @@
 Search (the latest cold starts of a service), newest API first:
 
 1. ``GET /api/v3/traces?query.service_name=S&query.operation_name=coldstart&query.start_time_min=
-   RFC3339&query.start_time_max=RFC3339&query.search_depth=N`` (Jaeger v1.4x+ and v2). The answer is
+   RFC3339&query.start_time_max=RFC3339&query.search_depth=N`` (Jaeger v1.4x+ and v2), in pages
+   of ``PAGE_SIZE`` traces (the API has no page token: the next page's window ends at the oldest
+   cold start seen); each answer is parsed as a stream, never held as a JSON tree. The answer is
    every matching trace merged into one ``result.resourceSpans`` list: spans are grouped by
    ``traceId``; a group without its ``coldstart`` root is fetched whole with ``/api/v3/traces/{id}``.
    No match is HTTP 404 with ``{"error": {"message": "No traces found"}}``.
@@ -31,12 +33,15 @@ from typing import Any
 
 from otel_coldstart.validate import http_get
 from otel_coldstart.validate.model import ROOT_NAME, Span, TraceError
-from otel_coldstart.validate.readers import document_spans
+from otel_coldstart.validate.readers import document_spans, read_spans
+from otel_coldstart.validate.stream import MalformedJSON
 
 DEFAULT_LIMIT = 20
 DEFAULT_SINCE = "1h"
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 3
+#: Traces per v3 search request: a fleet search (``--limit 1000``) is fetched in pages.
+PAGE_SIZE = 100
 _MAX_BODY = 1 << 30  # a 1 GiB answer is not a cold-start trace
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -107,6 +112,7 @@ class JaegerClient:
         self.retries = max(0, retries)
         self.backoff = backoff
         self.requests = 0
+        self.page_size = PAGE_SIZE
 
     # --- HTTP ---------------------------------------------------------------------------------
 
@@ -153,16 +159,20 @@ class JaegerClient:
 
     def _v3(self, path: str, params: dict[str, Any] | None, what: str) -> list[Span]:
         response = self.get(path, params)
+        if response.status == 200:
+            # Streamed span by span: a page of a fleet search is never held as a JSON tree.
+            try:
+                return _streamed_spans(response.body, f"{self.base}{path}", what, self.base)
+            except _NotJSON:
+                raise _Unavailable(f"HTTP {response.status}") from None
         document = response.json()
         is_jaeger_error = isinstance(document, dict) and isinstance(document.get("error"), dict)
         if response.status == 404 and is_jaeger_error:
             raise _NotFound(str(document["error"].get("message") or "not found"))
-        if response.status in (404, 405, 501) or (response.status == 200 and document is _GARBAGE):
+        if response.status in (404, 405, 501):
             raise _Unavailable(f"HTTP {response.status}")
-        if response.status != 200:
-            message = document["error"].get("message") if is_jaeger_error else response.excerpt()
-            raise JaegerError(f"Jaeger at {self.base} refused {what}: HTTP {response.status}: {message}")
-        return _spans(document, f"{self.base}{path}", what, self.base)
+        message = document["error"].get("message") if is_jaeger_error else response.excerpt()
+        raise JaegerError(f"Jaeger at {self.base} refused {what}: HTTP {response.status}: {message}")
 
     # --- classic --------------------------------------------------------------------------------
 
@@ -221,19 +231,9 @@ class JaegerClient:
         start = end - timedelta(seconds=since_seconds)
         what = f"a search for service {service!r}"
         window = f"in the last {_human(since_seconds)}"
-        v3_params = {
-            "query.service_name": service,
-            "query.operation_name": ROOT_NAME,
-            "query.start_time_min": _rfc3339(start),
-            "query.start_time_max": _rfc3339(end),
-            "query.search_depth": limit,
-            # The name before v2.x renamed it; newer versions read search_depth first.
-            "query.num_traces": limit,
-        }
         try:
-            spans = self._v3("/api/v3/traces", v3_params, what)
+            spans = self._v3_pages(service, limit, start, end, what)
             fmt = f"Jaeger v3 API ({self.base})"
-            spans = self._complete(spans)
         except _NotFound:
             raise JaegerError(
                 f"Jaeger at {self.base} has no cold-start traces of {service!r} {window}"
@@ -260,6 +260,50 @@ class JaegerClient:
             fmt = f"Jaeger classic API ({self.base})"
         return fmt, spans
 
+    def _v3_pages(self, service: str, limit: int, start: datetime, end: datetime, what: str) -> list[Span]:
+        """The newest ``limit`` cold starts, ``page_size`` traces per request.
+
+        The v3 API has no page token: each next page asks for the same window ending at the
+        oldest cold start seen so far (inclusive: traces met twice count once). It ends at
+        ``limit`` traces, at a page with fewer traces than asked, or at a page with nothing new.
+        """
+        page = max(1, min(limit, self.page_size))
+        cursor_ns: int | None = None
+        seen: set[str] = set()
+        kept: list[Span] = []
+        while len(seen) < limit:
+            params = {
+                "query.service_name": service,
+                "query.operation_name": ROOT_NAME,
+                "query.start_time_min": _rfc3339(start),
+                "query.start_time_max": _rfc3339(end) if cursor_ns is None else _rfc3339_ns(cursor_ns),
+                "query.search_depth": page,
+                # The name before v2.x renamed it; newer versions read search_depth first.
+                "query.num_traces": page,
+            }
+            try:
+                spans = self._v3("/api/v3/traces", params, what)
+            except (_NotFound, _Unavailable):
+                if cursor_ns is None:
+                    raise
+                break  # the window holds nothing older
+            groups: dict[str, list[Span]] = {}
+            for span in self._complete(spans):
+                groups.setdefault(span.trace_id, []).append(span)
+            new = [trace_id for trace_id in groups if trace_id not in seen]
+            if not new:
+                break
+            for trace_id in new:
+                seen.add(trace_id)
+                members = groups[trace_id]
+                kept.extend(members)
+                roots = [s.start_ns for s in members if s.name == ROOT_NAME] or [s.start_ns for s in members]
+                oldest = min(roots)
+                cursor_ns = oldest if cursor_ns is None else min(cursor_ns, oldest)
+            if len(groups) < page:
+                break
+        return kept
+
     def _complete(self, spans: list[Span]) -> list[Span]:
         """Fetch whole any trace whose search answer lacks the cold-start root."""
         by_trace: dict[str, list[Span]] = {}
@@ -282,6 +326,34 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+class _NotJSON(Exception):
+    """A 200 answer that is not JSON at all (a UI page where the API should be)."""
+
+
+def _rfc3339_ns(ns: int) -> str:
+    """Nanosecond precision (Jaeger parses RFC 3339 with nanoseconds): a page boundary is exact."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    whole = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{fraction:09d}Z"
+
+
+def _streamed_spans(body: bytes, source: str, what: str, base: str) -> list[Span]:
+    chunk = 1 << 20
+    view = memoryview(body)
+    chunks = (bytes(view[i : i + chunk]) for i in range(0, len(body), chunk))
+    try:
+        _, groups, _ = read_spans(chunks, source)
+    except MalformedJSON:
+        if body.lstrip()[:1] not in (b"{", b"["):
+            raise _NotJSON() from None
+        raise JaegerError(f"Jaeger at {base} answered {what} with malformed JSON") from None
+    except TraceError as exc:
+        raise JaegerError(
+            f"Jaeger at {base} answered {what} with something that is not a trace: {exc}"
+        ) from None
+    return [span for group in groups.values() for span in group]
 
 
 def _spans(document: Any, source: str, what: str, base: str) -> list[Span]:

@@ -253,6 +253,15 @@ def test_responses_are_identical_to_plain(traced: LambdaRun, tmp_path: Path) -> 
     assert not list(traced.spool.glob("*")) if traced.spool.exists() else True
 
 
+def test_awslambdaric_polling_from_a_thread_as_on_python_3_12_runtimes(tmp_path: Path) -> None:
+    # AWS_EXECUTION_ENV=AWS_Lambda_python3.12+ makes awslambdaric ask for work from a pool thread.
+    run = run_function(tmp_path, EVENTS[:2], env={"AWS_EXECUTION_ENV": "AWS_Lambda_python3.12"})
+    (root,) = by_name(run.at_freeze(1).spans, "coldstart")
+    assert root.attributes["coldstart.ready.trigger"] == "lambda"
+    invocations = by_name(run.at_freeze(2).spans, "coldstart-fn")
+    assert sorted(s.attributes["faas.coldstart"] for s in invocations) == [False, True]
+
+
 def test_a_runtime_over_urllib_is_detected_too(tmp_path: Path) -> None:
     run = run_function(tmp_path, EVENTS[:2], runtime="urllib")
     seen = run.at_freeze(1)

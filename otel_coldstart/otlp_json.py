@@ -45,6 +45,48 @@ def attributes(attrs: Any) -> list[dict[str, Any]]:
     return [{"key": key, "value": any_value(value)} for key, value in (attrs or {}).items()]
 
 
+# The other direction. There are two AnyValue decoders, on purpose, and this is the one place that
+# says why:
+# - ``value_from_any`` below reads our own documents (the spool) back into SDK attribute values
+#   (tuples for arrays, bytes for ``bytesValue``) to be re-sent through the SDK exporters; it
+#   trusts their shape (a spool file that does not parse is moved aside whole);
+# - ``validate.readers.any_value`` reads anybody's documents to judge them: untrusted, so every
+#   number is checked (``validate.numbers``), a bad shape is a ``TraceError`` naming the field, and
+#   values stay plain JSON (lists, the base64 text). The validator runs without the recorder or
+#   the SDK (``tests/test_import_graph.py``), and this module imports the SDK.
+
+
+def value_from_any(raw: Any) -> Any:
+    """An OTLP JSON ``AnyValue`` of our own as the SDK attribute value it was encoded from."""
+    if not isinstance(raw, dict):
+        return None
+    if "stringValue" in raw:
+        return raw["stringValue"]
+    if "boolValue" in raw:
+        return bool(raw["boolValue"])
+    if "intValue" in raw:
+        return int(raw["intValue"])
+    if "doubleValue" in raw:
+        return float(raw["doubleValue"])
+    if "bytesValue" in raw:
+        import base64
+
+        return base64.b64decode(raw["bytesValue"])
+    if "arrayValue" in raw:
+        return tuple(value_from_any(v) for v in (raw["arrayValue"] or {}).get("values", []))
+    if "kvlistValue" in raw:
+        values = (raw["kvlistValue"] or {}).get("values", [])
+        return {kv["key"]: value_from_any(kv.get("value")) for kv in values}
+    return None
+
+
+def attributes_from(raw: Any) -> dict[str, Any]:
+    """``attributes()`` reversed: OTLP JSON key/value pairs as an SDK attribute dict."""
+    return {
+        kv["key"]: value_from_any(kv.get("value")) for kv in raw or [] if isinstance(kv, dict) and "key" in kv
+    }
+
+
 def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     ctx = span.get_span_context()
     assert ctx is not None  # a finished SDK span always has one

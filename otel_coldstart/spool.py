@@ -16,7 +16,6 @@ Files are created 0600 in a 0700 directory: traces carry command lines and paths
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -218,28 +217,8 @@ def enforce_cap(directory: str, max_bytes: int) -> list[str]:
 # resource, scope, attributes, events, links and status.
 
 
-def _value(raw: Any) -> Any:
-    if not isinstance(raw, dict):
-        return None
-    if "stringValue" in raw:
-        return raw["stringValue"]
-    if "boolValue" in raw:
-        return bool(raw["boolValue"])
-    if "intValue" in raw:
-        return int(raw["intValue"])
-    if "doubleValue" in raw:
-        return float(raw["doubleValue"])
-    if "bytesValue" in raw:
-        return base64.b64decode(raw["bytesValue"])
-    if "arrayValue" in raw:
-        return tuple(_value(v) for v in (raw["arrayValue"] or {}).get("values", []))
-    if "kvlistValue" in raw:
-        return {kv["key"]: _value(kv.get("value")) for kv in (raw["kvlistValue"] or {}).get("values", [])}
-    return None
-
-
-def _attributes(raw: Any) -> dict[str, Any]:
-    return {kv["key"]: _value(kv.get("value")) for kv in raw or [] if isinstance(kv, dict) and "key" in kv}
+#: The recorder's own AnyValue decoder (why there are two: otlp_json.py, "The other direction").
+_attributes = otlp_json.attributes_from
 
 
 def spans_from_document(document: dict[str, Any]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import lifecycle
 
 
@@ -24,4 +25,4 @@ def mark_ready() -> bool:
     Returns ``True`` the first time, ``False`` afterwards or when nothing is being recorded.
     The trace is built and exported on a background thread; this returns at once.
     """
-    return lifecycle.mark_ready("explicit")
+    return lifecycle.mark_ready(cv.TRIGGER_EXPLICIT)

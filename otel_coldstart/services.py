@@ -376,7 +376,9 @@ class ServiceFactory(ServiceRegistry):
         # it here would cost the very start-up this factory exists to shorten.
         lifecycle = sys.modules.get("otel_coldstart.lifecycle")
         if lifecycle is not None:
-            lifecycle.mark_ready("critical_tier")
+            from otel_coldstart.conventions import TRIGGER_CRITICAL_TIER
+
+            lifecycle.mark_ready(TRIGGER_CRITICAL_TIER)
 
     def preload_optional(self) -> Preload:
         """Start creating the optional services on a background daemon thread; returns at once."""

@@ -12,8 +12,10 @@ from helpers import parse_importtime, run_instrumented, write
 
 from otel_coldstart.validate.analysis import is_import
 
+#: The app's own package (``own_package``): tests never assume which standard-library modules the
+#: interpreter or the launcher imported before the app (3.13's importlib.metadata imports json).
 APP = """
-import json, decimal, email.mime.text
+import app_pkg, decimal, email.mime.text
 try:
     import not_installed_anywhere
 except ImportError:
@@ -22,11 +24,18 @@ print("app done")
 """
 
 
+def own_package(tmp_path: Path) -> None:
+    """``app_pkg`` (with a submodule) beside the script: a module nothing imports before the app."""
+    write(tmp_path / "app_pkg" / "__init__.py", "from app_pkg import inner\n")
+    write(tmp_path / "app_pkg" / "inner.py", "VALUE = 1\n")
+
+
 def import_spans(trace):
     return [s for s in trace.spans if is_import(s)]
 
 
 def test_launcher_loads_distro_and_writes_the_cold_start_trace(tmp_path: Path):
+    own_package(tmp_path)
     script = write(tmp_path / "app.py", APP)
     run = run_instrumented(script, tmp_path / "trace.jsonl")
     assert run.completed.returncode == 0, run.completed.stderr
@@ -50,9 +59,9 @@ def test_launcher_loads_distro_and_writes_the_cold_start_trace(tmp_path: Path):
     assert boot.start_ns == root.start_ns and boot.duration_ns > 0
     main = next(c for c in root.children if c.name == "coldstart.main")
     top = {s.attributes["coldstart.module.name"]: s for s in main.children if is_import(s)}
-    assert {"json", "decimal", "email.mime.text", "not_installed_anywhere"} <= set(top)
+    assert {"app_pkg", "decimal", "email.mime.text", "not_installed_anywhere"} <= set(top)
     assert top["not_installed_anywhere"].status_code == 2
-    assert top["json"].attributes["code.file.path"].endswith("json/__init__.py")
+    assert top["app_pkg"].attributes["code.file.path"].endswith("app_pkg/__init__.py")
     # Nothing of ours is recorded as the application's: the SDK is set up after ready.
     assert not any(
         s.attributes.get("coldstart.module.name", "").startswith("opentelemetry.sdk") for s in main.walk()
@@ -105,9 +114,10 @@ def test_import_tree_equals_python_x_importtime(tmp_path: Path):
 
 
 def test_ready_marked_by_the_app_and_late_imports(tmp_path: Path):
+    own_package(tmp_path)
     script = write(
         tmp_path / "app.py",
-        "import json\nimport otel_coldstart\nassert otel_coldstart.mark_ready()\n"
+        "import app_pkg\nimport otel_coldstart\nassert otel_coldstart.mark_ready()\n"
         "assert not otel_coldstart.mark_ready()\nimport time\ntime.sleep(0.3)\nimport decimal\n",
     )
     run = run_instrumented(script, tmp_path / "trace.jsonl")
@@ -115,7 +125,7 @@ def test_ready_marked_by_the_app_and_late_imports(tmp_path: Path):
     trace = run.trace()
     assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"
     modules = {s.attributes.get("coldstart.module.name") for s in trace.spans}
-    assert "json" in modules and "decimal" not in modules  # decimal came after ready
+    assert "app_pkg" in modules and "decimal" not in modules  # decimal came after ready
 
 
 def test_disabled_instrumentation_keeps_the_trace_without_import_spans(tmp_path: Path):
@@ -131,12 +141,13 @@ def test_disabled_instrumentation_keeps_the_trace_without_import_spans(tmp_path:
 
 def test_our_distro_picks_our_configurator_beside_the_stock_distro(tmp_path: Path):
     pytest.importorskip("opentelemetry.distro")
-    script = write(tmp_path / "app.py", "import json\n")
+    own_package(tmp_path)
+    script = write(tmp_path / "app.py", "import app_pkg\n")
     # Only OTEL_PYTHON_DISTRO is set: our distro must make its own configurator win.
     run = run_instrumented(script, tmp_path / "trace.jsonl", env={"OTEL_PYTHON_CONFIGURATOR": None})
     assert run.completed.returncode == 0, run.completed.stderr
     trace = run.trace()
-    assert "json" in {s.attributes.get("coldstart.module.name") for s in trace.spans}
+    assert "app_pkg" in {s.attributes.get("coldstart.module.name") for s in trace.spans}
     # The stock configurator would have imported the SDK during the launcher phase; ours defers it.
     assert not any(
         str(s.attributes.get("coldstart.module.name", "")).startswith("opentelemetry.sdk")
@@ -156,10 +167,11 @@ def test_stock_distro_chosen_still_yields_a_cold_start_trace(tmp_path: Path):
 
 
 def test_os_exit_still_writes_the_trace(tmp_path: Path):
-    script = write(tmp_path / "app.py", "import os, json\nos._exit(3)\n")
+    own_package(tmp_path)
+    script = write(tmp_path / "app.py", "import os, app_pkg\nos._exit(3)\n")
     run = run_instrumented(script, tmp_path / "trace.jsonl")
     assert run.completed.returncode == 3
-    assert "json" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
+    assert "app_pkg" in {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
 
 
 def test_thousands_of_imports_arrive_whole(tmp_path: Path):
@@ -197,9 +209,11 @@ def test_bad_setting_warns_and_the_app_still_runs(tmp_path: Path):
 
 def test_programmatic_start_without_the_launcher(tmp_path: Path):
     trace_file = tmp_path / "trace.jsonl"
+    own_package(tmp_path)
     script = write(
         tmp_path / "app.py",
-        "import otel_coldstart\notel_coldstart.start()\nimport json, decimal\notel_coldstart.mark_ready()\n",
+        "import otel_coldstart\notel_coldstart.start()\n"
+        "import app_pkg, decimal\notel_coldstart.mark_ready()\n",
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
@@ -217,7 +231,7 @@ def test_programmatic_start_without_the_launcher(tmp_path: Path):
     assert completed.returncode == 0, completed.stderr
     document = json.loads(trace_file.read_text().splitlines()[0])
     names = {s["name"] for rs in document["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]}
-    assert {"coldstart", "coldstart.boot", "coldstart.main", "import json", "import decimal"} <= names
+    assert {"coldstart", "coldstart.boot", "coldstart.main", "import app_pkg", "import decimal"} <= names
     assert "coldstart.launcher" not in names
 
 

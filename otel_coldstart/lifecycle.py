@@ -15,8 +15,6 @@ import threading
 import time
 from typing import Any, NoReturn
 
-import wrapt
-
 from otel_coldstart import (
     config,
     imports,
@@ -90,7 +88,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
     if _settings.import_memory:
         imports.rss_probe = memory.rss
     atexit.register(_on_exit)
-    wrapt.wrap_function_wrapper(threading, "_shutdown", _threading_shutdown)
+    _wrap_threading_shutdown()
     os.register_at_fork(after_in_child=_after_fork_in_child)
     os._exit = _exit_wrapper
     if _settings.ready_timeout_s > 0:
@@ -288,12 +286,20 @@ def _on_exit() -> None:
     stop_signals.restore_sigint_exit()
 
 
-def _threading_shutdown(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    if threading.current_thread() is threading.main_thread():
-        # Never let our exit work change how the process ends.
-        with contextlib.suppress(Exception):
-            _at_main_exit()
-    return wrapped(*args, **kwargs)
+def _wrap_threading_shutdown() -> None:
+    # A plain function rather than a wrapt wrapper: importing wrapt (asyncio and importlib.metadata
+    # with it) would cost the start-up path more than the whole recorder.
+    original = threading._shutdown  # type: ignore[attr-defined]
+
+    def _shutdown() -> Any:
+        if threading.current_thread() is threading.main_thread():
+            # Never let our exit work change how the process ends.
+            with contextlib.suppress(Exception):
+                _at_main_exit()
+        return original()
+
+    _shutdown.__wrapped__ = original  # type: ignore[attr-defined]
+    threading._shutdown = _shutdown  # type: ignore[attr-defined]
 
 
 def _join(thread: threading.Thread | threads.Thread, deadline: float, what: str) -> None:

@@ -88,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     flush.add_argument("--spool-dir", metavar="DIR", help="default: $OTEL_PYTHON_COLDSTART_SPOOL_DIR")
     flush.add_argument("--timeout", type=float, default=5.0, help="seconds per export (default 5)")
 
+    run = commands.add_parser(
+        "run",
+        help="run COMMAND with its cold start traced, without opentelemetry-instrument's start-up cost",
+        description="Exec COMMAND with OTEL_PYTHON_COLDSTART_AUTO=1: every Python process it starts "
+        "records its cold start from the otel_coldstart.pth hook on (same spans and export as under "
+        "opentelemetry-instrument). Exit status: COMMAND's; 127 not found, 126 not executable.",
+    )
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="[--] COMMAND...")
+
     demo = commands.add_parser(
         "demo",
         help="trace the bundled demo app's cold start and judge it (no collector needed)",
@@ -263,6 +272,12 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"]:
+        # Before argparse: what `run` costs before its exec is start-up time of the app it runs.
+        from otel_coldstart import autostart
+
+        return autostart.run(argv[1:])
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return _run_validate(args)

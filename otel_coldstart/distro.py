@@ -1,8 +1,8 @@
-"""What ``opentelemetry-instrument`` loads: our distro, configurator and post-instrument hook.
+"""What ``opentelemetry-instrument`` loads: our distro and configurator.
 
-The launcher imports this module while loading the distro entry point; that is the earliest
-moment we can run, so the recorder starts right here, before anything else of the launcher's
-remaining work. Everything that happened before is reported as the ``coldstart.boot`` span.
+The recorder normally starts earlier, in the ``otel_coldstart.pth`` hook (``autostart.py``); when
+that did not run (a launcher started some other way), importing this module starts it, and
+everything before is reported as the ``coldstart.boot`` span.
 """
 
 from __future__ import annotations
@@ -10,22 +10,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from otel_coldstart import lifecycle
+from otel_coldstart import launch_phases, lazy_instrumentors, lifecycle
+from otel_coldstart.autostart import DEFAULTS
 
 lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
 
 from opentelemetry.instrumentation.distro import BaseDistro  # noqa: E402  (after arming, on purpose)
 
-#: The stock distro's defaults, except the OTLP protocol: http/protobuf is what the OTLP
-#: specification recommends as the default, and it spares the app the grpc import after ready.
-DEFAULTS = {
-    "OTEL_TRACES_EXPORTER": "otlp",
-    "OTEL_METRICS_EXPORTER": "otlp",
-    "OTEL_LOGS_EXPORTER": "otlp",
-    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-    # With the stock distro installed beside us, make sure our configurator is the one that runs.
-    "OTEL_PYTHON_CONFIGURATOR": "otel_coldstart",
-}
+__all__ = ["DEFAULTS", "ColdstartConfigurator", "ColdstartDistro"]
 
 
 class ColdstartDistro(BaseDistro):
@@ -34,6 +26,17 @@ class ColdstartDistro(BaseDistro):
     def _configure(self, **kwargs: Any) -> None:
         for key, value in DEFAULTS.items():
             os.environ.setdefault(key, value)
+
+    def load_instrumentor(self, entry_point: Any, **kwargs: Any) -> None:
+        """Each instrumentor as an ``instrument <name>`` span; a contrib one only when the app
+        first imports its library (``lazy_instrumentors.py``), so an unused one costs nothing."""
+        name = entry_point.name
+        load = super().load_instrumentor
+        if name in launch_phases.OUR_INSTRUMENTORS:
+            with launch_phases.instrument_step(name):
+                load(entry_point, **kwargs)
+            return
+        lazy_instrumentors.defer(name, lambda: load(entry_point, **kwargs))
 
 
 class ColdstartConfigurator:

@@ -7,7 +7,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from otel_coldstart import imports, lifecycle, service_tracing
+from otel_coldstart import imports, lazy_instrumentors, lifecycle
 
 
 class ImportInstrumentor(BaseInstrumentor):
@@ -26,13 +26,23 @@ class ImportInstrumentor(BaseInstrumentor):
 class ServiceInstrumentor(BaseInstrumentor):
     """Service inits, tier phases, waits and lazy loads as spans: ``otel_coldstart.services`` and
     ``otel_coldstart.lazy``, ``svcs`` containers when installed, and the callables named in
-    ``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``. Each is wrapped when its module is imported."""
+    ``OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES``. Each is wrapped when its module is imported, and
+    the instrumentation itself (wrapt and all) is loaded only then."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()
 
     def _instrument(self, **kwargs: Any) -> None:
-        service_tracing.install(kwargs.get("tracer_provider"))
+        provider = kwargs.get("tracer_provider")
+
+        def install() -> None:
+            from otel_coldstart import service_tracing
+
+            service_tracing.install(provider)
+
+        lazy_instrumentors.services_when_imported(install)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        from otel_coldstart import service_tracing
+
         service_tracing.uninstall()

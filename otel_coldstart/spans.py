@@ -3,7 +3,8 @@
 Runs after the ready moment only. Span shape (all in one trace)::
 
     coldstart                       process creation -> ready
-    ├── coldstart.boot              process creation -> our hook installed (interpreter, site, launcher)
+    ├── coldstart.boot              process creation -> our hook installed (interpreter start)
+    │   └── coldstart.wrapper       a launcher's wrapper process before its exec
     ├── coldstart.launcher          hook installed -> launcher done (other instrumentors, configurator)
     │   └── import x ...
     └── coldstart.main              launcher done (or start()) -> ready: the application's own start-up
@@ -157,6 +158,8 @@ def build(
     phases.append((main, main_start, ready_mono))
 
     def phase_for(start_mono: int) -> Span:
+        if start_mono < timeline.hook_installed_ns:
+            return boot  # a launcher's wrapper process, before this interpreter ran our hook
         for span, begin, end in phases:
             if begin <= start_mono < end:
                 return span

@@ -1,0 +1,183 @@
+"""Recording from the first line we can run: the ``otel_coldstart.pth`` start-up hook.
+
+``site`` executes the one line of ``otel_coldstart.pth`` in every interpreter of the environment.
+It reads two environment variables and ``sys.argv[0]`` and does nothing else unless one applies
+(about a microsecond: ``benchmarks/launch_paths.py`` measures it), so an environment with
+otel-coldstart installed pays nothing for it. When one applies, ``pth_hook()`` runs:
+
+- ``OTEL_PYTHON_COLDSTART_AUTO=1`` (set by ``otel-coldstart run``, or in a Dockerfile or a process
+  manager's environment): the zero-tax launch. The recorder starts here, before ``sitecustomize``
+  and the app; the distro's defaults and the configurator apply; contrib instrumentors are
+  instrumented when the app first imports their library. No wrapper process, no
+  ``opentelemetry.instrumentation.auto_instrumentation`` import.
+- the ``opentelemetry-instrument`` wrapper process itself: it stamps its start and its ``exec``
+  moment into ``OTEL_PYTHON_COLDSTART_LAUNCH``, so the app's trace can show the wrapper as a span.
+- the application that wrapper started (the stamp is set): the recorder starts before the
+  launcher's ``sitecustomize``, so the launcher's own work becomes spans (``launch_phases.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+AUTO_ENV = "OTEL_PYTHON_COLDSTART_AUTO"
+LAUNCH_ENV = "OTEL_PYTHON_COLDSTART_LAUNCH"
+#: ``sys.argv[0]`` of the stock launcher's wrapper process (a console script).
+STOCK_WRAPPER = "opentelemetry-instrument"
+#: Our own wrapper: ``otel-coldstart run`` stamps the launch itself before it execs.
+RUN_WRAPPER = "otel-coldstart-run"
+_CLI = "otel-coldstart"
+
+#: The stock distro's defaults, except the OTLP protocol: http/protobuf is what the OTLP
+#: specification recommends as the default, and it spares the app the grpc import after ready.
+DEFAULTS = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    # With the stock distro installed beside us, make sure our configurator is the one that runs.
+    "OTEL_PYTHON_CONFIGURATOR": "otel_coldstart",
+}
+
+
+class Launch:
+    """What a wrapper process told us through ``OTEL_PYTHON_COLDSTART_LAUNCH``: which wrapper,
+    and when it ``exec``ed this process (epoch ns)."""
+
+    __slots__ = ("exec_ns", "wrapper")
+
+    def __init__(self, wrapper: str, exec_ns: int) -> None:
+        self.wrapper = wrapper
+        self.exec_ns = exec_ns
+
+
+def enabled(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def stamp(wrapper: str) -> str:
+    """The ``OTEL_PYTHON_COLDSTART_LAUNCH`` value a wrapper sets right before its ``exec``: the
+    pid tells the process it execs from a grandchild that a shell in between would start."""
+    return f"{wrapper},{os.getpid()},{time.time_ns()}"
+
+
+def parse_launch(value: str | None) -> Launch | None:
+    if not value:
+        return None
+    try:
+        wrapper, pid, executed = value.split(",")
+        if int(pid) != os.getpid():
+            return None  # not exec'd by the wrapper: its process is not ours to show
+        return Launch(wrapper, int(executed))
+    except ValueError:
+        return None  # someone else's value: no wrapper span rather than a wrong one
+
+
+def pth_hook() -> None:
+    """Called by ``otel_coldstart.pth`` when one of its conditions holds. Never raises: a broken
+    hook must not stop an interpreter from starting."""
+    start = time.perf_counter_ns()
+    try:
+        _dispatch(start)
+    except Exception as exc:  # the application must never pay for our failure
+        sys.stderr.write(f"otel-coldstart: start-up hook failed, not recording: {exc!r}\n")
+
+
+def _dispatch(start_mono_ns: int) -> None:
+    argv = getattr(sys, "argv", None) or [""]
+    program = os.path.basename(argv[0])
+    if program == STOCK_WRAPPER:
+        _stamp_at_exec(STOCK_WRAPPER)
+        return
+    launch = parse_launch(os.environ.pop(LAUNCH_ENV, None))
+    if program == _CLI:
+        return  # our own command line (validate, flush, run's wrapper) is a tool, not an app
+    if launch is not None and launch.wrapper == STOCK_WRAPPER:
+        from otel_coldstart import launch_phases
+
+        launch_phases.arm_under_stock_launcher(start_mono_ns, launch)
+    elif enabled(os.environ.get(AUTO_ENV)):
+        activate(start_mono_ns, launch)
+
+
+def _stamp_at_exec(wrapper: str) -> None:
+    """In a wrapper process: put the stamp into the environment at the moment it ``exec``s.
+
+    ``opentelemetry-instrument`` ends in ``os.execl``, which calls ``os.execv``; the stamp must
+    carry the ``exec`` moment itself, so it is taken there.
+    """
+    real_execv = os.execv
+
+    def execv(path: object, args: object) -> None:
+        os.environ[LAUNCH_ENV] = stamp(wrapper)
+        try:
+            real_execv(path, args)  # type: ignore[arg-type]
+        except BaseException:
+            os.environ.pop(LAUNCH_ENV, None)
+            raise
+
+    os.execv = execv
+
+
+def run(command: list[str]) -> int:
+    """``otel-coldstart run [--] COMMAND...``: exec COMMAND with the zero-tax launch switched on.
+
+    Returns only when COMMAND cannot be executed: 127 not found, 126 not executable (the shell's
+    codes); otherwise COMMAND's exit status is the process's own.
+    """
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        sys.stderr.write(
+            "otel-coldstart: error: run needs a COMMAND, e.g. otel-coldstart run python app.py\n"
+        )
+        return 2
+    os.environ[AUTO_ENV] = "1"
+    os.environ[LAUNCH_ENV] = stamp(RUN_WRAPPER)
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        os.environ.pop(LAUNCH_ENV, None)
+        sys.stderr.write(f"otel-coldstart: error: cannot run {command[0]}: {exc.strerror or exc}\n")
+        return 127 if isinstance(exc, FileNotFoundError) else 126
+    return 0  # pragma: no cover - execvp does not return
+
+
+def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
+    """The zero-tax launch: what the distro, configurator and instrumentors do under
+    ``opentelemetry-instrument``, without the launcher. Idempotent."""
+    from otel_coldstart import launch_phases, lazy_instrumentors, lifecycle, timeline
+
+    if timeline.current() is not None:
+        return
+    lifecycle.arm("auto", record_imports=not lifecycle.imports_disabled())
+    launch_phases.hook_started(start_mono_ns, launch)
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    _gevent_patch()
+    lifecycle.request_sdk(_instrumentation_version())
+    lazy_instrumentors.install()
+    launch_phases.phase(launch_phases.ACTIVATE_SPAN, start_mono_ns, time.perf_counter_ns())
+    launch_phases.launcher_done()
+
+
+def _gevent_patch() -> None:
+    # What the stock launcher does first, for the same variable: monkey-patching must precede
+    # every other import of the app.
+    if os.environ.get("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH") == "patch_all":
+        try:
+            from gevent import monkey
+        except ImportError:
+            sys.stderr.write("otel-coldstart: gevent patch asked for, but gevent is not installed\n")
+            return
+        monkey.patch_all()
+
+
+def _instrumentation_version() -> str | None:
+    try:
+        from opentelemetry.instrumentation.version import __version__
+    except ImportError:
+        return None
+    return __version__

@@ -1,0 +1,144 @@
+"""The launcher's own cost as spans: the wrapper process, the auto-instrumentation steps, each
+instrumentor.
+
+The records made here are ordinary timeline records (``coldstart.kind = launcher``); the span
+builder puts those that start before the hook under ``coldstart.boot`` and the others under
+``coldstart.launcher``. Under ``opentelemetry-instrument`` the steps are timed by replacing the
+launcher's own functions right after their modules are imported (post-import hooks), so nothing
+is imported earlier than the launcher would import it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from otel_coldstart import lifecycle, timeline
+from otel_coldstart.autostart import Launch
+
+KIND = "launcher"
+WRAPPER_SPAN = "coldstart.wrapper"
+STEP = "coldstart.launcher.step"
+#: The stock launcher's steps, by the name of the function in
+#: ``opentelemetry.instrumentation.auto_instrumentation`` that does each.
+STOCK_STEPS = {
+    "_load_distro": "coldstart.launcher.distro",
+    "_load_configurators": "coldstart.launcher.configurator",
+    "_load_instrumentors": "coldstart.launcher.instrumentors",
+}
+ENTRY_POINTS_SPAN = "coldstart.launcher.entry_points"
+#: Our own hook: importing and arming the recorder (its imports happen before it can record them).
+ACTIVATE_SPAN = "coldstart.launcher.activate"
+INSTRUMENT_PREFIX = "instrument "
+OUR_INSTRUMENTORS = ("coldstart_imports", "coldstart_services")
+
+
+def _to_mono(tl: timeline.Timeline, epoch_ns: int) -> int:
+    return tl.mono_anchor_ns + (epoch_ns - tl.wall_anchor_ns)
+
+
+def phase(name: str, start_ns: int, end_ns: int, attrs: dict[str, Any] | None = None) -> None:
+    """Record a launcher step that already happened (monotonic ns)."""
+    opened = timeline.open_record(KIND, name, {STEP: name.rsplit(".", 1)[-1], **(attrs or {})})
+    if opened is None:
+        return
+    timeline.close_record(opened)
+    record = opened[0]
+    record[timeline.START] = start_ns
+    record[timeline.END] = end_ns
+
+
+@contextlib.contextmanager
+def step(name: str, attrs: dict[str, Any] | None = None) -> Iterator[None]:
+    """Record a launcher step as it runs; imports inside it nest under it."""
+    opened = timeline.open_record(KIND, name, {STEP: name.rsplit(".", 1)[-1], **(attrs or {})})
+    if opened is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException as exc:
+        timeline.close_record(opened, (type(exc).__qualname__, str(exc)))
+        raise
+    timeline.close_record(opened)
+
+
+def instrument_step(name: str) -> contextlib.AbstractContextManager[None]:
+    """One instrumentor's load and ``instrument()`` (``instrument <entry point name>``)."""
+    return step(INSTRUMENT_PREFIX + name, {STEP: "instrument", "coldstart.instrumentor.name": name})
+
+
+def hook_started(start_mono_ns: int, launch: Launch | None) -> None:
+    """Our hook began at ``start_mono_ns``: there ``coldstart.boot`` ends. A wrapper's stamp
+    becomes the ``coldstart.wrapper`` span inside it: the wrapper process (the same process,
+    before its ``exec``) from its creation to the ``exec``."""
+    tl = timeline.current()
+    if tl is None:
+        return
+    tl.hook_installed_ns = min(tl.hook_installed_ns, start_mono_ns)
+    if launch is not None:
+        exec_mono = _to_mono(tl, launch.exec_ns)
+        created = min(_to_mono(tl, lifecycle.process_start_ns()), exec_mono)
+        phase(
+            WRAPPER_SPAN, created, exec_mono, {STEP: "wrapper", "coldstart.launcher.wrapper": launch.wrapper}
+        )
+
+
+def launcher_done() -> None:
+    current = timeline.current()
+    if current is not None:
+        current.mark("launcher_done")
+
+
+def _ours_may_run() -> bool:
+    """Would the stock launcher start our recorder in this process at all?"""
+    if os.environ.get("OTEL_PYTHON_DISTRO", "otel_coldstart") == "otel_coldstart":
+        return True
+    disabled = {n.strip() for n in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+    return not ("*" in disabled or disabled.issuperset(OUR_INSTRUMENTORS))
+
+
+def arm_under_stock_launcher(start_mono_ns: int, launch: Launch) -> None:
+    """The app process of ``opentelemetry-instrument``, before its ``sitecustomize`` runs: start
+    recording now, and time the launcher's steps once its modules are imported."""
+    if not _ours_may_run():
+        return
+    from otel_coldstart.post_import import when_imported
+
+    lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
+    hook_started(start_mono_ns, launch)
+    phase(ACTIVATE_SPAN, start_mono_ns, time.perf_counter_ns())
+    when_imported("opentelemetry.util._importlib_metadata", _time_entry_points)
+    when_imported("opentelemetry.instrumentation.auto_instrumentation", _time_stock_steps)
+
+
+def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        with step(name):
+            return function(*args, **kwargs)
+
+    timed.__wrapped__ = function  # type: ignore[attr-defined]
+    return timed
+
+
+def _time_stock_steps(module: Any) -> None:
+    # _initialize looks these up as module globals at call time, after this hook has run.
+    for attribute, name in STOCK_STEPS.items():
+        function = getattr(module, attribute, None)
+        if function is not None:
+            setattr(module, attribute, _timed(name, function))
+
+
+def _time_entry_points(module: Any) -> None:
+    # The launcher's modules bind ``entry_points`` by ``from ... import`` after this hook has run.
+    original = module.entry_points
+
+    def entry_points(*args: Any, **kwargs: Any) -> Any:
+        with step(ENTRY_POINTS_SPAN, {"coldstart.launcher.group": str(kwargs.get("group", ""))}):
+            return original(*args, **kwargs)
+
+    entry_points.__wrapped__ = original  # type: ignore[attr-defined]
+    module.entry_points = entry_points

@@ -22,12 +22,12 @@ import os
 import sys
 import time
 
+from otel_coldstart import conventions as cv
+
 AUTO_ENV = "OTEL_PYTHON_COLDSTART_AUTO"
 LAUNCH_ENV = "OTEL_PYTHON_COLDSTART_LAUNCH"
 #: ``sys.argv[0]`` of the stock launcher's wrapper process (a console script).
-STOCK_WRAPPER = "opentelemetry-instrument"
-#: Our own wrapper: ``otel-coldstart run`` stamps the launch itself before it execs.
-RUN_WRAPPER = "otel-coldstart-run"
+STOCK_WRAPPER = cv.WRAPPER_STOCK
 _CLI = "otel-coldstart"
 
 #: The stock distro's defaults, except the OTLP protocol: http/protobuf is what the OTLP
@@ -135,7 +135,7 @@ def run(command: list[str]) -> int:
         )
         return 2
     os.environ[AUTO_ENV] = "1"
-    os.environ[LAUNCH_ENV] = stamp(RUN_WRAPPER)
+    os.environ[LAUNCH_ENV] = stamp(cv.WRAPPER_RUN)
     try:
         os.execvp(command[0], command)
     except OSError as exc:
@@ -152,14 +152,14 @@ def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
 
     if timeline.current() is not None:
         return
-    lifecycle.arm("auto", record_imports=not lifecycle.imports_disabled())
+    lifecycle.arm(cv.ORIGIN_AUTO, record_imports=not lifecycle.imports_disabled())
     launch_phases.hook_started(start_mono_ns, launch)
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     _gevent_patch()
     lifecycle.request_sdk(_instrumentation_version())
     lazy_instrumentors.install()
-    launch_phases.phase(launch_phases.ACTIVATE_SPAN, start_mono_ns, time.perf_counter_ns())
+    launch_phases.phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, time.perf_counter_ns())
     launch_phases.launcher_done()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 #: The root: process creation -> the ready moment.
 ROOT_SPAN = "coldstart"
-#: Process creation -> our hook installed (interpreter, site, the launcher's own imports).
+#: Process creation -> our hook installed (interpreter start-up, a wrapper process).
 BOOT_SPAN = "coldstart.boot"
 #: Hook installed -> launcher done (configurator, other instrumentors); absent under ``start()``.
 LAUNCHER_SPAN = "coldstart.launcher"
@@ -33,6 +33,20 @@ IMPORT_SPAN_PREFIX = "import "
 INIT_SPAN_PREFIX = "init "
 #: Prefix of a span waiting for another thread's or task's init of a service: ``wait db``.
 WAIT_SPAN_PREFIX = "wait "
+#: Inside boot: a launcher's wrapper process (same pid) from its creation to its ``exec`` of the app.
+WRAPPER_SPAN = "coldstart.wrapper"
+#: Our start-up hook importing and arming the recorder (before it can record its own imports).
+LAUNCHER_ACTIVATE_SPAN = "coldstart.launcher.activate"
+#: ``opentelemetry-instrument`` finding and loading the distro (``_load_distro``).
+LAUNCHER_DISTRO_SPAN = "coldstart.launcher.distro"
+#: ``opentelemetry-instrument`` finding and running the configurator (``_load_configurators``).
+LAUNCHER_CONFIGURATOR_SPAN = "coldstart.launcher.configurator"
+#: ``opentelemetry-instrument`` loading every instrumentor (``_load_instrumentors``).
+LAUNCHER_INSTRUMENTORS_SPAN = "coldstart.launcher.instrumentors"
+#: One scan of the installed distributions' entry points for a group.
+LAUNCHER_ENTRY_POINTS_SPAN = "coldstart.launcher.entry_points"
+#: Prefix of one instrumentor's load and ``instrument()``: ``instrument requests``.
+INSTRUMENT_SPAN_PREFIX = "instrument "
 #: Prefix shared by the root's own children and our phase spans (``coldstart.boot``, ...).
 PHASE_SPAN_PREFIX = "coldstart."
 
@@ -117,6 +131,17 @@ SERVICE_FACTORY = "coldstart.service.factory"
 #: Resident set size change across an import or init, bytes (process-wide).
 MEMORY_RSS_DELTA = "coldstart.memory.rss_delta"
 
+# --- attribute keys: launcher spans -----------------------------------------------------------
+
+#: Which launcher step a ``KIND_LAUNCHER`` span stands for: ``STEP_*``.
+LAUNCHER_STEP = "coldstart.launcher.step"
+#: On the wrapper span: which wrapper, ``WRAPPER_*``.
+LAUNCHER_WRAPPER = "coldstart.launcher.wrapper"
+#: On an entry-point scan: the entry-point group scanned.
+LAUNCHER_GROUP = "coldstart.launcher.group"
+#: On an instrument span: the instrumentor's entry-point name.
+INSTRUMENTOR_NAME = "coldstart.instrumentor.name"
+
 # --- attribute keys: lazy loads ---------------------------------------------------------------
 
 #: The ``module:attribute`` a ``LazyLoader`` resolves.
@@ -168,6 +193,29 @@ KIND_SERVICE = "service"
 KIND_WAIT = "wait"
 #: A lazy loader resolving its target.
 KIND_LAZY_LOAD = "lazy_load"
+#: The launcher's own work: the wrapper, our hook, a launcher step, an instrumentor.
+KIND_LAUNCHER = "launcher"
+
+# --- values of coldstart.launcher.step and coldstart.launcher.wrapper ---------------------------
+
+#: The wrapper process before its ``exec``.
+STEP_WRAPPER = "wrapper"
+#: Our start-up hook arming the recorder.
+STEP_ACTIVATE = "activate"
+#: Loading the distro.
+STEP_DISTRO = "distro"
+#: Running the configurator.
+STEP_CONFIGURATOR = "configurator"
+#: Loading all instrumentors.
+STEP_INSTRUMENTORS = "instrumentors"
+#: Scanning entry points.
+STEP_ENTRY_POINTS = "entry_points"
+#: Loading one instrumentor and calling its ``instrument()``.
+STEP_INSTRUMENT = "instrument"
+#: The stock launcher's wrapper, ``opentelemetry-instrument``.
+WRAPPER_STOCK = "opentelemetry-instrument"
+#: Our wrapper, ``otel-coldstart run``.
+WRAPPER_RUN = "otel-coldstart-run"
 
 # --- values of coldstart.module.kind ----------------------------------------------------------
 
@@ -222,10 +270,12 @@ TIER_SVCS = "svcs"
 
 # --- other enumerated values ------------------------------------------------------------------
 
-#: ``coldstart.origin``: armed by ``opentelemetry-instrument`` (distro or instrumentor).
+#: ``coldstart.origin``: armed under ``opentelemetry-instrument`` (our hook, distro or instrumentor).
 ORIGIN_LAUNCHER = "launcher"
 #: ``coldstart.origin``: armed by ``otel_coldstart.start()`` in the application.
 ORIGIN_START = "start"
+#: ``coldstart.origin``: armed by the start-up hook (``OTEL_PYTHON_COLDSTART_AUTO``, ``otel-coldstart run``).
+ORIGIN_AUTO = "auto"
 #: ``coldstart.*.outcome``: it returned.
 OUTCOME_OK = "ok"
 #: ``coldstart.*.outcome``: it raised.

@@ -16,23 +16,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart import lifecycle, timeline
 from otel_coldstart.autostart import Launch
 
-KIND = "launcher"
-WRAPPER_SPAN = "coldstart.wrapper"
-STEP = "coldstart.launcher.step"
 #: The stock launcher's steps, by the name of the function in
-#: ``opentelemetry.instrumentation.auto_instrumentation`` that does each.
+#: ``opentelemetry.instrumentation.auto_instrumentation`` that does each: (span name, step).
 STOCK_STEPS = {
-    "_load_distro": "coldstart.launcher.distro",
-    "_load_configurators": "coldstart.launcher.configurator",
-    "_load_instrumentors": "coldstart.launcher.instrumentors",
+    "_load_distro": (cv.LAUNCHER_DISTRO_SPAN, cv.STEP_DISTRO),
+    "_load_configurators": (cv.LAUNCHER_CONFIGURATOR_SPAN, cv.STEP_CONFIGURATOR),
+    "_load_instrumentors": (cv.LAUNCHER_INSTRUMENTORS_SPAN, cv.STEP_INSTRUMENTORS),
 }
-ENTRY_POINTS_SPAN = "coldstart.launcher.entry_points"
-#: Our own hook: importing and arming the recorder (its imports happen before it can record them).
-ACTIVATE_SPAN = "coldstart.launcher.activate"
-INSTRUMENT_PREFIX = "instrument "
+#: Our instrumentors' entry-point names (pyproject.toml).
 OUR_INSTRUMENTORS = ("coldstart_imports", "coldstart_services")
 
 
@@ -40,9 +35,9 @@ def _to_mono(tl: timeline.Timeline, epoch_ns: int) -> int:
     return tl.mono_anchor_ns + (epoch_ns - tl.wall_anchor_ns)
 
 
-def phase(name: str, start_ns: int, end_ns: int, attrs: dict[str, Any] | None = None) -> None:
+def phase(name: str, step_name: str, start_ns: int, end_ns: int, attrs: dict[str, Any] | None = None) -> None:
     """Record a launcher step that already happened (monotonic ns)."""
-    opened = timeline.open_record(KIND, name, {STEP: name.rsplit(".", 1)[-1], **(attrs or {})})
+    opened = timeline.open_record(cv.KIND_LAUNCHER, name, {cv.LAUNCHER_STEP: step_name, **(attrs or {})})
     if opened is None:
         return
     timeline.close_record(opened)
@@ -52,9 +47,9 @@ def phase(name: str, start_ns: int, end_ns: int, attrs: dict[str, Any] | None = 
 
 
 @contextlib.contextmanager
-def step(name: str, attrs: dict[str, Any] | None = None) -> Iterator[None]:
+def step(name: str, step_name: str, attrs: dict[str, Any] | None = None) -> Iterator[None]:
     """Record a launcher step as it runs; imports inside it nest under it."""
-    opened = timeline.open_record(KIND, name, {STEP: name.rsplit(".", 1)[-1], **(attrs or {})})
+    opened = timeline.open_record(cv.KIND_LAUNCHER, name, {cv.LAUNCHER_STEP: step_name, **(attrs or {})})
     if opened is None:
         yield
         return
@@ -68,7 +63,7 @@ def step(name: str, attrs: dict[str, Any] | None = None) -> Iterator[None]:
 
 def instrument_step(name: str) -> contextlib.AbstractContextManager[None]:
     """One instrumentor's load and ``instrument()`` (``instrument <entry point name>``)."""
-    return step(INSTRUMENT_PREFIX + name, {STEP: "instrument", "coldstart.instrumentor.name": name})
+    return step(cv.INSTRUMENT_SPAN_PREFIX + name, cv.STEP_INSTRUMENT, {cv.INSTRUMENTOR_NAME: name})
 
 
 def hook_started(start_mono_ns: int, launch: Launch | None) -> None:
@@ -82,9 +77,7 @@ def hook_started(start_mono_ns: int, launch: Launch | None) -> None:
     if launch is not None:
         exec_mono = _to_mono(tl, launch.exec_ns)
         created = min(_to_mono(tl, lifecycle.process_start_ns()), exec_mono)
-        phase(
-            WRAPPER_SPAN, created, exec_mono, {STEP: "wrapper", "coldstart.launcher.wrapper": launch.wrapper}
-        )
+        phase(cv.WRAPPER_SPAN, cv.STEP_WRAPPER, created, exec_mono, {cv.LAUNCHER_WRAPPER: launch.wrapper})
 
 
 def launcher_done() -> None:
@@ -108,16 +101,16 @@ def arm_under_stock_launcher(start_mono_ns: int, launch: Launch) -> None:
         return
     from otel_coldstart.post_import import when_imported
 
-    lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
+    lifecycle.arm(cv.ORIGIN_LAUNCHER, record_imports=not lifecycle.imports_disabled())
     hook_started(start_mono_ns, launch)
-    phase(ACTIVATE_SPAN, start_mono_ns, time.perf_counter_ns())
+    phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, time.perf_counter_ns())
     when_imported("opentelemetry.util._importlib_metadata", _time_entry_points)
     when_imported("opentelemetry.instrumentation.auto_instrumentation", _time_stock_steps)
 
 
-def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+def _timed(name: str, step_name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
-        with step(name):
+        with step(name, step_name):
             return function(*args, **kwargs)
 
     timed.__wrapped__ = function  # type: ignore[attr-defined]
@@ -126,10 +119,10 @@ def _timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _time_stock_steps(module: Any) -> None:
     # _initialize looks these up as module globals at call time, after this hook has run.
-    for attribute, name in STOCK_STEPS.items():
+    for attribute, (name, step_name) in STOCK_STEPS.items():
         function = getattr(module, attribute, None)
         if function is not None:
-            setattr(module, attribute, _timed(name, function))
+            setattr(module, attribute, _timed(name, step_name, function))
 
 
 def _time_entry_points(module: Any) -> None:
@@ -137,7 +130,8 @@ def _time_entry_points(module: Any) -> None:
     original = module.entry_points
 
     def entry_points(*args: Any, **kwargs: Any) -> Any:
-        with step(ENTRY_POINTS_SPAN, {"coldstart.launcher.group": str(kwargs.get("group", ""))}):
+        group = str(kwargs.get("group", ""))
+        with step(cv.LAUNCHER_ENTRY_POINTS_SPAN, cv.STEP_ENTRY_POINTS, {cv.LAUNCHER_GROUP: group}):
             return original(*args, **kwargs)
 
     entry_points.__wrapped__ = original  # type: ignore[attr-defined]

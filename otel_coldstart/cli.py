@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse is imported where it is used: `run` must not pay for it before its exec
+    import argparse
+    from collections.abc import Sequence
 
 from otel_coldstart import exit_codes
 from otel_coldstart.exit_codes import BAD_CONFIG, BAD_INPUT, FAILED, OK, fail
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     from otel_coldstart.version import __version__
 
     parser = argparse.ArgumentParser(

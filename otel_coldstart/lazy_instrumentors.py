@@ -19,7 +19,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from otel_coldstart import launch_phases
+from otel_coldstart import conventions as cv
+from otel_coldstart import launch_phases, timeline
 
 INSTRUMENTOR_GROUP = "opentelemetry_instrumentor"
 PRE_GROUP = "opentelemetry_pre_instrument"
@@ -132,6 +133,11 @@ def defer(name: str, instrument: Callable[[], Any]) -> None:
     imported, or now; recorded as ``instrument <name>``, a failure logged, never raised."""
 
     def run(module: object = None) -> None:
+        current = timeline.current()
+        if current is not None and current.ready_trigger == cv.TRIGGER_EXIT:
+            # The app is done: this import is our exit work (the OTLP/HTTP exporter imports
+            # requests), and instrumenting now would only spend the exit budget.
+            return
         with launch_phases.instrument_step(name):
             try:
                 instrument()

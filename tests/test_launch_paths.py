@@ -303,3 +303,28 @@ def test_the_wheel_carries_the_pth_and_it_works_installed(tmp_path: Path):
     trace = only_trace(trace_file)
     assert trace.root.attributes["coldstart.origin"] == "auto"
     assert named(trace, "coldstart.launcher.activate")
+
+
+def test_boot_advice_names_the_launchers_cost_and_the_launch_that_skips_it(tmp_path: Path):
+    from otel_coldstart.validate import analysis, recommend
+
+    script = write(tmp_path / "app.py", APP)
+    completed = run_instrumented(script, tmp_path / "trace.jsonl")
+    assert completed.completed.returncode == 0, completed.completed.stderr
+    trace = completed.trace()
+    summary = analysis.summarize(trace)
+    (advice,) = [a for a in recommend.recommend(summary) if a.kind == "boot"]
+    (wrapper,) = named(trace, "coldstart.wrapper")
+    (activate,) = named(trace, "coldstart.launcher.activate")
+    expected = wrapper.duration_ns + phase(trace, "coldstart.launcher").duration_ns - activate.duration_ns
+    assert advice.subject == "opentelemetry-instrument"
+    assert advice.saving_ns == expected
+    assert f"saves up to {expected / 1e6:.0f} ms" in advice.message
+    assert "OTEL_PYTHON_COLDSTART_AUTO=1" in advice.message and "otel-coldstart run" in advice.message
+
+    # On the low-tax path there is no launcher cost to blame.
+    trace_file = tmp_path / "auto.jsonl"
+    done = run([CLI, "run", sys.executable, str(script)], auto_env(trace_file))
+    assert done.returncode == 0, done.stderr
+    low_tax = recommend.recommend(analysis.summarize(only_trace(trace_file)))
+    assert not [a for a in low_tax if a.subject == "opentelemetry-instrument"]

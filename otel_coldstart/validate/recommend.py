@@ -2,7 +2,8 @@
 
 Each rule reads evidence the trace carries, and says what it saw:
 
-- ``boot``: time before our hook (interpreter start-up, site-packages, the launcher) and its share;
+- ``boot``: what ``opentelemetry-instrument`` costs (its wrapper span and its work in the app) and
+  the launch that skips it; else the time before the app's first import and its share;
 - ``lazy-import``: a heavy import on the plain start-up path (not inside a service init, a lazy
   load or the background preload) - nothing in the trace shows it is needed before ready;
 - ``parallelise``: critical services that ran one after another without depending on each other;
@@ -23,6 +24,8 @@ from otel_coldstart.validate.analysis import ImportFigure, ServiceFigure, Summar
 DOMINANT_SHARE = 0.25
 #: Time before the hook above this share deserves its own advice.
 BOOT_SHARE = 0.3
+#: What opentelemetry-instrument itself costs, above this share, deserves its own advice.
+LAUNCHER_SHARE = 0.1
 #: A lazy-load candidate costs at least this much and this share of the cold start.
 LAZY_MIN_NS = 10_000_000
 LAZY_MIN_SHARE = 0.03
@@ -48,21 +51,59 @@ def _ms(ns: float) -> str:
     return f"{ns / 1e6:.0f} ms"
 
 
+def _stock_launcher_cost(summary: Summary) -> tuple[int, int] | None:
+    """Under ``opentelemetry-instrument`` with our start-up hook: the wrapper process and the
+    launcher's work in the app (all but our own hook), which the zero-tax launch skips."""
+    spans = summary.trace.spans
+    wrapper = sum(
+        s.duration_ns
+        for s in spans
+        if s.name == cv.WRAPPER_SPAN and s.attributes.get(cv.LAUNCHER_WRAPPER) == cv.WRAPPER_STOCK
+    )
+    if not wrapper:
+        return None
+    ours = sum(s.duration_ns for s in spans if s.name == cv.LAUNCHER_ACTIVATE_SPAN)
+    return wrapper, max(0, summary.launcher_ns - ours)
+
+
 def _boot(summary: Summary, total: int) -> list[Advice]:
+    stock = _stock_launcher_cost(summary)
+    if stock is not None and sum(stock) / total >= LAUNCHER_SHARE:
+        wrapper, work = stock
+        return [
+            Advice(
+                "boot",
+                "opentelemetry-instrument",
+                f"opentelemetry-instrument costs {_ms(wrapper + work)} of this cold start "
+                f"({(wrapper + work) / total:.0%}): its wrapper process {_ms(wrapper)} before the exec, "
+                f"then {_ms(work)} in the app (the auto-instrumentation import, entry-point scans, distro, "
+                "configurator, instrumentors). Start the app with OTEL_PYTHON_COLDSTART_AUTO=1 (no wrapper "
+                "process) or `otel-coldstart run`, which trace the same cold start without that work: "
+                f"saves up to {_ms(wrapper + work)}.",
+                wrapper + work,
+            )
+        ]
     before = summary.boot_ns + summary.launcher_ns
     if before / total < BOOT_SHARE:
         return []
     split = f"boot {_ms(summary.boot_ns)}"
     if summary.launcher_ns:
         split += f", launcher {_ms(summary.launcher_ns)}"
+    launcher = summary.trace.root.attributes.get(cv.ORIGIN) == cv.ORIGIN_LAUNCHER
+    fix = (
+        " Launching with OTEL_PYTHON_COLDSTART_AUTO=1 or `otel-coldstart run` instead of "
+        "opentelemetry-instrument drops the launcher's share."
+        if launcher
+        else ""
+    )
     return [
         Advice(
             "boot",
             "interpreter and launcher",
             f"{before / total:.0%} of the cold start ({_ms(before)}: {split}) passes before the "
             "application's first import: interpreter start-up, site-packages and the launcher. Fewer "
-            ".pth files and site-packages entries, `python -X frozen_modules=on`, or the programmatic "
-            "otel_coldstart.start() instead of opentelemetry-instrument shorten it.",
+            ".pth files and site-packages entries and `python -X frozen_modules=on` shorten the "
+            f"interpreter's part.{fix}",
             before,
         )
     ]

@@ -124,25 +124,24 @@ def _stamp_at_exec(wrapper: str) -> None:
 def run(command: list[str]) -> int:
     """``otel-coldstart run [--] COMMAND...``: exec COMMAND with the zero-tax launch switched on.
 
-    Returns only when COMMAND cannot be executed: 127 not found, 126 not executable (the shell's
-    codes); otherwise COMMAND's exit status is the process's own.
+    Returns only when COMMAND cannot be executed (the shell's codes, ``exit_codes.py``); otherwise
+    COMMAND's exit status is the process's own.
     """
+    from otel_coldstart import exit_codes
+
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        sys.stderr.write(
-            "otel-coldstart: error: run needs a COMMAND, e.g. otel-coldstart run python app.py\n"
-        )
-        return 2
+        return exit_codes.fail("run needs a COMMAND, e.g. otel-coldstart run python app.py")
     os.environ[AUTO_ENV] = "1"
     os.environ[LAUNCH_ENV] = stamp(cv.WRAPPER_RUN)
     try:
         os.execvp(command[0], command)
     except OSError as exc:
         os.environ.pop(LAUNCH_ENV, None)
-        sys.stderr.write(f"otel-coldstart: error: cannot run {command[0]}: {exc.strerror or exc}\n")
-        return 127 if isinstance(exc, FileNotFoundError) else 126
-    return 0  # pragma: no cover - execvp does not return
+        code = exit_codes.NOT_FOUND if isinstance(exc, FileNotFoundError) else exit_codes.NOT_EXECUTABLE
+        return exit_codes.fail(f"cannot run {command[0]}: {exc.strerror or exc}", code)
+    return exit_codes.OK  # pragma: no cover - execvp does not return
 
 
 def activate(start_mono_ns: int, launch: Launch | None = None) -> None:

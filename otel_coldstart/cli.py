@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
+from otel_coldstart import exit_codes
+from otel_coldstart.exit_codes import BAD_CONFIG, BAD_INPUT, FAILED, OK, fail
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # argparse is imported where it is used: `run` must not pay for it before its exec
     import argparse
     from collections.abc import Sequence
-
-from otel_coldstart import exit_codes
-from otel_coldstart.exit_codes import BAD_CONFIG, BAD_INPUT, FAILED, OK, fail
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run COMMAND with its cold start traced, without opentelemetry-instrument's start-up cost",
         description="Exec COMMAND with OTEL_PYTHON_COLDSTART_AUTO=1: every Python process it starts "
         "records its cold start from the otel_coldstart.pth hook on (same spans and export as under "
-        "opentelemetry-instrument). Exit status: COMMAND's; 127 not found, 126 not executable.",
+        "opentelemetry-instrument).",
+        epilog=exit_codes.epilog("run"),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="[--] COMMAND...")
 
@@ -278,7 +280,7 @@ def _run_diff(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["run"]:
+    if argv[:1] == ["run"] and argv[1:2] not in (["-h"], ["--help"]):
         # Before argparse: what `run` costs before its exec is start-up time of the app it runs.
         from otel_coldstart import autostart
 

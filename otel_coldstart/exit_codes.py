@@ -19,6 +19,10 @@ BAD_INPUT = 2
 #: Bad configuration: the targets file (unreadable, bad TOML, unknown key, bad value) or the
 #: statistic it or ``--statistic`` names (``validate``, ``demo``).
 BAD_CONFIG = 3
+#: ``run``: COMMAND was found but cannot be executed (the shell's code).
+NOT_EXECUTABLE = 126
+#: ``run``: COMMAND was not found (the shell's code).
+NOT_FOUND = 127
 
 #: (code, meaning per command): the single source of both renderings below.
 TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
@@ -29,6 +33,7 @@ TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
             "validate, demo": "every target met",
             "diff": "no regression above `--max-regression` (or no gate)",
             "flush": "every spooled trace sent, or nothing to send",
+            "run": "`run` execs COMMAND: from then on the exit status is COMMAND's own",
         },
     ),
     (
@@ -49,6 +54,7 @@ TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
             "`--statistic`, bad usage",
             "flush": "not all sent: the collector is unreachable or refused (the rest stay spooled), no "
             "trace exporter configured, or unreadable spool files (moved aside)",
+            "run": "no COMMAND given",
         },
     ),
     (
@@ -59,6 +65,8 @@ TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
             "an unknown statistic",
         },
     ),
+    (NOT_EXECUTABLE, "not executable", {"run": "COMMAND was found but cannot be executed"}),
+    (NOT_FOUND, "not found", {"run": "COMMAND was not found"}),
 )
 
 

@@ -152,6 +152,8 @@ def test_run_without_a_command_or_with_a_missing_one_says_so_in_one_line(tmp_pat
     assert missing.stderr.strip().splitlines() == [
         "otel-coldstart: error: cannot run no-such-program-anywhere: No such file or directory"
     ]
+    helped = run([CLI, "run", "--help"], env)
+    assert helped.returncode == 0 and "127" in helped.stdout
     not_executable = write(tmp_path / "data.txt", "not a program")
     denied = run([CLI, "run", str(not_executable)], env)
     assert denied.returncode == 126

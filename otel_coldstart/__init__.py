@@ -7,11 +7,9 @@ cheap, because the launcher imports it on the start-up path it is about to measu
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from otel_coldstart.version import __version__
-
-# typing.TYPE_CHECKING without importing typing: every traced process imports this package first.
-TYPE_CHECKING = False
 
 _EXPORTS = {
     "start": "otel_coldstart.api",
@@ -53,8 +51,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from otel_coldstart.api import mark_ready, start
     from otel_coldstart.config import ConfigError, Settings
     from otel_coldstart.lazy import LazyLoader, lazy_module

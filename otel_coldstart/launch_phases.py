@@ -18,7 +18,6 @@ from typing import Any
 
 from otel_coldstart import conventions as cv
 from otel_coldstart import lifecycle, timeline
-from otel_coldstart.autostart import Launch
 
 #: The stock launcher's steps, by the name of the function in
 #: ``opentelemetry.instrumentation.auto_instrumentation`` that does each: (span name, step).
@@ -27,6 +26,8 @@ STOCK_STEPS = {
     "_load_configurators": (cv.LAUNCHER_CONFIGURATOR_SPAN, cv.STEP_CONFIGURATOR),
     "_load_instrumentors": (cv.LAUNCHER_INSTRUMENTORS_SPAN, cv.STEP_INSTRUMENTORS),
 }
+#: The timeline mark where coldstart.launcher ends and coldstart.main begins (spans.py).
+LAUNCHER_DONE = "launcher_done"
 #: Our instrumentors' entry-point names (pyproject.toml).
 OUR_INSTRUMENTORS = ("coldstart_imports", "coldstart_services")
 
@@ -66,10 +67,10 @@ def instrument_step(name: str) -> contextlib.AbstractContextManager[None]:
     return step(cv.INSTRUMENT_SPAN_PREFIX + name, cv.STEP_INSTRUMENT, {cv.INSTRUMENTOR_NAME: name})
 
 
-def hook_started(start_mono_ns: int, launch: Launch | None) -> None:
+def hook_started(start_mono_ns: int, launch: Any = None) -> None:
     """Our hook began at ``start_mono_ns``: there ``coldstart.boot`` ends. A wrapper's stamp
-    becomes the ``coldstart.wrapper`` span inside it: the wrapper process (the same process,
-    before its ``exec``) from its creation to the ``exec``."""
+    (``autostart.Launch``) becomes the ``coldstart.wrapper`` span inside it: the wrapper process
+    (the same process, before its ``exec``) from its creation to the ``exec``."""
     tl = timeline.current()
     if tl is None:
         return
@@ -83,7 +84,7 @@ def hook_started(start_mono_ns: int, launch: Launch | None) -> None:
 def launcher_done() -> None:
     current = timeline.current()
     if current is not None:
-        current.mark("launcher_done")
+        current.mark(LAUNCHER_DONE)
 
 
 def _ours_may_run() -> bool:
@@ -94,7 +95,7 @@ def _ours_may_run() -> bool:
     return not ("*" in disabled or disabled.issuperset(OUR_INSTRUMENTORS))
 
 
-def arm_under_stock_launcher(start_mono_ns: int, launch: Launch) -> None:
+def arm_under_stock_launcher(start_mono_ns: int, launch: Any) -> None:
     """The app process of ``opentelemetry-instrument``, before its ``sitecustomize`` runs: start
     recording now, and time the launcher's steps once its modules are imported."""
     if not _ours_may_run():
@@ -106,6 +107,16 @@ def arm_under_stock_launcher(start_mono_ns: int, launch: Launch) -> None:
     phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, time.perf_counter_ns())
     when_imported("opentelemetry.util._importlib_metadata", _time_entry_points)
     when_imported("opentelemetry.instrumentation.auto_instrumentation", _time_stock_steps)
+    when_imported("sitecustomize", _stock_launcher_done)
+
+
+def _stock_launcher_done(module: Any) -> None:
+    # The launcher's work in this process is its sitecustomize import; the post-instrument hook
+    # marks its end a few microseconds before that import returns, which would leave the import
+    # span sticking out of coldstart.launcher.
+    current = timeline.current()
+    if current is not None and not timeline.state.ready:
+        current.marks[LAUNCHER_DONE] = time.perf_counter_ns()
 
 
 def _timed(name: str, step_name: str, function: Callable[..., Any]) -> Callable[..., Any]:

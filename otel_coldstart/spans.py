@@ -167,7 +167,13 @@ def build(
 
     # Parents start before their children, so emitting in start order creates parents first.
     records: list[AnyRecord] = sorted([*imports, *timeline.records], key=lambda r: r.start)
-    emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, to_ns)
+
+    # A wrapper's record starts at the process's creation, read from the same coarse clock as the
+    # root's start but at another moment: never let it start microseconds before its root.
+    def clamped(mono_ns: int) -> int:
+        return max(to_ns(mono_ns), start_ns)
+
+    emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped)
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
     root.set_attribute(cv.IMPORTS_RECORDED, emitted)

@@ -204,6 +204,8 @@ def test_under_opentelemetry_instrument_the_launchers_own_work_is_spans(tmp_path
     assert {"opentelemetry_distro", "opentelemetry_instrumentor"} <= groups
     modules = {s.attributes.get("coldstart.module.name") for s in inside if is_import(s)}
     assert {"sitecustomize", "opentelemetry.instrumentation.auto_instrumentation"} <= modules
+    # The launcher's spans nest inside their phases (sitecustomize ends inside coldstart.launcher).
+    assert not [w for w in trace.warnings if "outside their parent" in w], trace.warnings
     # What no span explains in boot is the interpreter starting, once per exec.
     boot = phase(trace, "coldstart.boot")
     assert 0 < boot.duration_ns - wrapper.duration_ns < boot.duration_ns

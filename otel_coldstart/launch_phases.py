@@ -43,8 +43,8 @@ def phase(name: str, step_name: str, start_ns: int, end_ns: int, attrs: dict[str
         return
     timeline.close_record(opened)
     record = opened[0]
-    record[timeline.START] = start_ns
-    record[timeline.END] = end_ns
+    record.start = start_ns
+    record.end = end_ns
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ import time
 
 from otel_coldstart import conventions as cv
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the path of every interpreter this hook runs in
+    from typing import Any, NoReturn
+
 AUTO_ENV = "OTEL_PYTHON_COLDSTART_AUTO"
 LAUNCH_ENV = "OTEL_PYTHON_COLDSTART_LAUNCH"
 #: ``sys.argv[0]`` of the stock launcher's wrapper process (a console script).
@@ -110,10 +114,10 @@ def _stamp_at_exec(wrapper: str) -> None:
     """
     real_execv = os.execv
 
-    def execv(path: object, args: object) -> None:
+    def execv(path: Any, args: Any) -> NoReturn:
         os.environ[LAUNCH_ENV] = stamp(wrapper)
         try:
-            real_execv(path, args)  # type: ignore[arg-type]
+            real_execv(path, args)
         except BaseException:
             os.environ.pop(LAUNCH_ENV, None)
             raise
@@ -167,7 +171,7 @@ def _gevent_patch() -> None:
     # every other import of the app.
     if os.environ.get("OTEL_PYTHON_AUTO_INSTRUMENTATION_EXPERIMENTAL_GEVENT_PATCH") == "patch_all":
         try:
-            from gevent import monkey
+            from gevent import monkey  # type: ignore[import-untyped,unused-ignore]
         except ImportError:
             sys.stderr.write("otel-coldstart: gevent patch asked for, but gevent is not installed\n")
             return

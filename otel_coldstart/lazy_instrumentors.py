@@ -14,6 +14,7 @@ The entry-point scan reads ``*.dist-info/entry_points.txt`` on ``sys.path`` dire
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -196,10 +197,14 @@ def install() -> None:
             if name == "coldstart_services":
                 services_when_imported(_install_services)
                 continue
-            defer(name, lambda value=value: load(value)().instrument())
+            defer(name, functools.partial(_instrument_entry_point, value))
     for name, value in found[POST_GROUP]:
         if not value.startswith("otel_coldstart."):  # ours marks the launcher's end: done by the caller
             _call(name, value)
+
+
+def _instrument_entry_point(value: str) -> None:
+    load(value)().instrument()
 
 
 def _install_services() -> None:

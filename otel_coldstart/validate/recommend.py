@@ -89,7 +89,8 @@ def _boot(summary: Summary, total: int) -> list[Advice]:
     split = f"boot {_ms(summary.boot_ns)}"
     if summary.launcher_ns:
         split += f", launcher {_ms(summary.launcher_ns)}"
-    launcher = summary.trace.root.attributes.get(cv.ORIGIN) == cv.ORIGIN_LAUNCHER
+    root = summary.trace.root
+    launcher = root is not None and root.attributes.get(cv.ORIGIN) == cv.ORIGIN_LAUNCHER
     fix = (
         " Launching with OTEL_PYTHON_COLDSTART_AUTO=1 or `otel-coldstart run` instead of "
         "opentelemetry-instrument drops the launcher's share."

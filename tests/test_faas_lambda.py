@@ -512,7 +512,9 @@ def test_validator_judges_a_snapstart_cold_start_on_its_restore(tmp_path: Path) 
 def test_a_cold_start_outside_lambda_has_no_lambda_split(tmp_path: Path) -> None:
     from otel_coldstart.validate import faas
 
-    run = run_instrumented(write(tmp_path / "app.py", "import decimal\n"), tmp_path / "trace.jsonl")
+    # Ready before exit: on Python 3.12+ a trace first built at exit fails (no new threads then).
+    script = "import decimal, time\nimport otel_coldstart\notel_coldstart.mark_ready()\ntime.sleep(3)\n"
+    run = run_instrumented(write(tmp_path / "app.py", script), tmp_path / "trace.jsonl")
     assert run.completed.returncode == 0, run.completed.stderr
     trace = run.trace()
     assert faas.split(trace) is None

@@ -26,8 +26,6 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import wrapt
-
 from otel_coldstart import conventions as cv
 from otel_coldstart import post_import, process_role
 
@@ -63,6 +61,10 @@ def _listening_quietly() -> Iterator[None]:
 
 
 def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
+    # wrapt is imported here, when a framework was imported: at module level it would put wrapt
+    # (asyncio and importlib.metadata with it) on every traced process's start-up path.
+    import wrapt
+
     wrapt.wrap_function_wrapper(module, path, wrapper)
 
 

@@ -332,3 +332,14 @@ def test_boot_advice_names_the_launchers_cost_and_the_launch_that_skips_it(tmp_p
     assert done.returncode == 0, done.stderr
     low_tax = recommend.recommend(analysis.summarize(only_trace(trace_file)))
     assert not [a for a in low_tax if a.subject == "opentelemetry-instrument"]
+
+
+def test_the_zero_tax_launch_keeps_heavy_modules_off_the_start_up_path(tmp_path: Path):
+    # Measured in the app's first line: what arming the recorder imported before the app ran.
+    heavy = ("wrapt", "asyncio", "importlib.metadata", "opentelemetry.sdk", "psutil", "argparse")
+    code = f"import sys; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    trace_file = tmp_path / "trace.jsonl"
+    done = run([CLI, "run", sys.executable, "-c", code], auto_env(trace_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert only_trace(trace_file).root.attributes["coldstart.origin"] == "auto"

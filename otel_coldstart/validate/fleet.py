@@ -14,8 +14,9 @@ JSON (``fleet`` in the result document)::
 
 from __future__ import annotations
 
+import heapq
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from html import escape
 from typing import Any
 
@@ -53,19 +54,26 @@ class ModuleTimes:
             self._cumulative[module].append(cumulative_ns)
 
     def document(self, top: int = TOP) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = []
-        for module, self_values in self._self.items():
-            cumulative = self._cumulative[module]
-            rows.append(
-                {
-                    "module": module,
-                    "cold_starts": len(self_values),
-                    "self_ms": _p50_p95(self_values),
-                    "cumulative_ms": _p50_p95(cumulative),
-                }
-            )
+        """The ``top`` modules by p95 self time; nothing to rank for fewer than 2 cold starts."""
+        if self.cold_starts < 2:
+            return {"cold_starts": self.cold_starts, "modules": []}
+        # Rank on one number per module first: the full rows only for the few that are shown.
+        ranked = heapq.nlargest(
+            top,
+            self._self.items(),
+            key=lambda item: (percentile(sorted(item[1]), 95), percentile(sorted(item[1]), 50)),
+        )
+        rows: list[dict[str, Any]] = [
+            {
+                "module": module,
+                "cold_starts": len(values),
+                "self_ms": _p50_p95(values),
+                "cumulative_ms": _p50_p95(self._cumulative[module]),
+            }
+            for module, values in ranked
+        ]
         rows.sort(key=lambda r: (-r["self_ms"]["p95"], -r["self_ms"]["p50"], r["module"]))
-        return {"cold_starts": self.cold_starts, "modules": rows[:top]}
+        return {"cold_starts": self.cold_starts, "modules": rows}
 
 
 def _p50_p95(values: Sequence[int]) -> dict[str, float]:
@@ -73,11 +81,15 @@ def _p50_p95(values: Sequence[int]) -> dict[str, float]:
     return {"p50": round(percentile(ordered, 50) / MS, 3), "p95": round(percentile(ordered, 95) / MS, 3)}
 
 
-def section(summaries: Iterable[Summary], top: int = TOP) -> dict[str, Any]:
-    """The ``fleet`` section of the result document."""
+def section(summaries: Sequence[Summary], top: int = TOP) -> dict[str, Any]:
+    """The ``fleet`` section of the result document (``modules`` empty for one cold start: its
+    slowest imports are in ``representative``)."""
     times = ModuleTimes()
-    for summary in summaries:
-        times.add(summary)
+    if len(summaries) > 1:
+        for summary in summaries:
+            times.add(summary)
+    else:
+        times.cold_starts = len(summaries)
     return times.document(top)
 
 

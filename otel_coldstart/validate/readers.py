@@ -95,7 +95,8 @@ def attributes(items: Any) -> dict[str, Any]:
             # The common cases first: a string, or an int64 as a string of digits.
             value = raw.get("stringValue")
             if type(value) is str:
-                out[key] = value
+                # Short values repeat across spans (kinds, phases, tiers): one object each.
+                out[key] = _intern(value) if len(value) <= 16 else value
                 continue
             value = raw.get("intValue")
             if type(value) is str and len(value) <= 18 and value.isascii() and value.isdigit():

@@ -68,6 +68,8 @@ def link(trace: Trace) -> Trace:
         if parent is None:
             orphans += 1
             parent = root
+        else:
+            span.parent_id = parent.span_id  # the same text: one string object, not two
         parent_of[id(span)] = parent
     cycles = _cut_cycles(trace.spans, parent_of, root)
     for span in trace.spans:

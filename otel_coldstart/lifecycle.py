@@ -19,6 +19,7 @@ from otel_coldstart import (
     config,
     imports,
     memory,
+    post_import,
     process_role,
     ready_detectors,
     stop_signals,
@@ -89,6 +90,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
         imports.rss_probe = memory.rss
     atexit.register(_on_exit)
     _wrap_threading_shutdown()
+    post_import.when_imported("concurrent.futures.thread", _before_futures_stop)
     os.register_at_fork(after_in_child=_after_fork_in_child)
     os._exit = _exit_wrapper
     if _settings.ready_timeout_s > 0:
@@ -300,6 +302,20 @@ def _wrap_threading_shutdown() -> None:
 
     _shutdown.__wrapped__ = original  # type: ignore[attr-defined]
     threading._shutdown = _shutdown  # type: ignore[attr-defined]
+
+
+def _before_futures_stop(module: Any) -> None:
+    """gevent's ``threading._shutdown`` on 3.13 runs threading's atexit calls before the function
+    we wrap, concurrent.futures' among them (after it no executor takes work, and the SDK's
+    resource detection needs one). Registered right after that one, ours runs before it."""
+    with contextlib.suppress(Exception):  # RuntimeError: shutdown has begun
+        threading._register_atexit(_main_exit_from_threading_atexit)  # type: ignore[attr-defined]
+
+
+def _main_exit_from_threading_atexit() -> None:
+    if threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(Exception):
+            _at_main_exit()  # a no-op when our _shutdown wrapper already ran it
 
 
 def _join(thread: threading.Thread | threads.Thread, deadline: float, what: str) -> None:

@@ -8,7 +8,6 @@ was lost), and nothing of ours may show in ``threading.enumerate()``.
 from __future__ import annotations
 
 import importlib.util
-import sys
 import time
 
 import pytest
@@ -63,10 +62,6 @@ def test_monkey_patched_process_same_output_and_the_cold_start_written(
     # Not importorskip: importing gevent or eventlet here would change this pytest process.
     if importlib.util.find_spec(library) is None:
         pytest.skip(f"{library} is not installed")
-    if library == "gevent" and trigger == cv.TRIGGER_EXIT and sys.version_info >= (3, 13):
-        # gevent's _shutdown on 3.13 runs threading's atexit calls (concurrent.futures stops taking
-        # work) before the one our exit hook wraps: the SDK's resource detection then cannot run.
-        pytest.xfail("known: gevent on 3.13 loses a cold start that ends at exit (notes/transparency.md)")
     script = write(tmp_path / "app.py", APP)
     env = {"OTEL_PYTHON_COLDSTART_READY_TIMEOUT": timeout, "PYTHONWARNINGS": "ignore"}
     plain, traced, trace_file = run_both(script, tmp_path, library, str(wait), env=env)

@@ -77,4 +77,4 @@ def test_monkey_patched_process_same_output_and_the_cold_start_written(
     if trigger == cv.TRIGGER_TIMEOUT:
         # Built and written after ready, by a real thread: the exit has nothing left to wait for
         # (it was held 5.5-6 s, the trace lost, when the timer was a patched threading.Timer).
-        assert ended - float(end_line) < 3.0
+        assert ended - float(end_line) < 4.5

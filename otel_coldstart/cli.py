@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
     flush = commands.add_parser(
         "flush",
-        help="send the spooled cold-start traces now (exit 0 all sent, 2 collector unreachable)",
+        help="send the spooled cold-start traces now (exit 0 all sent, 2 some left, 4 quarantined)",
         description="Send cold-start traces that earlier processes could not export, through the "
         "exporter that the standard OTEL_* variables configure.",
         epilog=exit_codes.epilog("flush"),
@@ -291,9 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "diff":
         return _run_diff(args)
     if args.command == "flush":
-        from otel_coldstart import export
+        from otel_coldstart import flush_command
 
-        return export.flush(args.spool_dir, args.timeout)
+        return flush_command.run(args.spool_dir, args.timeout)
     if args.command == "demo":
         from otel_coldstart import demo
 

@@ -1,8 +1,9 @@
 """The ready moment and everything after it: SDK set-up, span building, export, bounded exit.
 
 Before ready only ``arm()`` runs (hook + exit handlers). After ready the work happens off the
-application's main thread, except at process exit, where it must happen before the interpreter
-goes away; there the network part is bounded by ``OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT``.
+application's main thread, except at process exit (and ``finish_now``), where it must happen
+before the interpreter goes away, on the main thread (3.12+ starts no threads at shutdown), within
+``OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT``; the raw copy is written first (``delivery.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from otel_coldstart import (
     timeline,
 )
 from otel_coldstart import conventions as cv
-from otel_coldstart.process_start import process_start_ns
+from otel_coldstart.process_start import process_start_ns  # noqa: F401  (lifecycle.process_start_ns is public)
 from otel_coldstart.timeline import Timeline
 
 _lock = threading.Lock()
@@ -36,12 +37,10 @@ _settings = config.Settings()
 _configure_globals = False
 _auto_version: str | None = None
 _worker: threads.Thread | None = None
-_exporting: threading.Thread | None = None
 _pipeline: Any = None
 _exit_deadline: float | None = None
 _real_exit = os._exit
 #: The cold-start root span's context, once built: what later spans link to.
-_root_context: Any = None
 #: The name of our import instrumentor's entry point (see pyproject.toml).
 IMPORTS_ENTRY_POINT = "coldstart_imports"
 
@@ -123,7 +122,7 @@ def mark_ready(trigger: str = "explicit") -> bool:
     if frozen is None:
         return False
     ready_detectors.remove_listen_hook()
-    _worker = threads.Thread(_finish, frozen)
+    _worker = threads.Thread(_after_ready, frozen)
     return True
 
 
@@ -141,27 +140,38 @@ def _stop_now(trigger: str) -> None:
 
 def _has_sink() -> bool:
     """A trace file or a traces exporter: without either, a built trace would go nowhere."""
-    if _settings.trace_file:
-        return True
-    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
-    return any(name.strip() not in ("", "none") for name in names.split(","))
+    return bool(_delivery().has_sink(_settings))
 
 
-#: Set once the worker has built the trace (and written the trace file): local work only.
+#: Set once the worker is through with the local work (raw copy, spans, trace file).
 _built = threading.Event()
-#: How much longer than the exit budget an exit may wait for a trace that is still being built.
-#: Only an app that exits within moments of ``mark_ready()`` meets it; building is local CPU work
-#: (~0.1 s for thousands of imports), and without it that cold start would be lost.
+#: How much longer than the exit budget an exit (or a Lambda freeze) may wait for the local build
+#: of a trace that has a trace file to go to (``delivery.BUILD_GRACE_S``).
 BUILD_GRACE_S = 5.0
 
 
-def _finish(frozen: Timeline) -> None:
+def finish_now(trigger: str, budget_s: float) -> None:
+    """End the cold start now if it has not ended (ready with ``trigger``), write its durable copy
+    synchronously, then deliver it within ``budget_s`` on this thread; whatever is not delivered by
+    then stays in the spool. For terminating signals and a Lambda sandbox about to freeze: safe in
+    a signal handler, never raises, never starts a thread. The process may live on afterwards.
+    """
     try:
-        spans = _build(frozen)
+        if _exit_deadline is not None:
+            return  # the exit is already doing it
+        _finish(trigger, time.monotonic() + max(0.0, float(budget_s)))
+    except Exception as exc:  # the application must never pay for our failure
+        with contextlib.suppress(Exception):
+            _log().warning("otel-coldstart: finish_now(%r) failed: %s", trigger, exc)
     finally:
-        _built.set()
-    if spans:
-        _export(spans)
+        if _exit_deadline is None and "otel_coldstart.export" in sys.modules:
+            sys.modules["otel_coldstart.export"].end_exit()
+
+
+def _delivery() -> Any:
+    from otel_coldstart import delivery
+
+    return delivery
 
 
 def _export_module() -> Any:
@@ -170,77 +180,61 @@ def _export_module() -> Any:
     return export
 
 
-def _build(frozen: Timeline) -> list[Any]:
-    """Local work: SDK set-up, spans, the trace file. Everything here is our own, never recorded."""
-    global _pipeline, _root_context
+def _after_ready(frozen: Timeline) -> None:
+    """The worker after ``mark_ready``: raw copy, SDK set-up, build, send (with retry), drain."""
+    global _pipeline
     with timeline.suppressed():
         try:
-            from otel_coldstart import otlp_json, sdk_setup, spans
-
-            for callback in list(timeline.state.ready_callbacks):
-                callback(frozen)
-            _pipeline = sdk_setup.setup(_auto_version, _configure_globals)
-            if _configure_globals:
-                from opentelemetry import metrics
-
-                memory.MemoryGauges().register(metrics.get_meter_provider())
-            uss = memory.uss()
-            identity = process_role.current
-            root_attributes = identity.root_attributes()
-            if uss is not None:
-                root_attributes[cv.MEMORY_USS_AFTER_READY] = uss
-            if frozen.ready_trigger == cv.TRIGGER_SIGNAL:
-                root_attributes[cv.INCOMPLETE] = True  # stopped before it was ready
-            root = spans.build(
-                frozen,
-                _pipeline.tracer(),
-                process_start_ns(),
-                min_import_ns=int(_settings.min_import_duration_ms * 1_000_000),
-                extra_root_attributes=root_attributes,
-                parent_ids=identity.parent_ids,
-            )
-            _root_context = root.get_span_context()
-            built = _pipeline.take_spans()
-            if _settings.trace_file:
-                otlp_json.append_lines(_settings.trace_file, [otlp_json.encode(built)])
-            if _settings.live_imports:
-                from opentelemetry import trace
-
-                imports.live_handler = spans.make_live_import_handler(
-                    trace.get_tracer("otel_coldstart.imports"), timeline.suppressed
-                )
-            return built
+            delivery = _delivery()
+            export = _export_module()
+            job = delivery.persist(frozen, _settings, read_uss=True)
+            if export.exiting():
+                return  # the exit came first: it builds and sends on the main thread
+            _pipeline = _setup_pipeline()
+            if job is None or export.exiting() or not delivery.build(job, _settings):
+                return  # at exit the main thread owns what is left (the cut-off releases it)
+            _built.set()
+            if export.deliver(_pipeline.exporters, job, _settings):
+                export.drain_after_ready(_pipeline.exporters, _settings)
         except Exception as exc:  # the application must never pay for our failure
-            _log().warning("otel-coldstart: could not build the cold-start trace: %s", exc, exc_info=True)
-            return []
+            _log().warning("otel-coldstart: could not deliver the cold-start trace: %s", exc, exc_info=True)
+        finally:
+            _built.set()
+            if _pipeline is not None and not _export_module().exiting():
+                _export_module().shutdown(_pipeline.exporters)
 
 
-def _export(built: list[Any], deadline: float | None = None) -> None:
-    """Deliver the cold-start trace (see ``export.py``): after ready with background retry and
-    then the spool of earlier processes; at exit (``deadline``) with exporters bounded by it."""
-    global _exporting
-    _exporting = threading.current_thread()
-    with timeline.suppressed():
-        try:
-            if deadline is None:
-                _export_module().after_ready(_pipeline.exporters, built, _settings)
-            else:
-                _export_module().at_exit(_pipeline.exporters, built, _settings, deadline)
-        except Exception as exc:  # the application must never pay for our failure
-            _log().warning("otel-coldstart: cold-start trace export failed: %s", exc, exc_info=True)
+def _setup_pipeline() -> Any:
+    """The global SDK (if the configurator asked), memory gauges, live imports: for a process that
+    lives on after ready. Everything here is our own work, never recorded."""
+    from otel_coldstart import sdk_setup, spans
+
+    pipeline = sdk_setup.setup(_auto_version, _configure_globals)
+    if _configure_globals:
+        from opentelemetry import metrics
+
+        memory.MemoryGauges().register(metrics.get_meter_provider())
+    if _settings.live_imports:
+        from opentelemetry import trace
+
+        imports.live_handler = spans.make_live_import_handler(
+            trace.get_tracer("otel_coldstart.imports"), timeline.suppressed
+        )
+    return pipeline
 
 
 def root_context() -> Any:
     """The cold-start root span's ``SpanContext`` once the trace is built, else ``None``."""
-    return _root_context
+    if "otel_coldstart.delivery" not in sys.modules:
+        return None
+    return sys.modules["otel_coldstart.delivery"].root_context()
 
 
 def _at_main_exit() -> None:
     """The main thread is done (or ``os._exit`` was called): if nobody declared ready, now is ready.
 
     Runs from a wrapper around ``threading._shutdown``, which the interpreter calls before it
-    joins threads and before atexit handlers: the last moment at which the interpreter can still
-    import modules and start threads (the SDK needs both).
+    joins threads and before atexit handlers.
     """
     global _exit_deadline
     if _exit_deadline is not None:
@@ -251,40 +245,50 @@ def _at_main_exit() -> None:
     # process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is about the
     # process's exit.
     _exit_deadline = time.monotonic() + 0.8 * _settings.exit_timeout_s
-    with timeline.suppressed():  # our own module, not part of the app's cold start
+    _finish(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT, _exit_deadline)
+
+
+def _finish(trigger: str, deadline: float) -> None:
+    """Exit or ``finish_now``: freeze, persist, deliver on this thread until ``deadline``, cut off."""
+    with timeline.suppressed():  # our own modules, not part of the app's cold start
         export = _export_module()
-    # Background retries and spool drains stop now; only the bounded exit export may still send.
-    export.begin_exit(_exit_deadline)
+        delivery = _delivery()
+    # Background retries and spool drains stop now; only the bounded export here may still send.
+    export.begin_exit(deadline)
     memory.take_snapshot("ready")
-    frozen = timeline.freeze(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT)
-    if frozen is not None:
-        built = _build(frozen)
-        if built:
-            thread = threading.Thread(
-                target=_export, args=(built, _exit_deadline), name="otel-coldstart-export", daemon=True
-            )
-            thread.start()
-            _join(thread, _exit_deadline, "cold-start trace export")
-    elif _worker is not None:
-        if not _built.is_set():
-            _built.wait(max(0.0, _exit_deadline - time.monotonic()) + BUILD_GRACE_S)
-        _join(_worker, _exit_deadline, "cold-start trace export")
-    # Imports from here on are the interpreter's teardown (weakref's atexit handler imports gc):
-    # as live spans they would only give the bounded provider flush something to wait for.
-    imports.live_handler = None
-    # Whatever is still unacknowledged goes back to the spool before the interpreter goes away.
+    frozen = timeline.freeze(trigger)
     with timeline.suppressed():
-        for path in export.cut_off():
-            _log().warning("otel-coldstart: cold-start trace not acknowledged in time; spooled to %s", path)
+        try:
+            # Ready may have come earlier (``mark_ready``): then the worker may not even have
+            # written the raw copy yet, or started building; whatever it has not begun, we do.
+            current = frozen if frozen is not None else timeline.current()
+            if current is not None and current.ready_ns is not None:
+                delivery.finish_inline(current, _settings, deadline, BUILD_GRACE_S)
+            if _worker is not None:
+                delivery.wait_for_build(deadline, _settings, BUILD_GRACE_S)
+                _join(_worker, deadline, "cold-start trace export")
+        except Exception as exc:  # the application must never pay for our failure
+            _log().warning("otel-coldstart: cold-start trace delivery failed: %s", exc, exc_info=True)
+        finally:
+            _built.set()
+            # Imports from here on are the interpreter's teardown (weakref's atexit handler imports
+            # gc): as live spans they would only give the bounded provider flush something to wait for.
+            imports.live_handler = None
+            # Whatever is still unacknowledged goes back to the spool before the interpreter goes.
+            for path in export.cut_off():
+                _log().info("otel-coldstart: cold-start trace not delivered in time; spooled to %s", path)
 
 
 def _on_exit() -> None:
     """atexit: flush what was recorded after ready, within the same exit bound."""
     _at_main_exit()
     if _pipeline is not None and _pipeline.shutdowns and _exit_deadline is not None:
-        thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
-        thread.start()
-        _join(thread, _exit_deadline, "telemetry flush")
+        try:
+            thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
+            thread.start()
+            _join(thread, _exit_deadline, "telemetry flush")
+        except RuntimeError:  # 3.12+: no new threads at shutdown; flush what is queued, bounded
+            _flush_providers(_exit_deadline)
     stop_signals.restore_sigint_exit()
 
 
@@ -328,6 +332,16 @@ def _join(thread: threading.Thread | threads.Thread, deadline: float, what: str)
         )
 
 
+def _flush_providers(deadline: float) -> None:
+    with timeline.suppressed():
+        for provider in _pipeline.shutdowns:
+            left_ms = int(1000 * (deadline - time.monotonic()))
+            if left_ms <= 0:
+                return
+            with contextlib.suppress(Exception):
+                provider.force_flush(left_ms)
+
+
 def _shutdown_providers() -> None:
     with timeline.suppressed():
         for provider in _pipeline.shutdowns:
@@ -346,13 +360,15 @@ def _exit_wrapper(status: int) -> NoReturn:
 def _after_fork_in_child() -> None:
     """A forked child is a process of its own: its cold start runs from the fork to its own ready
     moment, linked to the parent's. Nothing of the parent's (timeline, threads, exporters) is ours."""
-    global _worker, _built, _exit_deadline, _pipeline, _exporting, _configure_globals, _root_context
+    global _worker, _built, _exit_deadline, _pipeline, _configure_globals
     if _pipeline is not None:
         _configure_globals = False  # the parent already set up the SDK's global providers
-    _worker = _exporting = _pipeline = _exit_deadline = _root_context = None
+    _worker = _pipeline = _exit_deadline = None
     _built = threading.Event()
     process_role.current = process_role.forked(os.getppid())
     timeline.reset_after_fork()
     memory.take_snapshot("fork")
     if "otel_coldstart.export" in sys.modules:
         sys.modules["otel_coldstart.export"].reset_after_fork()
+    if "otel_coldstart.delivery" in sys.modules:
+        sys.modules["otel_coldstart.delivery"].reset_after_fork()

@@ -26,6 +26,28 @@ def spec_and_file(module: object) -> tuple[Any, Any]:
     return namespace.get("__spec__"), namespace.get("__file__")
 
 
+class ModuleFacts:
+    """What ``facts()`` found out about a module, standing in for its spec in a timeline read back
+    from the spool (``raw_copy.py``): another process has no spec to look at."""
+
+    __slots__ = ("kind", "path")
+
+    def __init__(self, kind: str, path: str | None) -> None:
+        self.kind = kind
+        self.path = path
+
+
+def facts(spec: Any, file: Any) -> tuple[str, str | None]:
+    """``(kind, file path)`` without touching the file system: cheap enough for the exit path."""
+    if isinstance(spec, ModuleFacts):
+        return spec.kind, spec.path
+    try:
+        kind, path = _facts(spec, file)
+    except Exception:
+        return "unknown", None
+    return kind, path if isinstance(path, str) else None
+
+
 def describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
     """Return ``(kind, file path, file size in bytes)`` from a module's ``__spec__`` and
     ``__file__`` (taken when its import ended; both ``None`` when unknown).
@@ -39,6 +61,17 @@ def describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
 
 
 def _describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
+    kind, path = facts(spec, file)
+    if not isinstance(path, str):
+        return kind, None, None
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = None
+    return kind, path, size
+
+
+def _facts(spec: Any, file: Any) -> tuple[str, Any]:
     path = None
     if spec is None:
         # Modules that replaced themselves in sys.modules, or were built by hand.
@@ -64,10 +97,4 @@ def _describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
                 kind = cv.MODULE_KIND_BYTECODE
             else:
                 kind = cv.MODULE_KIND_SOURCE
-    if not isinstance(path, str):
-        return kind, None, None
-    try:
-        size = os.stat(path).st_size
-    except OSError:
-        size = None
-    return kind, path, size
+    return kind, path

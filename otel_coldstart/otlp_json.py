@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+if TYPE_CHECKING:  # the SDK is imported only when spans exist: the spool is written without it
+    from opentelemetry.sdk.trace import ReadableSpan
 
 _KIND = {
     SpanKind.INTERNAL: 1,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import os
 import random
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +20,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from otel_coldstart import process_role
+from otel_coldstart import process_role, raw_copy, spans
+from otel_coldstart.timeline import Timeline
 from otel_coldstart.version import __version__
 
 
@@ -79,38 +79,137 @@ class Pipeline:
 
 
 def process_attributes() -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "process.pid": os.getpid(),
-        "process.parent_pid": os.getppid(),
-        "process.executable.path": sys.executable,
-        "process.executable.name": os.path.basename(sys.executable),
-        "process.command_args": list(getattr(sys, "orig_argv", sys.argv)),
-        "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": ".".join(map(str, sys.implementation.version[:3])),
-        "process.runtime.description": sys.version,
-        "telemetry.distro.name": "otel-coldstart",
-        "telemetry.distro.version": __version__,
-    }
-    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ or "AWS_LAMBDA_RUNTIME_API" in os.environ:
-        from otel_coldstart import faas_lambda
+    return raw_copy.process_attributes()
 
-        attrs.update(faas_lambda.resource_attributes())
-    try:
-        import getpass
 
-        attrs["process.owner"] = getpass.getuser()
-    except Exception:  # no user database entry (containers with arbitrary uids)
-        pass
-    try:
-        from datetime import datetime, timezone
+def fixed_resource(attributes: dict[str, Any]) -> Resource:
+    """A resource from attributes read earlier (``raw_copy.resource_attributes``), with the SDK's
+    defaults but none of its detectors: they read *this* process's environment, and run threads."""
+    from opentelemetry.sdk import resources
 
-        from otel_coldstart.process_start import process_start_ns
+    base = getattr(resources, "_DEFAULT_RESOURCE", None) or Resource.get_empty()
+    resource = base.merge(Resource(attributes))
+    if not resource.attributes.get("service.name"):
+        resource = resource.merge(Resource({"service.name": "unknown_service"}))
+    return resource
 
-        created = datetime.fromtimestamp(process_start_ns() / 1e9, tz=timezone.utc)
-        attrs["process.creation.time"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    except Exception:
-        pass
-    return attrs
+
+_OTLP_BY_PROTOCOL = {"grpc": "otlp_proto_grpc", "http/protobuf": "otlp_proto_http"}
+
+
+def exporter_classes() -> list[type[SpanExporter]]:
+    """The trace exporter classes ``OTEL_TRACES_EXPORTER`` names, found as the SDK finds them.
+
+    Not through ``opentelemetry.sdk._configuration``: importing it creates a ``Resource`` (the log
+    record's default), whose detectors run on threads, which an exiting 3.12+ interpreter refuses.
+    """
+    from importlib.metadata import entry_points
+
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    protocol = (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or ""
+    ).strip()
+    classes = []
+    for name in (name.strip() for name in names.split(",")):
+        if not name or name.lower() == "none":
+            continue
+        if name == "otlp":
+            if protocol and protocol not in _OTLP_BY_PROTOCOL:
+                raise RuntimeError(f"Unsupported OTLP protocol '{protocol}' is configured")
+            name = _OTLP_BY_PROTOCOL.get(protocol, "otlp_proto_grpc")
+        found = list(entry_points(group="opentelemetry_traces_exporter", name=name))
+        if not found:
+            raise RuntimeError(
+                f"Requested component '{name}' not found in entry point 'opentelemetry_traces_exporter'"
+            )
+        classes.append(found[0].load())
+    return classes
+
+
+def trace_exporters(timeout_s: float | None = None) -> list[SpanExporter]:
+    """The trace exporters the standard ``OTEL_*`` variables configure, as the SDK builds them."""
+    exporters = []
+    for cls in exporter_classes():
+        if timeout_s is None:
+            exporters.append(cls())
+            continue
+        try:
+            exporters.append(cls(timeout=max(0.05, timeout_s)))  # type: ignore[call-arg]  # OTLP ones take it
+        except TypeError:
+            exporters.append(cls())
+    return exporters
+
+
+class _SeededIds(ColdstartIds):
+    """``ColdstartIds`` for a raw copy built anywhere: the root gets the ids its process derived
+    (children link to them), the rest come from the copy's seed, so that building the same raw
+    copy twice, here or in another process, gives the same trace and span ids."""
+
+    def __init__(self, seed: int | None, root_ids: Any = None) -> None:
+        self._derived = tuple(root_ids) if root_ids else None
+        self._root_pending = 0
+        self._random = random.Random(seed)
+
+    def generate_trace_id(self) -> int:
+        derived, self._derived = self._derived, None
+        if derived is None:
+            return self._random.getrandbits(128) or 1
+        self._root_pending = derived[1]
+        return derived[0]
+
+    def generate_span_id(self) -> int:
+        if self._root_pending:
+            span_id, self._root_pending = self._root_pending, 0
+            return span_id
+        return self._random.getrandbits(64) or 1
+
+
+def build_spans(
+    frozen: Timeline,
+    resource: Resource,
+    process_start_ns: int,
+    min_import_ns: int = 0,
+    extra_root_attributes: dict[str, Any] | None = None,
+    id_seed: int | None = None,
+    root_ids: Any = None,
+    parent_ids: Any = None,
+) -> list[ReadableSpan]:
+    """The cold-start trace of ``frozen``, through a private provider that keeps every span.
+
+    The root span is the last one (it ends last)."""
+    collector = _Collect()
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ALWAYS_ON,
+        shutdown_on_exit=False,
+        id_generator=_SeededIds(id_seed, root_ids),
+    )
+    provider.add_span_processor(collector)
+    spans.build(
+        frozen,
+        provider.get_tracer("otel_coldstart", __version__),
+        process_start_ns,
+        min_import_ns=min_import_ns,
+        extra_root_attributes=extra_root_attributes,
+        parent_ids=tuple(parent_ids) if parent_ids else None,
+    )
+    return collector.spans
+
+
+def build_from_raw(raw: dict[str, Any], resource: Resource | None = None) -> list[ReadableSpan]:
+    """The spans of a raw copy (``raw_copy.py``): the same trace its process would have built."""
+    return build_spans(
+        raw_copy.to_timeline(raw),
+        resource if resource is not None else fixed_resource(raw.get("resource") or {}),
+        int(raw["process_start_ns"]),
+        int(raw.get("min_import_ns") or 0),
+        raw.get("extra_root_attributes") or None,
+        raw.get("id_seed"),
+        raw.get("root_ids"),
+        raw.get("parent_ids"),
+    )
 
 
 def _take_over_atexit(provider: Any) -> None:
@@ -121,12 +220,12 @@ def _take_over_atexit(provider: Any) -> None:
 
 
 def setup(auto_instrumentation_version: str | None, configure_globals: bool) -> Pipeline:
-    """Configure the global providers (if asked) and a private one for the cold-start trace."""
-    from opentelemetry.sdk._configuration import (
-        _get_exporter_names,
-        _import_exporters,
-        _initialize_components,
-    )
+    """Configure the global providers (if asked) and a private one for the cold-start trace.
+
+    Only for a process that lives on after ready: the global set-up runs resource detectors on
+    threads, which an exiting interpreter refuses (3.12+).
+    """
+    from opentelemetry.sdk._configuration import _initialize_components
 
     shutdowns: list[Any] = []
     if configure_globals:
@@ -144,7 +243,6 @@ def setup(auto_instrumentation_version: str | None, configure_globals: bool) -> 
         # A forked child with the parent's global providers: this cold start is the child's.
         resource = resource.merge(Resource(process_attributes()))
 
-    exporter_classes = _import_exporters(_get_exporter_names("traces"), [], [])[0]
     collector = _Collect()
     provider = TracerProvider(
         resource=resource, sampler=ALWAYS_ON, shutdown_on_exit=False, id_generator=ColdstartIds()
@@ -154,7 +252,7 @@ def setup(auto_instrumentation_version: str | None, configure_globals: bool) -> 
         resource=resource,
         coldstart_provider=provider,
         collector=collector,
-        exporters=[cls() for cls in exporter_classes.values()],
+        exporters=trace_exporters(),
         shutdowns=shutdowns,
     )
 

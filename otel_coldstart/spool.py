@@ -1,15 +1,26 @@
-"""The on-disk spool: cold-start traces that could not be sent yet, as OTLP JSON lines.
+"""The on-disk spool: cold starts that could not be delivered yet.
 
-One file is one cold start; each line is one ``ExportTraceServiceRequest`` document (one export
-chunk), so ``otel-coldstart validate FILE`` reads a spool file like any trace file.
+One file is one cold start, in one of two forms:
+
+- a *raw copy* (``raw_copy.py``): the frozen timeline, written first and synchronously, before any
+  span exists; whoever drains it builds the spans;
+- OTLP JSON lines: what is left of a trace that was partly acknowledged; each line is one
+  ``ExportTraceServiceRequest`` document (one export chunk), so ``otel-coldstart validate FILE``
+  reads it like any trace file.
 
 Ownership is carried by the file's *name*, and names change only by ``rename(2)``, which is atomic:
 
-- ``<ns>-<pid>-<rand>.jsonl`` is free: any process may take it (a drain, ``otel-coldstart flush``).
-- ``<ns>-<pid>-<rand>.claim-<pid>-<host>`` is held by that process, which is sending it. A process
-  writes its own cold start straight under a claimed name before it sends (write-ahead), so a
-  process killed mid-export (SIGKILL, OOM) leaves a claim that the next drain recovers once the
-  holder is gone: nothing is lost, and no two live processes ever send the same file.
+- ``<ns>-<pid>-<rand>.jsonl`` (OTLP) and ``<ns>-<pid>-<rand>.raw`` (raw copy) are free: any process
+  may take them (a drain, ``otel-coldstart flush``).
+- ``<stem>.claim-<pid>-<host>`` (OTLP) and ``<stem>.rawclaim-<pid>-<host>`` are held by that process,
+  which is sending them. A process writes its own cold start straight under a claimed name before it
+  builds or sends (write-ahead), so a process killed at any point (SIGKILL, OOM) leaves a claim that
+  the next drain recovers once the holder is gone: nothing is lost, and no two live processes ever
+  send the same file.
+- ``<free name>.rejected``: quarantined, the collector refused it for good (an HTTP 4xx other than
+  429): kept for a human, counted by ``flush``, never retried ahead of newer files.
+- ``.<name>.<pid>.tmp``: being written. Left behind only by a process killed mid-write; the next
+  drain recovers it (complete: renamed to its free name) or removes it (partial), with a warning.
 
 Files are created 0600 in a 0700 directory: traces carry command lines and paths.
 """
@@ -37,8 +48,17 @@ DEFAULT_MAX_BYTES: int = config.Settings.spool_max_bytes
 #: A claim older than this is stale even if its holder's pid looks alive (pid reuse, other hosts).
 STALE_CLAIM_S = 15 * 60
 
-_FREE = re.compile(r"^(?P<stem>\d+-\d+-[0-9a-f]+)\.jsonl$")
-_CLAIMED = re.compile(r"^(?P<stem>\d+-\d+-[0-9a-f]+)\.claim-(?P<pid>\d+)-(?P<host>.*)$")
+#: A ``.tmp`` file whose writer is gone is recovered after this long (the writer's pid may be a
+#: live process of another container sharing the volume: then only age tells).
+ORPHAN_TMP_S = 2.0
+
+_STEM = r"(?P<stem>\d+-\d+-[0-9a-f]+)"
+_FREE = re.compile(rf"^{_STEM}\.(?P<ext>jsonl|raw)$")
+_CLAIMED = re.compile(rf"^{_STEM}\.(?P<ext>claim|rawclaim)-(?P<pid>\d+)-(?P<host>.*)$")
+_REJECTED = re.compile(rf"^{_STEM}\.(jsonl|raw)\.rejected$")
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+#: Entry kinds: OTLP JSON lines, or a raw copy of the timeline.
+OTLP, RAW = "otlp", "raw"
 
 
 def default_dir() -> str:
@@ -60,12 +80,19 @@ def new_stem() -> str:
     return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
-def free_name(stem: str) -> str:
-    return f"{stem}.jsonl"
+def free_name(stem: str, kind: str = OTLP) -> str:
+    return f"{stem}.raw" if kind == RAW else f"{stem}.jsonl"
 
 
-def claim_name(stem: str) -> str:
-    return f"{stem}.claim-{os.getpid()}-{_host()}"
+def claim_name(stem: str, kind: str = OTLP) -> str:
+    return f"{stem}.{'rawclaim' if kind == RAW else 'claim'}-{os.getpid()}-{_host()}"
+
+
+def kind_of(path: str) -> str:
+    """The kind of a free or claimed spool file, from its name."""
+    name = os.path.basename(path)
+    match = _FREE.match(name) or _CLAIMED.match(name)
+    return RAW if match is not None and match.group("ext") in ("raw", "rawclaim") else OTLP
 
 
 def write_file(directory: str, name: str, payload: bytes) -> str:
@@ -102,6 +129,17 @@ def read_documents(path: str) -> list[dict[str, Any]]:
     return documents
 
 
+def read_raw(path: str) -> dict[str, Any]:
+    """The raw copy in one spool file; raises ``ValueError`` if it is not one."""
+    from otel_coldstart import raw_copy
+
+    with open(path, "rb") as handle:
+        try:
+            return raw_copy.decode(handle.read())
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Entry:
     """A spool file as listed: free, or claimed by ``pid`` on ``host``."""
@@ -110,6 +148,7 @@ class Entry:
     stem: str
     size: int
     claimed_by: tuple[int, str] | None = None
+    kind: str = OTLP
 
     def stale(self, now: float | None = None) -> bool:
         """A claim whose holder is gone (same host, pid not running) or that is too old."""
@@ -157,17 +196,16 @@ def list_entries(directory: str) -> list[Entry]:
         except OSError:
             continue  # taken by another process while we listed
         if free:
-            entries.append(Entry(path, free.group("stem"), size))
+            entries.append(Entry(path, free.group("stem"), size, kind=kind_of(path)))
         elif claimed:
-            entries.append(
-                Entry(path, claimed.group("stem"), size, (int(claimed.group("pid")), claimed.group("host")))
-            )
+            holder = (int(claimed.group("pid")), claimed.group("host"))
+            entries.append(Entry(path, claimed.group("stem"), size, holder, kind_of(path)))
     return entries
 
 
 def claim(entry: Entry) -> str | None:
     """Take ``entry`` for this process by renaming it; ``None`` if another process was first."""
-    target = os.path.join(os.path.dirname(entry.path), claim_name(entry.stem))
+    target = os.path.join(os.path.dirname(entry.path), claim_name(entry.stem, entry.kind))
     try:
         os.rename(entry.path, target)
     except FileNotFoundError:
@@ -177,9 +215,77 @@ def claim(entry: Entry) -> str | None:
 
 def release(claimed_path: str, stem: str) -> str:
     """Give a claimed file back to the spool unchanged (nothing of it was acknowledged)."""
-    target = os.path.join(os.path.dirname(claimed_path), free_name(stem))
+    target = os.path.join(os.path.dirname(claimed_path), free_name(stem, kind_of(claimed_path)))
     os.rename(claimed_path, target)
     return target
+
+
+def quarantine(claimed_path: str, stem: str) -> str:
+    """Set a claimed file aside for good: the collector refused it and always will."""
+    target = os.path.join(os.path.dirname(claimed_path), free_name(stem, kind_of(claimed_path)) + ".rejected")
+    os.rename(claimed_path, target)
+    return target
+
+
+def quarantined(directory: str) -> list[str]:
+    """The quarantined files, oldest first."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [os.path.join(directory, name) for name in names if _REJECTED.match(name)]
+
+
+def recover_orphans(directory: str, now: float | None = None) -> tuple[list[str], list[str]]:
+    """Deal with ``.tmp`` files whose writer is gone: a complete one becomes the free file it was
+    meant to be (its cold start is saved), a partial one is removed. Returns (recovered, removed).
+    """
+    recovered: list[str] = []
+    removed: list[str] = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return recovered, removed
+    now = time.time() if now is None else now
+    for name in names:
+        match = _TMP.match(name)
+        if match is None:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            age = now - os.stat(path).st_mtime
+        except OSError:
+            continue
+        pid = int(match.group("pid"))
+        if age < ORPHAN_TMP_S or (age < STALE_CLAIM_S and _alive(pid)):
+            continue  # still being written
+        target = match.group("name")
+        parsed = _FREE.match(target) or _CLAIMED.match(target)
+        complete = False
+        if parsed is not None:
+            try:
+                if kind_of(target) == RAW:
+                    read_raw(path)
+                    complete = True
+                else:
+                    complete = bool(read_documents(path))
+            except (OSError, ValueError):
+                complete = False
+        try:
+            if complete and parsed is not None:
+                free = os.path.join(directory, free_name(parsed.group("stem"), kind_of(target)))
+                os.rename(path, free)
+                recovered.append(free)
+                _log.warning("otel-coldstart: recovered an interrupted spool write as %s", free)
+            else:
+                os.unlink(path)
+                removed.append(path)
+                _log.warning(
+                    "otel-coldstart: removed a partial spool write %s (its writer died mid-write)", path
+                )
+        except FileNotFoundError:
+            continue  # another drain dealt with it
+    return recovered, removed
 
 
 def enforce_cap(directory: str, max_bytes: int) -> list[str]:

@@ -9,6 +9,9 @@ Modes (switchable while running, and a receiver can move from ``down`` to ``up``
 - ``hang``: a TCP listener that accepts connections and never answers a byte (a wedged collector).
 - ``error``: answer every export with a retryable error (gRPC UNAVAILABLE, HTTP 503), or a
   permanent one (``error500``: HTTP 500, gRPC INTERNAL).
+
+``max_body`` (HTTP): answer 413 Payload Too Large to a request body above that many bytes, as a
+collector with a request size limit does; the rest of the mode applies to smaller ones.
 """
 
 from __future__ import annotations
@@ -161,6 +164,9 @@ class Receiver:
         self.port = port or free_port()
         self.mode = "down"
         self.requests = 0
+        #: HTTP only: bodies above this many bytes get 413 (a collector's request size limit).
+        self.max_body: int | None = None
+        self.rejected = 0
         self._received: list[ReceivedSpan] = []
         self._points: list[ReceivedPoint] = []
         self._lock = threading.Lock()
@@ -315,6 +321,10 @@ class HttpReceiver(Receiver):
                     self._answer(404)
                     return
                 receiver.requests += 1
+                if receiver.max_body is not None and len(body) > receiver.max_body:
+                    receiver.rejected += 1
+                    self._answer(413)
+                    return
                 if receiver.mode == "error":
                     self._answer(503)
                     return

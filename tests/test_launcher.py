@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import parse_importtime, run_instrumented, write
+from helpers import clean_env, parse_importtime, run_instrumented, write
 
 from otel_coldstart.validate.analysis import is_import
 
@@ -181,7 +183,10 @@ def test_thousands_of_imports_arrive_whole(tmp_path: Path):
     for i in range(3000):
         write(pkg / f"m{i}.py", "")
     script = write(tmp_path / "app.py", "import many\n")
-    run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path)
+    # A budget that fits building 3,000 spans at exit, so that the file is there when the process
+    # ends (with the default 0.5 s the raw copy would wait in the spool for `otel-coldstart flush`).
+    env = {"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "60"}
+    run = run_instrumented(script, tmp_path / "trace.jsonl", cwd=tmp_path, env=env)
     assert run.completed.returncode == 0, run.completed.stderr
     modules = {s.attributes.get("coldstart.module.name") for s in run.trace().spans}
     assert {f"many.m{i}" for i in range(3000)} <= modules
@@ -246,18 +251,30 @@ def test_no_exporter_means_nothing_to_deliver_and_nothing_spooled(tmp_path: Path
     assert not spool_dir.exists() or not any(spool_dir.iterdir())
 
 
-def test_exit_right_after_ready_still_writes_a_large_trace(tmp_path: Path):
-    """mark_ready() then exit at once: the worker is still building thousands of spans; the exit
-    waits for that local work (not for the network), so the cold start is not lost."""
+def test_exit_right_after_ready_keeps_a_large_trace_and_flush_builds_it(tmp_path: Path):
+    """mark_ready() then exit at once with a tiny budget: the worker is still building thousands of
+    spans. The exit does not wait for it; the raw copy waits in the spool, and `flush` builds it
+    into the trace file (the only sink here), whole."""
     pkg = tmp_path / "many"
     write(pkg / "__init__.py", "".join(f"from many import m{i}\n" for i in range(3000)))
     for i in range(3000):
         write(pkg / f"m{i}.py", "")
     script = write(tmp_path / "app.py", "import many, otel_coldstart\notel_coldstart.mark_ready()\n")
+    trace_file = tmp_path / "trace.jsonl"
     run = run_instrumented(
-        script, tmp_path / "trace.jsonl", cwd=tmp_path, env={"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.01"}
+        script, trace_file, cwd=tmp_path, env={"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.01"}
     )
     assert run.completed.returncode == 0, run.completed.stderr
+    if not trace_file.exists():  # the usual case: the exit cut the worker off
+        flushed = subprocess.run(
+            [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(tmp_path / "spool")],
+            env={**clean_env(), "OTEL_TRACES_EXPORTER": "none"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    assert os.listdir(tmp_path / "spool") == []
     trace = run.trace()
     assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"
     modules = {s.attributes.get("coldstart.module.name") for s in trace.spans}

@@ -160,6 +160,13 @@ def settings(tmp_path: Path, **overrides: Any) -> config.Settings:
     return config.Settings(spool_dir=str(tmp_path / "spool"), retry_s=0, **overrides)
 
 
+def job_for(spans: list[ReadableSpan], values: config.Settings) -> export.Job:
+    """A cold start on its way, with an OTLP write-ahead copy claimed (a raw copy's stand-in)."""
+    job = export.job_for_spans(spans, values)
+    assert job is not None
+    return job
+
+
 @pytest.fixture(autouse=True)
 def fresh_export_state() -> Any:
     export.reset_after_fork()
@@ -171,7 +178,8 @@ def test_only_unacknowledged_chunks_are_spooled(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(export, "EXPORT_CHUNK", 2)
     spans = make_spans(5)  # chunks of 2, 2, 1
     flaky = Flaky(fail_from=1)
-    assert not export.deliver([flaky], spans, settings(tmp_path))
+    values = settings(tmp_path)
+    assert not export.deliver([flaky], job_for(spans, values), values)
     (entry,) = spool.list_entries(str(tmp_path / "spool"))
     assert entry.claimed_by is None
     documents = spool.read_documents(entry.path)
@@ -182,7 +190,8 @@ def test_only_unacknowledged_chunks_are_spooled(tmp_path: Path, monkeypatch: pyt
 
 def test_delivered_trace_leaves_no_file(tmp_path: Path) -> None:
     exporter = InMemorySpanExporter()
-    assert export.deliver([exporter], make_spans(), settings(tmp_path))
+    values = settings(tmp_path)
+    assert export.deliver([exporter], job_for(make_spans(), values), values)
     assert len(exporter.get_finished_spans()) == 5
     assert os.listdir(tmp_path / "spool") == []  # the write-ahead claim is gone
 
@@ -191,9 +200,10 @@ def test_cut_off_spools_what_is_in_flight_and_a_late_ack_changes_nothing(tmp_pat
     gate = threading.Event()
     hanging = Flaky(gate=gate)
     export.begin_exit(float("inf"))
-    sender = threading.Thread(target=export.deliver, args=([hanging], make_spans(), settings(tmp_path)))
+    values = settings(tmp_path)
+    sender = threading.Thread(target=export.deliver, args=([hanging], job_for(make_spans(), values), values))
     sender.start()
-    while not export._jobs:
+    while hanging.calls == 0:
         threading.Event().wait(0.01)
     (entry,) = spool.list_entries(str(tmp_path / "spool"))
     assert entry.claimed_by == (os.getpid(), spool._host())  # write-ahead, claimed
@@ -249,3 +259,62 @@ def test_spool_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert values.spool_dir == "/x/y" and values.spool_max_bytes == 64 * 1024 * 1024
     assert problems == ["OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES='lots' is not a whole number"]
     assert export.spool_settings(config.Settings(spool_dir="none")) == (None, 0)
+
+
+def test_an_interrupted_write_is_recovered_if_whole_and_removed_if_partial(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    payload = otlp_json.encode_lines([otlp_json.encode(make_spans(3))])
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    whole = directory / f".{spool.claim_name(spool.new_stem())}.{dead}.tmp"
+    whole.write_bytes(payload)
+    partial = directory / f".{spool.free_name(spool.new_stem(), spool.RAW)}.{dead}.tmp"
+    partial.write_bytes(b'{"format":"otel-coldstart-raw","vers')
+    young = directory / f".{spool.free_name(spool.new_stem())}.{os.getpid()}.tmp"
+    young.write_bytes(b"")  # ours, being written: left alone
+    old = os.stat(whole).st_mtime - 60
+    os.utime(whole, (old, old))
+    os.utime(partial, (old, old))
+    exporter = InMemorySpanExporter()
+    result = export.drain([exporter], str(directory))
+    assert len(result.recovered) == 1 and result.bad == [str(partial)]
+    assert result.sent == result.recovered and len(exporter.get_finished_spans()) == 3
+    assert os.listdir(directory) == [young.name]
+
+
+def test_raw_copy_builds_the_same_trace_anywhere() -> None:
+    import json
+
+    from otel_coldstart import module_info, raw_copy, sdk_setup
+    from otel_coldstart.timeline import ImportRecord, Record, Timeline
+
+    tl = Timeline("start")
+    base = tl.mono_anchor_ns
+    parent = ImportRecord("json", base + 10, None, 1, False)
+    parent.end, (parent.spec, parent.file) = base + 500, module_info.spec_and_file(json)
+    child = ImportRecord("json.decoder", base + 20, parent, 1, False)
+    child.end, child.error = base + 400, ("ImportError", "boom")
+    service = Record("service", "db", base + 600, None, 1, {"coldstart.service.name": "db"})
+    service.end = base + 900
+    tl.imports.extend([parent, child])
+    tl.records.append(service)
+    tl.thread_names = {1: "MainThread"}
+    tl.ready_ns, tl.ready_trigger = base + 1000, "explicit"
+    raw = raw_copy.snapshot(
+        tl, process_start_ns=tl.wall_anchor_ns - 10**6, resource={"service.name": "x"}, trace_file=None
+    )
+    again = raw_copy.decode(raw_copy.encode(raw))
+    first, second = sdk_setup.build_from_raw(raw), sdk_setup.build_from_raw(again)
+    assert [(s.name, s.context.span_id, s.parent and s.parent.span_id) for s in first] == [
+        (s.name, s.context.span_id, s.parent and s.parent.span_id) for s in second
+    ]
+    resource = sdk_setup.fixed_resource({"service.name": "x"})
+    direct = sdk_setup.build_spans(tl, resource, raw["process_start_ns"], id_seed=raw["id_seed"])
+    assert [(s.name, dict(s.attributes or {}), s.start_time, s.end_time) for s in direct] == [
+        (s.name, dict(s.attributes or {}), s.start_time, s.end_time) for s in first
+    ]
+    names = {s.name for s in first}
+    assert {"coldstart", "import json", "import json.decoder", "db"} <= names
+    assert first[0].resource.attributes["service.name"] == "x"
+    json_span = next(s for s in first if s.name == "import json")
+    assert json_span.attributes["code.file.path"] == json.__file__

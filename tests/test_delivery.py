@@ -1,0 +1,293 @@
+"""Delivery under the conditions that used to lose cold starts: large traces ready at exit, many
+processes exiting at once with the collector down, an unwritable trace file, a collector that
+refuses a payload for good, ``finish_now`` from a process that keeps running.
+
+Every scenario ends with the same check: each cold start reached the collector exactly once (span
+ids compared with the trace file each process wrote, or that the drainer wrote for it), and the
+spool is empty.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from helpers import Run, run_instrumented, write
+from otlp_receiver import HttpReceiver, Receiver
+
+from otel_coldstart import sdk_setup, spool
+
+#: Exit delay allowed over the same app's exit without us: the promise is the 0.5 s budget plus
+#: a small constant; this is generous for a loaded 2-core machine, and far below the 3.2 s that a
+#: 20,000-import trace used to take.
+EXIT_BOUND_S = 1.5
+
+APP = """
+import sys, time
+sys.path.insert(0, {root!r})
+import bigtree
+print(f"last={{time.time()}}", flush=True)
+"""
+
+
+def make_tree(root: Path, modules: int, per_package: int = 100) -> Path:
+    """``bigtree`` with ``modules`` modules in packages of ``per_package``, and an app importing it."""
+    package = root / "bigtree"
+    package.mkdir(parents=True)
+    lines = []
+    for p in range((modules + per_package - 1) // per_package):
+        sub = package / f"p{p}"
+        sub.mkdir()
+        names = [f"m{i}" for i in range(min(per_package, modules - p * per_package))]
+        for name in names:
+            (sub / f"{name}.py").write_text("X = 1\n")
+        (sub / "__init__.py").write_text("".join(f"from . import {name}\n" for name in names))
+        lines.append(f"from . import p{p}\n")
+    (package / "__init__.py").write_text("".join(lines))
+    return write(root / "app.py", APP.format(root=str(root)))
+
+
+@pytest.fixture(scope="module")
+def tree_3k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("tree3k"), 3000)
+
+
+@pytest.fixture(scope="module")
+def tree_20k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tree(tmp_path_factory.mktemp("tree20k"), 20000)
+
+
+def app_env(receiver: Receiver, spool_dir: Path, **extra: str | None) -> dict[str, str | None]:
+    return {
+        **receiver.env(),
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_PYTHON_COLDSTART_SPOOL_DIR": str(spool_dir),
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "2",
+        **extra,
+    }
+
+
+def run_app(
+    script: Path, trace_file: Path, receiver: Receiver, spool_dir: Path, keep_file: bool = True
+) -> tuple[Run, float]:
+    """Run ``script`` (ready at exit); returns the run and the delay from its last line to its end.
+
+    ``keep_file=False``: no trace file, so the exit budget is strict (with a trace file the exit
+    may take a grace to build the spans for it).
+    """
+    extra = {} if keep_file else {"OTEL_PYTHON_COLDSTART_TRACE_FILE": None}
+    run = run_instrumented(script, trace_file, env=app_env(receiver, spool_dir, **extra), timeout=180)  # type: ignore[arg-type]
+    ended = time.time()
+    assert run.completed.returncode == 0, run.completed.stderr[-2000:]
+    last = float(run.completed.stdout.split("last=")[1].split()[0])
+    return run, ended - last
+
+
+def plain_exit_delay(script: Path) -> float:
+    """The same app's exit delay without us: tearing down 20,000 modules takes its own time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    completed = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180, check=True
+    )
+    return time.time() - float(completed.stdout.split("last=")[1].split()[0])
+
+
+def flush(spool_dir: Path, receiver: Receiver) -> subprocess.CompletedProcess:
+    env = {**os.environ, **receiver.env(), "OTEL_EXPORTER_OTLP_TIMEOUT": "5"}
+    command = [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(spool_dir)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def spooled_ids(spool_dir: Path) -> set[str]:
+    """The span ids the spool will deliver (a raw copy built as a drainer builds it)."""
+    ids: set[str] = set()
+    for entry in spool.list_entries(str(spool_dir)):
+        if entry.kind == spool.RAW:
+            built = sdk_setup.build_from_raw(spool.read_raw(entry.path))
+            ids |= {format(span.context.span_id, "016x") for span in built}
+        else:
+            ids |= {
+                format(span.context.span_id, "016x")
+                for document in spool.read_documents(entry.path)
+                for span in spool.spans_from_document(document)
+            }
+    return ids
+
+
+def assert_exactly_once(receiver: Receiver, expected: set[str], traces: int = 1) -> None:
+    received = receiver.wait_for_spans(len(expected), timeout=30)
+    counts = Counter(span.span_id for span in received)
+    duplicated = [span_id for span_id, n in counts.items() if n > 1]
+    assert not duplicated, f"{len(duplicated)} span(s) arrived twice"
+    assert set(counts) == expected, f"{len(expected - set(counts))} span(s) never arrived"
+    assert [span.name for span in received].count("coldstart") == traces
+
+
+def file_ids(*runs: Run) -> set[str]:
+    ids: list[str] = [span.span_id for run in runs for span in run.trace().spans]
+    assert len(ids) == len(set(ids))
+    return set(ids)
+
+
+def spool_left(spool_dir: Path) -> list[str]:
+    return sorted(os.listdir(spool_dir)) if spool_dir.exists() else []
+
+
+@pytest.mark.parametrize("mode", ["up", "error", "down"])
+def test_3000_imports_ready_at_exit_exit_in_budget_and_arrive_exactly_once(
+    tmp_path: Path, tree_3k: Path, mode: str
+) -> None:
+    spool_dir = tmp_path / "spool"
+    with HttpReceiver(mode) as receiver:
+        _, delay = run_app(tree_3k, tmp_path / "trace.jsonl", receiver, spool_dir, keep_file=False)
+        assert delay < EXIT_BOUND_S, f"exit took {delay:.2f} s after the app's last line"
+        # Delivered at exit (the collector up and time enough), or kept whole in the spool.
+        expected = spooled_ids(spool_dir) | {span.span_id for span in receiver.spans()}
+        if mode != "up":
+            assert receiver.spans() == []
+        receiver.set_mode("up")
+        flushed = flush(spool_dir, receiver)
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+        assert len(expected) > 3000
+        assert_exactly_once(receiver, expected)
+    assert spool_left(spool_dir) == []
+
+
+def test_20000_imports_exit_within_budget_and_arrive_exactly_once(tmp_path: Path, tree_20k: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    baseline = plain_exit_delay(tree_20k)
+    with HttpReceiver("up") as receiver:
+        _, delay = run_app(tree_20k, tmp_path / "trace.jsonl", receiver, spool_dir, keep_file=False)
+        # Writing the raw copy of 20,000 records takes 0.1 s idle, 0.3 s at load 14 on 2 cores: one
+        # second more than the small app's allowance (it used to be 3.2 s on an idle machine).
+        bound = EXIT_BOUND_S + 1.0
+        assert delay - baseline < bound, f"exit took {delay:.2f} s, {baseline:.2f} s without us"
+        # Too large to build within the budget: the raw copy waits for flush (or the next process).
+        expected = spooled_ids(spool_dir) | {span.span_id for span in receiver.spans()}
+        assert len(expected) > 20000
+        flushed = flush(spool_dir, receiver)
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+        assert_exactly_once(receiver, expected)
+    assert spool_left(spool_dir) == []
+
+
+def test_3000_imports_with_a_trace_file_arrive_in_both_sinks_once(tmp_path: Path, tree_3k: Path) -> None:
+    spool_dir = tmp_path / "spool"
+    with HttpReceiver("down") as receiver:
+        run, _ = run_app(tree_3k, tmp_path / "trace.jsonl", receiver, spool_dir)
+        receiver.set_mode("up")
+        flushed = flush(spool_dir, receiver)
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+        assert_exactly_once(receiver, file_ids(run))  # the trace file and the collector agree
+    assert spool_left(spool_dir) == []
+
+
+SMALL = """
+import decimal, json, sqlite3, time
+print(f"last={time.time()}", flush=True)
+"""
+
+
+def test_twenty_exits_at_once_collector_down_then_flush_delivers_all_once(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", SMALL)
+    spool_dir = tmp_path / "spool"
+    with HttpReceiver("down") as receiver:
+
+        def one(n: int) -> Run:
+            return run_app(script, tmp_path / f"trace{n}.jsonl", receiver, spool_dir)[0]
+
+        with ThreadPoolExecutor(20) as pool:
+            runs = list(pool.map(one, range(20)))
+        entries = spool.list_entries(str(spool_dir))
+        assert len(entries) == 20 and all(entry.claimed_by is None for entry in entries)
+
+        receiver.set_mode("up")
+        flushed = flush(spool_dir, receiver)
+        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+        assert "sent 20 spooled cold start(s)" in flushed.stdout
+        assert_exactly_once(receiver, file_ids(*runs), traces=20)
+        again = flush(spool_dir, receiver)
+        assert again.returncode == 0 and "nothing to flush" in again.stdout
+    assert spool_left(spool_dir) == []
+
+
+def test_an_unwritable_trace_file_does_not_stop_the_export(tmp_path: Path) -> None:
+    script = write(tmp_path / "app.py", SMALL)
+    blocker = write(tmp_path / "not-a-directory", "")  # even root cannot create a file below a file
+    with HttpReceiver("up") as receiver:
+        run = run_instrumented(script, blocker / "trace.jsonl", env=app_env(receiver, tmp_path / "spool"))
+        assert run.completed.returncode == 0, run.completed.stderr[-2000:]
+        assert "cannot write the trace file" in run.completed.stderr
+        if spool_left(tmp_path / "spool"):  # a loaded machine: sending did not fit the exit budget
+            assert flush(tmp_path / "spool", receiver).returncode == 0
+        received = receiver.wait_for_spans(10)
+        assert len(received) > 10
+        assert [span.name for span in received].count("coldstart") == 1
+    assert spool_left(tmp_path / "spool") == []
+
+
+def test_a_payload_the_collector_refuses_is_quarantined_and_blocks_nothing(
+    tmp_path: Path, tree_3k: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    small = write(tmp_path / "small.py", SMALL)
+    with HttpReceiver("down") as receiver:
+        large_run, _ = run_app(tree_3k, tmp_path / "large.jsonl", receiver, spool_dir)  # older
+        small_run, _ = run_app(small, tmp_path / "small.jsonl", receiver, spool_dir)  # newer
+        assert len(spool.list_entries(str(spool_dir))) == 2
+
+        receiver.set_mode("up")
+        receiver.max_body = 100_000  # the large trace's chunks exceed it: 413, for good
+        flushed = flush(spool_dir, receiver)
+        assert flushed.returncode == 2, flushed.stdout + flushed.stderr
+        assert "sent 1 spooled cold start(s)" in flushed.stdout
+        assert "refused 1 cold start(s) for good" in flushed.stderr
+        assert receiver.rejected >= 1
+        assert_exactly_once(receiver, file_ids(small_run))  # the newer one went through
+        (rejected,) = spool.quarantined(str(spool_dir))
+        assert spool.list_entries(str(spool_dir)) == []
+
+        # Quarantined files are not retried: the next flush has nothing to send.
+        again = flush(spool_dir, receiver)
+        assert again.returncode == 0 and "nothing to flush" in again.stdout
+        assert spool.quarantined(str(spool_dir)) == [rejected]
+        assert large_run.trace().spans  # the trace file still has it
+
+
+FINISH_NOW = """
+import sys, time
+import otel_coldstart
+from otel_coldstart import lifecycle
+lifecycle.finish_now("signal", 5.0)
+print("finished", flush=True)
+time.sleep(60)
+"""
+
+
+def test_finish_now_delivers_before_returning_and_the_process_lives_on(tmp_path: Path) -> None:
+    from otel_coldstart.demo import launcher_command, traced_env
+
+    script = write(tmp_path / "app.py", FINISH_NOW)
+    trace_file = tmp_path / "trace.jsonl"
+    with HttpReceiver("up") as receiver:
+        env = {**traced_env(str(trace_file), "coldstart-test"), **app_env(receiver, tmp_path / "spool")}
+        process = subprocess.Popen(launcher_command(script), env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "finished"
+            received = receiver.spans()  # already there when finish_now returned
+            assert process.poll() is None
+        finally:
+            process.kill()
+            process.communicate(timeout=10)
+        run = Run(subprocess.CompletedProcess([], 0), trace_file)
+        assert {span.span_id for span in received} == {span.span_id for span in run.trace().spans}
+        assert run.trace().root.attributes["coldstart.ready.trigger"] == "signal"
+    assert spool_left(tmp_path / "spool") == []

@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from otlp_receiver import _HangListener, free_port  # noqa: E402
+from private_spool import isolate  # noqa: E402
 
+from otel_coldstart import spool as spool_module  # noqa: E402
 from otel_coldstart.demo import launcher_command  # noqa: E402
 
 #: A script that does one traced piece of work, so that the stock distro has a span to send too.
@@ -48,7 +50,7 @@ print(f"last_ns={time.time_ns()}", flush=True)
 def variants(
     app: Path, endpoint: str, protocol: str, spool: str
 ) -> dict[str, tuple[list[str], dict[str, str]]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    base = isolate({k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, os.path.dirname(spool))
     common = dict(
         base,
         OTEL_SERVICE_NAME="coldstart-bench",
@@ -115,7 +117,7 @@ def main() -> None:
                 print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
         finally:
             hang.close()
-        spooled = len(list(Path(tmp, "spool").glob("*.jsonl")))
+        spooled = len(spool_module.list_entries(str(Path(tmp, "spool"))))
 
     print(
         f"\nExit delay after the app's last statement, collector unreachable ({args.protocol}), "

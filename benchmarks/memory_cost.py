@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from private_spool import isolate  # noqa: E402
+
 from otel_coldstart import memory  # noqa: E402
 from otel_coldstart.demo import launcher_command, traced_env  # noqa: E402
 
@@ -76,7 +78,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         app = make_app(Path(tmp), args.modules)
-        base = traced_env(str(Path(tmp) / "trace.jsonl"), service_name="memory-bench")
+        base = isolate(traced_env(str(Path(tmp) / "trace.jsonl"), service_name="memory-bench"), tmp)
         variants = {
             "import memory off": dict(base, OTEL_PYTHON_COLDSTART_IMPORT_MEMORY="0"),
             "import memory on": dict(base, OTEL_PYTHON_COLDSTART_IMPORT_MEMORY="1"),

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import timeit
 from pathlib import Path
 
@@ -50,6 +52,8 @@ def measure(mode: str, inits: int) -> dict[str, float]:
 
 
 def main() -> int:
+    from private_spool import isolate
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -62,15 +66,18 @@ def main() -> int:
         return 0
     modes = ("bare", "instrumented", "recording")
     samples: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-    for _ in range(args.rounds):
-        for mode in modes:
-            out = subprocess.run(
-                [sys.executable, __file__, "--mode", mode, "--inits", str(args.inits)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            samples[mode].append(json.loads(out))
+    with tempfile.TemporaryDirectory() as tmp:
+        env = isolate(dict(os.environ), tmp)
+        for _ in range(args.rounds):
+            for mode in modes:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--mode", mode, "--inits", str(args.inits)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    env=env,
+                ).stdout
+                samples[mode].append(json.loads(out))
     print(f"ServiceFactory.get(), medians of {args.rounds} rounds (fresh process per variant and round)")
     print(f"{'variant':<14}{'cache hit us':>14}{'first get +us':>15}")
     for mode in modes:

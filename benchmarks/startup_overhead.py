@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from private_spool import isolate  # noqa: E402
+
 from otel_coldstart.demo import demo_app, launcher_command  # noqa: E402
 
 COMMON = {
@@ -41,7 +43,10 @@ COMMON = {
 
 def variants(trace_file: str) -> dict[str, tuple[list[str], dict[str, str]]]:
     app = demo_app()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # Dropping every OTEL_* variable must not send the spool to the user's ~/.cache.
+    base = isolate(
+        {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, os.path.dirname(trace_file)
+    )
     plain = dict(base, DEMO_PRINT_READY_NS="1")
     ours = dict(
         base,

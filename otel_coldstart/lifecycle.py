@@ -140,7 +140,8 @@ def _stop_now(trigger: str) -> None:
 
 def _has_sink() -> bool:
     """A trace file or a traces exporter: without either, a built trace would go nowhere."""
-    return bool(_delivery().has_sink(_settings))
+    with timeline.suppressed():  # our own module, not part of the app's cold start
+        return bool(_delivery().has_sink(_settings))
 
 
 #: Set once the worker is through with the local work (raw copy, spans, trace file).

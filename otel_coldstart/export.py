@@ -81,6 +81,18 @@ def _watch(exporter: Any) -> None:
         client.export = watched
 
 
+def _export_uninstrumented(exporter: Any, chunk: list[Any]) -> Any:
+    """``exporter.export(chunk)`` with instrumentation suppressed, as the SDK's span processors
+    do: the exporter's own HTTP request must not become a span of the app (requests instrumented)."""
+    from opentelemetry import context
+
+    token = context.attach(context.set_value(context._SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        return exporter.export(chunk)
+    finally:
+        context.detach(token)
+
+
 def rejection(exporter: Any) -> int | None:
     """The status of the exporter's last failed request if it means "never this payload"."""
     status = getattr(exporter, "_coldstart_status", None)
@@ -182,7 +194,7 @@ class Job:
                     return False
                 exporter._coldstart_status = None
                 try:
-                    ok = _success(exporter.export(chunk))
+                    ok = _success(_export_uninstrumented(exporter, chunk))
                 except Exception:  # an exporter bug must cost us the chunk, never the app
                     ok = False
                 with self.lock:

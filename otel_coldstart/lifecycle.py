@@ -93,7 +93,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
     os.register_at_fork(after_in_child=_after_fork_in_child)
     os._exit = _exit_wrapper
     if _settings.ready_timeout_s > 0:
-        threads.call_later(_settings.ready_timeout_s, mark_ready, "timeout")
+        threads.call_later(_settings.ready_timeout_s, mark_ready, cv.TRIGGER_TIMEOUT)
 
 
 def settings() -> config.Settings:
@@ -107,7 +107,7 @@ def request_sdk(auto_instrumentation_version: str | None) -> None:
     _auto_version = auto_instrumentation_version
 
 
-def mark_ready(trigger: str = "explicit") -> bool:
+def mark_ready(trigger: str = cv.TRIGGER_EXPLICIT) -> bool:
     """Declare the application ready: the cold start ends now. Returns ``False`` if it already had.
 
     The trace is built and exported on a background thread; this call returns at once.
@@ -115,7 +115,7 @@ def mark_ready(trigger: str = "explicit") -> bool:
     global _worker
     if _settings.ready == "exit" and trigger not in (cv.TRIGGER_EXIT, cv.TRIGGER_SIGNAL):
         return False
-    if trigger == "critical_tier" and _settings.ready != "auto":
+    if trigger == cv.TRIGGER_CRITICAL_TIER and _settings.ready != "auto":
         return False
     memory.take_snapshot("ready")
     frozen = timeline.freeze(trigger)

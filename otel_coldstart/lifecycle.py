@@ -133,9 +133,9 @@ def _freeze_on_signal(trigger: str) -> None:
 
 
 def _stop_now(trigger: str) -> None:
-    """The process is about to die by a signal: end the cold start and write it down first."""
-    _freeze_on_signal(trigger)
-    _at_main_exit()
+    """The process is about to die by a signal: end the cold start and write it down first, on
+    this thread (no new thread: the process may be past the point of starting one)."""
+    finish_now(trigger, 0.8 * _settings.exit_timeout_s)
 
 
 def _has_sink() -> bool:

@@ -133,7 +133,15 @@ def main() -> int:
             tmp,
         )
         delays: list[float] = []
+        plain_delays: list[float] = []
         failures: list[str] = []
+
+        def plain(n: int) -> None:
+            # The same app without us, in the same conditions: what the machine's load alone costs.
+            completed = subprocess.run([sys.executable, str(app)], env=base, capture_output=True, text=True)
+            ended = time.time_ns()
+            if "last_ns=" in completed.stdout:
+                plain_delays.append((ended - int(completed.stdout.split("last_ns=")[1].split()[0])) / 1e9)
 
         def one(n: int) -> None:
             env = dict(common, OTEL_SERVICE_NAME=f"soak-{n}")
@@ -151,7 +159,11 @@ def main() -> int:
         try:
             cycler.start()
             with ThreadPoolExecutor(args.parallel) as pool:
-                list(pool.map(one, range(args.processes)))
+                # One plain run for every ten traced ones, interleaved, for the baseline.
+                jobs = [pool.submit(one, n) for n in range(args.processes)]
+                jobs += [pool.submit(plain, n) for n in range(max(1, args.processes // 10))]
+                for job in jobs:
+                    job.result()
             stop.set()
             cycler.join()
             soak_s = time.monotonic() - started
@@ -218,6 +230,13 @@ def main() -> int:
             }
             if delays
             else {},
+            "plain_exit_delay_s": {
+                "p50": round(percentile(plain_delays, 0.50), 3),
+                "p99": round(percentile(plain_delays, 0.99), 3),
+                "max": round(max(plain_delays), 3),
+            }
+            if plain_delays
+            else {},
             "flushes": flushes,
         }
 
@@ -241,6 +260,9 @@ def main() -> int:
     d = figures["exit_delay_s"]
     if d:
         print(f"  exit delay (s)              p50 {d['p50']}  p90 {d['p90']}  p99 {d['p99']}  max {d['max']}")
+    p = figures["plain_exit_delay_s"]
+    if p:
+        print(f"  same app without us (s)     p50 {p['p50']}  p99 {p['p99']}  max {p['max']}")
     for code, text in flushes:
         print(f"  flush exit {code}: {text.splitlines()[0] if text else ''}")
     for failure in failures[:5]:

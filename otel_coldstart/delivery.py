@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any
@@ -39,9 +40,15 @@ BUILD_SHARE = 0.5
 #: 1-1.5x for HTTP, more for gRPC).
 EXPORTER_IMPORT_FACTOR = 1.5
 
+#: CPU time of importing the SDK and an OTLP exporter on an idle machine (measured 0.15-0.2 s).
+SDK_IMPORT_CPU_S = 0.2
+
 _lock = threading.Lock()
 _own: export.Job | None = None
 _persist_s = 0.0
+#: Wall time over CPU time while the raw copy was written: how starved of CPU this process is
+#: (1 on an idle machine, 5-10 beside busy processes on 2 cores).
+_starvation = 1.0
 
 
 def has_exporter() -> bool:
@@ -64,7 +71,7 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
     ``None`` when there is nothing to deliver to. Never raises for a spool it cannot write: the
     other sinks still get the trace.
     """
-    global _own, _persist_s
+    global _own, _persist_s, _starvation
     with _lock:
         if _own is not None or not has_sink(settings):
             return _own
@@ -88,7 +95,7 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             if uss is not None:
                 extra[cv.MEMORY_USS_AFTER_READY] = uss
         started_ns, resource = process_start_ns(), raw_copy.resource_attributes()
-        snapshot_started = time.perf_counter()
+        snapshot_started, cpu_started = time.perf_counter(), time.process_time()
         raw = raw_copy.snapshot(
             frozen,
             process_start_ns=started_ns,
@@ -103,6 +110,7 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
         # The estimate of the build scales with the records: time their conversion, not the fixed
         # costs around it (the file write, the first import of a module).
         _persist_s = time.perf_counter() - snapshot_started
+        _starvation = max(1.0, _persist_s / max(time.process_time() - cpu_started, 1e-4))
         directory, max_bytes = export.spool_settings(settings)
         stem = spool.new_stem()
         claimed = None
@@ -188,6 +196,14 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
             len(frozen.imports) + len(frozen.records),
         )
         return  # the cut-off releases the raw copy
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        # Nothing of the SDK is loaded before ready: importing it and an exporter costs ~0.2 s of
+        # CPU, times how starved this process is. On a saturated machine that alone would break
+        # the budget: the next process or flush sends the spooled copy instead.
+        left = deadline - time.monotonic() + _grace(settings, grace_s)
+        if SDK_IMPORT_CPU_S * _starvation > left:
+            _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
+            return
     started = time.monotonic()
     from otel_coldstart import sdk_setup  # the SDK: nothing of it is loaded before ready
 

@@ -13,6 +13,7 @@ spool is empty; then every cold start is accounted for:
 - delivered: its root span reached the collector (at exit, or later through flush);
 - spooled: waiting in the spool when the last process exited (delivered later by flush);
 - quarantined: refused with 413 and set aside (``*.rejected``), counted, not retried;
+- left in the spool: flush could not send it (kept on disk, not lost);
 - lost: none of the above; duplicated: some span of it arrived twice.
 
 Exit delay is the time from the app's last statement to its process's end, as its parent sees it.
@@ -67,10 +68,21 @@ def make_app(directory: Path, modules: int) -> Path:
     return app
 
 
+def switch(receiver: Receiver, mode: str) -> None:
+    """Set the receiver's mode; the port may still be held for a moment by the previous listener."""
+    for _ in range(50):
+        try:
+            receiver.set_mode(mode)
+            return
+        except OSError:
+            receiver.mode = "down"
+            time.sleep(0.1)
+
+
 def cycle(receiver: Receiver, period: float, stop: threading.Event, log: list[tuple[float, str]]) -> None:
     for state in itertools.cycle(STATES):
         receiver.max_body = 0 if state == "reject" else None
-        receiver.set_mode("up" if state == "reject" else state)
+        switch(receiver, "up" if state == "reject" else state)
         log.append((time.monotonic(), state))
         if stop.wait(period):
             return
@@ -94,6 +106,24 @@ def quarantined_services(directory: Path) -> set[str]:
                     for kv in resource.get("resource", {}).get("attributes", []):
                         if kv["key"] == "service.name":
                             names.add(kv["value"]["stringValue"])
+    return names
+
+
+def spooled_services(directory: Path) -> set[str]:
+    """Services whose cold start is still in the spool (kept, not lost: a later flush sends it)."""
+    names = set()
+    for entry in spool.list_entries(str(directory)):
+        try:
+            if entry.kind == spool.RAW:
+                names.add(spool.read_raw(entry.path)["resource"]["service.name"])
+            else:
+                for document in spool.read_documents(entry.path):
+                    for resource in document.get("resourceSpans", []):
+                        for kv in resource.get("resource", {}).get("attributes", []):
+                            if kv["key"] == "service.name":
+                                names.add(kv["value"]["stringValue"])
+        except (OSError, ValueError, KeyError):
+            continue
     return names
 
 
@@ -170,7 +200,7 @@ def main() -> int:
             at_exit = {span.service for span in receiver.spans() if span.name == "coldstart"}
             spooled_after = len(spool.list_entries(str(spool_dir)))
             receiver.max_body = None
-            receiver.set_mode("up")
+            switch(receiver, "up")
             flushes = []
             for _ in range(5):
                 flushed = subprocess.run(
@@ -202,7 +232,8 @@ def main() -> int:
         }
         quarantined = quarantined_services(spool_dir) & names
         left = spool.list_entries(str(spool_dir))
-        lost = names - delivered - quarantined
+        still_spooled = spooled_services(spool_dir) & names
+        lost = names - delivered - quarantined - still_spooled
         figures = {
             "processes": args.processes,
             "parallel": args.parallel,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import mmap
 import os
 from pathlib import Path
 
@@ -62,15 +63,18 @@ def test_instruments_through_an_in_memory_reader():
         assert first["coldstart.memory.peak"][1] >= first["process.memory.usage"][1]
         assert 0 < first["coldstart.memory.uss"][1] <= first["process.memory.usage"][1]
 
-        # Written, not just allocated: after a large free, glibc may serve a calloc from fresh heap
-        # it knows is zero and never touch it, so a bytearray would not raise the RSS at all.
-        block = b"\x01" * (30 * MB)
+        # Fresh anonymous pages, each touched: a heap allocation may reuse pages the process has
+        # already faulted in (its free lists) or never touch calloc'd ones, and then RSS would not
+        # grow by the block's size whoever reads it.
+        block = mmap.mmap(-1, 30 * MB)
+        for offset in range(0, 30 * MB, mmap.PAGESIZE):
+            block[offset] = 1
         second = _points(reader)
         # Growth needs two collections; the 30 MB allocated between them must show as growth.
         assert second["coldstart.memory.growth_rate"][0] == "By/s"
         assert second["coldstart.memory.growth_rate"][1] > 0
         assert second["process.memory.usage"][1] - first["process.memory.usage"][1] >= 0.9 * 30 * MB
-        del block
+        block.close()
     finally:
         provider.shutdown()
 
@@ -103,9 +107,12 @@ def test_snapshot_after_fork_reads_the_child():
         import psutil
 
         before = memory.rss()
-        # Written, not just allocated: after a large free, glibc may serve a calloc from fresh heap
-        # it knows is zero and never touch it, so a bytearray would not raise the RSS at all.
-        block = b"\x01" * (30 * MB)
+        # Fresh anonymous pages, each touched: a heap allocation may reuse pages the process has
+        # already faulted in (its free lists) or never touch calloc'd ones, and then RSS would not
+        # grow by the block's size whoever reads it.
+        block = mmap.mmap(-1, 30 * MB)
+        for offset in range(0, 30 * MB, mmap.PAGESIZE):
+            block[offset] = 1
         ours, truth = memory.rss(), psutil.Process().memory_info().rss
         os.write(write_fd, f"{ours - before} {ours - truth}".encode())
         del block

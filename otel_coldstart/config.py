@@ -107,6 +107,8 @@ class Settings:
     #: AWS Lambda: how long delivery may hold the runtime before it asks for the next invocation
     #: (the sandbox may freeze right after that request).
     lambda_flush_timeout_s: float = _setting("LAMBDA_FLUSH_TIMEOUT", 1.0, _float, DAY_S)
+    #: Main-thread sampling interval before ready (startup_profile.py); 0 turns the profile off.
+    profile_interval_ms: float = _setting("PROFILE_INTERVAL_MS", 2.0, _float, 1000.0)
 
 
 def load() -> tuple[Settings, list[str]]:

@@ -86,6 +86,29 @@ MEMORY_PEAK_RSS = "coldstart.memory.peak_rss"
 #: Unique set size measured after ready, bytes (too slow to read before).
 MEMORY_USS_AFTER_READY = "coldstart.memory.uss_after_ready"
 
+#: The module that ran as ``__main__``: ``pip.__main__`` for ``python -m pip``, ``__main__`` for a script.
+ENTRY_MODULE = "coldstart.entry.module"
+#: Modules whose code ran before ready while no import of their own package was in progress, plus
+#: the modules of the bases and instances those define (``startup_profile.py``).
+USED_MODULES = "coldstart.used.modules"
+#: How ``USED_MODULES`` was observed: ``USED_SOURCE_*``.
+USED_SOURCE = "coldstart.used.source"
+#: ``module|caller module:function|app`` (or ``|library``): who asked for a top-level import.
+IMPORT_CALLERS = "coldstart.import.callers"
+#: The main thread's sampling interval before ready, ns.
+PROFILE_INTERVAL_NS = "coldstart.profile.interval_ns"
+#: ns the build thread spent after ready turning samples into spans and evidence.
+PROFILE_BUILD_NS = "coldstart.profile.build_ns"
+
+# --- attribute keys: code spans (the main phase between imports) ------------------------------
+
+#: How many samples of the main thread fell in the span.
+CODE_SAMPLES = "coldstart.code.samples"
+#: The innermost functions sampled most often in it, with their share: ``module:function 40%``.
+CODE_HOT = "coldstart.code.hot"
+#: OpenTelemetry semconv: the line of the entry module that made the call.
+CODE_LINE_NUMBER = "code.line.number"
+
 # --- attribute keys: the boot span ------------------------------------------------------------
 
 #: How many modules were already imported when our hook went in.
@@ -195,6 +218,8 @@ KIND_WAIT = "wait"
 KIND_LAZY_LOAD = "lazy_load"
 #: The launcher's own work: the wrapper, our hook, a launcher step, an instrumentor.
 KIND_LAUNCHER = "launcher"
+#: The program's own code between imports on the main thread (from samples).
+KIND_CODE = "code"
 
 # --- values of coldstart.launcher.step and coldstart.launcher.wrapper ---------------------------
 
@@ -294,6 +319,10 @@ TRIGGER_EXIT = "exit"
 TRIGGER_TIMEOUT = "timeout"
 #: ``coldstart.ready.trigger``: the critical service tier finished.
 TRIGGER_CRITICAL_TIER = "critical_tier"
+#: ``coldstart.used.source``: ``sys.monitoring`` saw every function's first call (3.12+).
+USED_SOURCE_MONITORING = "monitoring"
+#: ``coldstart.used.source``: samples of the main thread's stack (short calls can be missed).
+USED_SOURCE_SAMPLING = "sampling"
 #: ``coldstart.ready.trigger`` when the timeline was frozen without one.
 TRIGGER_UNKNOWN = "unknown"
 

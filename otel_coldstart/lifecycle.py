@@ -23,6 +23,7 @@ from otel_coldstart import (
     post_import,
     process_role,
     ready_detectors,
+    startup_profile,
     stop_signals,
     threads,
     timeline,
@@ -85,6 +86,7 @@ def arm(origin: str, record_imports: bool = True) -> None:
         ready_detectors.install(mark_ready)
     stop_signals.install(_freeze_on_signal, _stop_now)
     memory.take_snapshot("hook_installed")
+    startup_profile.start(_settings.profile_interval_ms)
     if _settings.import_memory:
         imports.rss_probe = memory.rss
     atexit.register(_on_exit)

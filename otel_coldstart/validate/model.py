@@ -79,22 +79,27 @@ class Span:
 
 
 def _covered_ns(children: list[Span], low: int, high: int) -> int:
-    intervals = sorted(
-        (max(c.start_ns, low), min(c.end_ns, high)) for c in children if c.end_ns > low and c.start_ns < high
+    return union_ns(
+        [
+            (max(c.start_ns, low), min(c.end_ns, high))
+            for c in children
+            if c.end_ns > low and c.start_ns < high
+        ]
     )
+
+
+def union_ns(intervals: list[tuple[int, int]]) -> int:
+    """Length of the union of ``(start, end)`` intervals (overlaps counted once)."""
     covered = 0
     current_start = current_end = 0
     started = False
-    for start, end in intervals:
+    for start, end in sorted(intervals):
         if not started or start > current_end:
-            if started:
-                covered += current_end - current_start
+            covered += current_end - current_start
             current_start, current_end, started = start, end, True
         else:
             current_end = max(current_end, end)
-    if started:
-        covered += current_end - current_start
-    return covered
+    return covered + (current_end - current_start)
 
 
 @dataclass(slots=True)

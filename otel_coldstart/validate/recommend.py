@@ -14,11 +14,18 @@ Each rule reads evidence the trace carries, and says what it saw:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from otel_coldstart import conventions as cv
 from otel_coldstart.validate.analysis import ImportFigure, ServiceFigure, Summary
+from otel_coldstart.validate.attribution import (
+    Attribution,
+    LeftOut,
+    attribute,
+    hotspots,
+    is_application,
+)
+from otel_coldstart.validate.model import Span, union_ns
 
 #: An import or service taking at least this share of the cold start "dominates" it.
 DOMINANT_SHARE = 0.25
@@ -42,6 +49,8 @@ class Advice:
     message: str
     #: What the change would save at most, when the trace tells (ns).
     saving_ns: int | None = None
+    #: The (start, end) times, epoch ns, the saving lies in: claims that share time overlap.
+    intervals: tuple[tuple[int, int], ...] = ()
 
     def __str__(self) -> str:
         return self.message
@@ -106,56 +115,66 @@ def _boot(summary: Summary, total: int) -> list[Advice]:
             ".pth files and site-packages entries and `python -X frozen_modules=on` shorten the "
             f"interpreter's part.{fix}",
             before,
+            _before_main(summary),
         )
     ]
 
 
-_LIBRARY_MARKERS = ("site-packages", "dist-packages")
+def _before_main(summary: Summary) -> tuple[tuple[int, int], ...]:
+    root = summary.trace.root
+    if root is None:
+        return ()
+    return ((root.start_ns, root.start_ns + summary.boot_ns + summary.launcher_ns),)
 
 
-def _is_application(figure: ImportFigure) -> bool:
-    """The application's own modules: advise their heavy imports, not the modules themselves.
-
-    Judged from ``code.file.path``: neither site-packages nor the standard library's
-    ``lib/pythonX.Y`` directory. Without a path (builtins, foreign traces) it counts as a library.
-    """
-    span = figure.span
-    path = str(span.attributes.get(cv.CODE_FILE_PATH, "")) if span is not None else ""
-    if not path:
-        return False
-    normalised = path.replace("\\", "/")
-    if any(marker in normalised for marker in _LIBRARY_MARKERS):
-        return False
-    return re.search(r"/lib/python\d", normalised, re.IGNORECASE) is None and "/Lib/" not in path
+def _lazy_forms(module: str) -> str:
+    alias = module.rpartition(".")[2]
+    return (
+        f'today `{alias} = otel_coldstart.lazy_module("{module}")` in place of the import; on Python 3.15+ '
+        f'(PEP 810) `lazy import {module}`, or `__lazy_modules__ = ["{module}"]` above the imports '
+        "(ignored by older Pythons)"
+    )
 
 
-def _lazy_candidates(summary: Summary, total: int) -> list[Advice]:
-    threshold = max(LAZY_MIN_NS, LAZY_MIN_SHARE * total)
+def _imported_where(figure: ImportFigure) -> str:
+    if figure.top_level:
+        # Parented to a phase: the main script or a function it ran; which one the trace cannot tell.
+        return "imported by the program's own start-up code, outside any other import"
+    return f"imported while {figure.importer} loads"
+
+
+def _lazy_candidates(summary: Summary, total: int, found: Attribution) -> list[Advice]:
     advice: list[Advice] = []
-    seen: set[str] = set()
-    # Outermost heavy imports first: advising `pandas` is useful, advising `pandas.core.frame` is not.
-    for figure in sorted(summary.imports, key=lambda f: f.cumulative_ns, reverse=True):
-        if figure.cumulative_ns < threshold or len(advice) >= 5:
-            break
-        if figure.under or figure.failed or figure.module.partition(".")[0] in seen:
-            continue
-        if _is_application(figure):
-            continue
-        if not figure.top_level and figure.importer.partition(".")[0] == figure.module.partition(".")[0]:
-            continue  # a submodule its own package imports: the package is the thing to defer
-        seen.add(figure.module.partition(".")[0])
+    evidence = found.evidence
+    for candidate in found.candidates[:5]:
+        figure = candidate.figure
+        saving = candidate.saving_ns
+        claim = f"{_ms(saving)} ({saving / total:.0%})"
+        if saving < figure.cumulative_ns:
+            kept = ", ".join(candidate.kept[:3])
+            claim += f" of its {_ms(figure.cumulative_ns)}: the rest is {kept}, needed anyway"
+        if evidence.available:
+            why = "none of its code ran before ready"
+            if evidence.source == "sampling":
+                why += " (as far as sampling the main thread shows)"
+            what = f"{why}: defer it"
+        else:
+            what = "if nothing needs it before ready, defer it"
         advice.append(
             Advice(
                 "lazy-import",
                 figure.module,
-                f"import {figure.module} costs {_ms(figure.cumulative_ns)} "
-                f"({figure.cumulative_ns / total:.0%}) on the critical path, imported by {figure.importer} "
-                "at module level, outside any service init: if nothing needs it before ready, load it "
-                "lazily (otel_coldstart.lazy_module) at first use.",
-                figure.cumulative_ns,
+                f"import {figure.module} costs up to {claim} before ready, {_imported_where(figure)}; "
+                f"{what}: {_lazy_forms(figure.module)}.",
+                saving,
+                _interval(figure.span),
             )
         )
     return advice
+
+
+def _interval(span: Span | None) -> tuple[tuple[int, int], ...]:
+    return () if span is None else ((span.start_ns, span.end_ns),)
 
 
 def _depends(a: ServiceFigure, b: ServiceFigure, graph: dict[str, tuple[str, ...]]) -> bool:
@@ -207,7 +226,7 @@ def _parallelise(summary: Summary) -> list[Advice]:
                 break
         else:
             chains.append([service])
-    advice = []
+    advice: list[Advice] = []
     for chain in chains:
         if len(chain) < 2:
             continue
@@ -224,13 +243,14 @@ def _parallelise(summary: Summary) -> list[Advice]:
                 f"depends on another: initialise them in parallel (the critical tier's pool) to save up to "
                 f"{_ms(saving)}.",
                 saving,
+                ((chain[0].start_ns, max(s.end_ns for s in chain)),),
             )
         )
     return advice
 
 
 def _defer(summary: Summary) -> list[Advice]:
-    advice = []
+    advice: list[Advice] = []
     for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True):
         if (
             service.tier not in (cv.TIER_OPTIONAL, cv.TIER_ESSENTIAL)
@@ -252,32 +272,49 @@ def _defer(summary: Summary) -> list[Advice]:
                 f"{service.tier} service {service.name} was initialised before ready on the start-up path "
                 f"({_ms(service.duration_ns)}): {how}.",
                 service.duration_ns,
+                _interval(service.span),
             )
         )
     return advice[:5]
 
 
-def _dominant(summary: Summary, total: int, already: set[str]) -> list[Advice]:
-    advice = []
-    figures: list[ImportFigure] = summary.slowest_imports(3, by="cumulative")
-    for figure in figures:
-        if figure.cumulative_ns / total < DOMINANT_SHARE:
-            break
-        if figure.module in already:
+def _needed(summary: Summary, total: int, found: Attribution) -> list[Advice]:
+    """Heavy imports the program needs before ready: say so, and where their time goes."""
+    advice: list[Advice] = []
+    reported: set[int] = set()
+    for item in found.left_out:
+        figure = item.figure
+        if figure.cumulative_ns / total < DOMINANT_SHARE or is_application(figure) or figure.span is None:
             continue
-        if _is_application(figure) and figure.self_ns / total < DOMINANT_SHARE:
-            continue  # the application's own package: its heavy imports are advised one by one
+        if _on_chain_of(figure.span, reported):
+            continue
+        reported.add(id(figure.span))
+        spots = ", ".join(f"{name} {_ms(ns)}" for name, ns in hotspots(figure.span) if ns >= total * 0.01)
         advice.append(
             Advice(
-                "dominant-import",
+                "needed-import",
                 figure.module,
-                f"import {figure.module} alone takes {_ms(figure.cumulative_ns)} "
-                f"({figure.cumulative_ns / total:.0%} of the cold start), imported by {figure.importer}"
-                + (f" inside a {figure.under.replace('_', ' ')}" if figure.under else "")
-                + ": load it lazily at first use, or find what pulls it in.",
-                figure.cumulative_ns,
+                f"import {figure.module} takes {_ms(figure.cumulative_ns)} "
+                f"({figure.cumulative_ns / total:.0%} of the cold start, with everything it imports) "
+                "but is not a lazy-load candidate: "
+                f"{item.reason}." + (f" Its own time is mostly in {spots} (self time)." if spots else ""),
+                None,
             )
         )
+    return advice[:3]
+
+
+def _on_chain_of(span: Span, reported: set[int]) -> bool:
+    node = span.parent
+    while node is not None:
+        if id(node) in reported:
+            return True
+        node = node.parent
+    return False
+
+
+def _dominant_services(summary: Summary, total: int, already: set[str]) -> list[Advice]:
+    advice: list[Advice] = []
     for service in sorted(summary.services, key=lambda s: s.duration_ns, reverse=True)[:3]:
         if service.duration_ns / total < DOMINANT_SHARE:
             break
@@ -292,6 +329,7 @@ def _dominant(summary: Summary, total: int, already: set[str]) -> list[Advice]:
                 "background) or essential (on demand) unless the first request needs it, or make its init "
                 "cheaper.",
                 service.duration_ns,
+                _interval(service.span),
             )
         )
     return advice
@@ -310,6 +348,7 @@ def _failed(summary: Summary) -> list[Advice]:
             f"{len(failed)} failed import(s) cost {_ms(failed_ns)} ({names}): each failure searches all of "
             "sys.path; drop fallbacks that never succeed in this environment.",
             failed_ns,
+            tuple(i for f in failed for i in _interval(f.span)),
         )
     ]
 
@@ -317,10 +356,31 @@ def _failed(summary: Summary) -> list[Advice]:
 def recommend(summary: Summary) -> list[Advice]:
     total = summary.cold_start_ns or 1
     advice = _boot(summary, total)
-    lazy = _lazy_candidates(summary, total)
+    found = attribute(summary, max(LAZY_MIN_NS, int(LAZY_MIN_SHARE * total)))
+    lazy = _lazy_candidates(summary, total, found)
     defer = _defer(summary)
     advice += lazy + _parallelise(summary) + defer
-    already = {a.subject for a in lazy + defer}
-    advice += _dominant(summary, total, already)
+    advice += _dominant_services(summary, total, {a.subject for a in defer})
     advice += _failed(summary)
+    advice += _needed(summary, total, found)
     return advice
+
+
+def left_out(summary: Summary) -> list[LeftOut]:
+    """Heavy imports that were not advised, with the reason (needed before ready, the program itself)."""
+    total = summary.cold_start_ns or 1
+    return attribute(summary, max(LAZY_MIN_NS, int(LAZY_MIN_SHARE * total))).left_out
+
+
+def claimed(advice: list[Advice]) -> tuple[int, int, bool]:
+    """(sum of the savings claimed, the time they cover together, whether some overlap).
+
+    The time covered is the union of the intervals each saving lies in, so it never exceeds the
+    cold start; where two claims share time, the sum is more than can be saved together.
+    """
+    with_saving = [a for a in advice if a.saving_ns]
+    total = sum(a.saving_ns or 0 for a in with_saving)
+    intervals = [i for a in with_saving for i in a.intervals]
+    covered = union_ns(intervals)
+    overlapping = any(not a.intervals for a in with_saving) or covered < sum(e - s for s, e in intervals)
+    return total, min(total, covered) if intervals else total, overlapping

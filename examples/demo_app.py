@@ -198,7 +198,12 @@ def main() -> None:
         otel_coldstart.mark_ready()
         if os.environ.get("DEMO_PRINT_READY_NS"):  # benchmarks/startup_overhead.py reads this
             print(f"ready_ns={time.time_ns()}", flush=True)
-        logging.getLogger("demo").info("ready on port %s (%s)", app["port"], fast_json.dumps({"ok": True}))
+        # A demo: it serves nothing, so it must not claim a port it never bound.
+        logging.getLogger("demo").info(
+            "ready (configured port %s, not bound: the demo serves no requests) %s",
+            app["port"],
+            fast_json.dumps({"ok": True}),
+        )
         if args.serve_seconds:
             time.sleep(args.serve_seconds)
 

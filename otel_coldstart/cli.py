@@ -197,6 +197,11 @@ def _run_validate(args: argparse.Namespace) -> int:
     from otel_coldstart.validate import analysis, recommend, report, result, roles, sources, stats, targets
     from otel_coldstart.validate.model import TraceError
 
+    if args.statistic:
+        try:
+            stats.check_statistic(args.statistic)
+        except stats.StatisticError as exc:
+            return fail(f"--statistic: {exc}", BAD_INPUT)  # bad usage, as in diff
     try:
         targets_value, origin = targets.load(args.targets)
         statistic = stats.check_statistic(args.statistic or targets_value.statistic)

@@ -7,6 +7,7 @@ everything before is reported as the ``coldstart.boot`` span.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -18,6 +19,25 @@ lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
 from opentelemetry.instrumentation.distro import BaseDistro  # noqa: E402  (after arming, on purpose)
 
 __all__ = ["DEFAULTS", "ColdstartConfigurator", "ColdstartDistro"]
+
+
+class _OurConfiguratorChosen(logging.Filter):
+    """Drops the launcher's warning that another configurator (the stock distro's) was skipped
+    because ``OTEL_PYTHON_CONFIGURATOR`` names ours: that is what choosing ours means, and it was
+    printed on every run with the stock distro installed. Other warnings pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (
+            str(record.msg).startswith("Configuration of %s not loaded because")
+            and len(args) == 3
+            and args[1] == "otel_coldstart"
+        )
+
+
+logging.getLogger("opentelemetry.instrumentation.auto_instrumentation._load").addFilter(
+    _OurConfiguratorChosen()
+)
 
 
 class ColdstartDistro(BaseDistro):

@@ -16,8 +16,8 @@ FAILED = 1
 #: Bad input: a missing, malformed or truncated trace, no cold-start root, an unreachable Jaeger
 #: or collector, bad command-line usage.
 BAD_INPUT = 2
-#: Bad configuration: the targets file (unreadable, bad TOML, unknown key, bad value) or the
-#: statistic it or ``--statistic`` names (``validate``, ``demo``).
+#: Bad configuration: the targets file (unreadable, bad TOML, unknown key, bad value, an unknown
+#: statistic in it) (``validate``, ``demo``). An unknown ``--statistic`` is bad usage (2).
 BAD_CONFIG = 3
 #: ``run``: COMMAND was found but cannot be executed (the shell's code).
 NOT_EXECUTABLE = 126
@@ -49,7 +49,7 @@ TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
         "bad input",
         {
             "validate, demo": "missing or malformed trace, no cold-start root, unreachable Jaeger, "
-            "bad usage; `demo`: the demo app failed",
+            "bad usage (an unknown `--statistic` too); `demo`: the demo app failed",
             "diff": "missing or malformed trace, unreachable Jaeger, bad `--max-regression` or "
             "`--statistic`, bad usage",
             "flush": "not all sent: the collector is unreachable or refused (the rest stay spooled), no "
@@ -61,8 +61,8 @@ TABLE: tuple[tuple[int, str, dict[str, str]], ...] = (
         BAD_CONFIG,
         "bad configuration",
         {
-            "validate, demo": "the targets file (unreadable, bad TOML, unknown key, bad value) or "
-            "an unknown statistic",
+            "validate, demo": "the targets file (unreadable, bad TOML, unknown key, bad value, "
+            "an unknown statistic in it)",
         },
     ),
     (NOT_EXECUTABLE, "not executable", {"run": "COMMAND was found but cannot be executed"}),

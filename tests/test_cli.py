@@ -40,9 +40,10 @@ def test_exit_codes(tmp_path: Path, trace_file: Path, passing: Path, capsys) -> 
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("max_cold_starts_ms = 5\n")
     assert main(["validate", str(trace_file), "--targets", str(unknown)]) == 3
-    assert main(["validate", str(trace_file), "--statistic", "p999"]) == 3
+    assert main(["validate", str(trace_file), "--statistic", "p999"]) == 2
+    assert main(["validate", str(trace_file), "--statistic", "p42"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and all(line.startswith("otel-coldstart: error: ") for line in errors)
+    assert len(errors) == 5 and all(line.startswith("otel-coldstart: error: ") for line in errors)
 
 
 def test_help_documents_the_exit_codes() -> None:

@@ -41,10 +41,13 @@ def test_bad_configuration_and_bad_input_are_told_apart(
     targets = tmp_path / "targets.toml"
     targets.write_text("[tool.otel-coldstart]\nmax_cold_start_msx = 1\n", encoding="utf-8")
     assert main(["validate", str(trace), "--targets", str(targets)]) == exit_codes.BAD_CONFIG
-    assert main(["validate", str(trace), "--statistic", "fastest"]) == exit_codes.BAD_CONFIG
+    # An unknown --statistic is bad usage in both commands; in the targets file it is configuration.
+    assert main(["validate", str(trace), "--statistic", "fastest"]) == exit_codes.BAD_INPUT
+    (tmp_path / "stat.toml").write_text('[tool.otel-coldstart]\nstatistic = "p42"\n', encoding="utf-8")
+    assert main(["validate", str(trace), "--targets", str(tmp_path / "stat.toml")]) == exit_codes.BAD_CONFIG
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     assert main(["validate", str(bad)]) == exit_codes.BAD_INPUT
     assert main(["diff", str(trace), str(trace), "--statistic", "fastest"]) == exit_codes.BAD_INPUT
     errors = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert len(errors) == 4 and all(line.startswith("otel-coldstart: error: ") for line in errors)
+    assert len(errors) == 5 and all(line.startswith("otel-coldstart: error: ") for line in errors)

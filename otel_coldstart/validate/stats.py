@@ -10,12 +10,13 @@ it enough runs. With one trace every statistic is that trace's value.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_STATISTIC = "p50"
-_PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?|100)$")
+#: The percentiles a target can be judged on: a typo such as ``p42`` or ``p999`` is an error, not a
+#: silently judged statistic nobody meant.
+PERCENTILES = ("p50", "p75", "p90", "p95", "p99", "p99.9")
 
 
 class StatisticError(ValueError):
@@ -27,9 +28,9 @@ def check_statistic(name: str) -> str:
     text = str(name).strip().lower()
     if text in {"max", "min", "mean", "median"}:
         return "p50" if text == "median" else text
-    if _PERCENTILE.match(text):
+    if text in PERCENTILES:
         return text
-    raise StatisticError(f"unknown statistic {name!r}: use p50, p90, p95, p99, max, min or mean")
+    raise StatisticError(f"unknown statistic {name!r}: use {', '.join(PERCENTILES)}, max, min or mean")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -34,7 +34,7 @@ from typing import Any
 
 from otel_coldstart import conventions as cv
 from otel_coldstart import timeline
-from otel_coldstart.timeline import END, NAME, PARENT, START, THREAD, Timeline
+from otel_coldstart.timeline import AnyRecord, ImportRecord, Record, Timeline
 
 _now = time.perf_counter_ns
 _sleep = time.sleep
@@ -195,19 +195,20 @@ def _entry_module() -> str:
     return name if isinstance(name, str) and name else "__main__"
 
 
-def _top_level_intervals(frozen: Timeline, main_tid: int, ready: int) -> list[tuple[int, int, list[Any]]]:
+def _top_level_intervals(frozen: Timeline, main_tid: int, ready: int) -> list[tuple[int, int, AnyRecord]]:
     """Imports and other records opened on the main thread outside any other: the time explained."""
-    found = []
-    for record in [*frozen.imports, *frozen.records]:
-        if record[THREAD] != main_tid or record[PARENT] is not None:
+    found: list[tuple[int, int, AnyRecord]] = []
+    everything: list[AnyRecord] = [*frozen.imports, *frozen.records]
+    for record in everything:
+        if record.thread != main_tid or record.parent is not None:
             continue
-        end = record[END] or ready
-        found.append((record[START], min(end, ready), record))
+        end = record.end or ready
+        found.append((record.start, min(end, ready), record))
     found.sort(key=lambda item: item[0])
     return found
 
 
-def _open_at(covered: list[tuple[int, int, list[Any]]], at: int) -> list[Any] | None:
+def _open_at(covered: list[tuple[int, int, AnyRecord]], at: int) -> AnyRecord | None:
     """The innermost import record open on the main thread at ``at`` (imports nest by time)."""
     index = bisect.bisect_right(covered, (at, float("inf"))) - 1
     if index < 0 or covered[index][1] < at:
@@ -217,13 +218,13 @@ def _open_at(covered: list[tuple[int, int, list[Any]]], at: int) -> list[Any] | 
     return _innermost(record, at)
 
 
-_children_cache: dict[int, list[list[Any]]] = {}
+_children_cache: dict[int, list[AnyRecord]] = {}
 
 
-def _innermost(record: list[Any], at: int) -> list[Any]:
+def _innermost(record: AnyRecord, at: int) -> AnyRecord:
     children = _children_cache.get(id(record), [])
     for child in children:
-        if child[START] <= at <= (child[END] or at):
+        if child.start <= at <= (child.end or at):
             return _innermost(child, at)
     return record
 
@@ -240,14 +241,14 @@ def _used_modules(
     profile: _Profile,
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
     files: dict[str, str],
-    covered: list[tuple[int, int, list[Any]]],
+    covered: list[tuple[int, int, AnyRecord]],
     frozen: Timeline,
 ) -> set[str]:
     used: set[str] = set()
     seen: set[tuple[int, str]] = set()
 
     def note(code: Any, record: Any) -> None:
-        opening = record[NAME] if record is not None and not isinstance(record[5], dict) else ""
+        opening = record.name if isinstance(record, ImportRecord) else ""
         key = (id(code), _package_of(opening))
         if key in seen:
             return
@@ -266,8 +267,9 @@ def _used_modules(
         note(code, record)
     if not profile.first_calls and samples:
         _children_cache.clear()
-        for record in [*frozen.imports, *frozen.records]:
-            parent = record[PARENT]
+        everything: list[AnyRecord] = [*frozen.imports, *frozen.records]
+        for record in everything:
+            parent = record.parent
             if parent is not None:
                 _children_cache.setdefault(id(parent), []).append(record)
         for at, stack in samples:
@@ -290,15 +292,15 @@ def _is_library_file(filename: str) -> bool:
 
 def _callers(
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
-    covered: list[tuple[int, int, list[Any]]],
+    covered: list[tuple[int, int, AnyRecord]],
     files: dict[str, str],
 ) -> list[str]:
     """For top-level imports a sample caught: the code that asked for them (outside the machinery)."""
     found: dict[int, str] = {}
     times = [s[0] for s in samples]
     for start, end, record in covered:
-        if isinstance(record[5], dict) or id(record) in found:
-            continue  # not an import record
+        if not isinstance(record, ImportRecord) or id(record) in found:
+            continue
         index = bisect.bisect_left(times, start)
         if index >= len(samples) or samples[index][0] > end:
             continue
@@ -317,7 +319,7 @@ def _callers(
         module = files.get(caller.co_filename, "__main__" if caller.co_name == "<module>" else "?")
         where = "library" if _is_library_file(caller.co_filename) else "app"
         qualname = getattr(caller, "co_qualname", caller.co_name)
-        found[id(record)] = f"{record[NAME]}|{module}:{qualname}|{where}"
+        found[id(record)] = f"{record.name}|{module}:{qualname}|{where}"
     return list(found.values())
 
 
@@ -382,12 +384,12 @@ def _hot(stacks: list[tuple[tuple[Any, int], ...]], files: dict[str, str]) -> li
 
 def _code_records(
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
-    covered: list[tuple[int, int, list[Any]]],
+    covered: list[tuple[int, int, AnyRecord]],
     profile: _Profile,
     frozen: Timeline,
     ready: int,
     files: dict[str, str],
-) -> list[list[Any]]:
+) -> list[Record]:
     """Records for the main phase's time outside every top-level record, from the samples in it."""
     main_start = frozen.marks.get("launcher_done", frozen.hook_installed_ns)
     gaps = []
@@ -398,7 +400,7 @@ def _code_records(
         cursor = max(cursor, end)
     if cursor < ready:
         gaps.append((cursor, ready))
-    records: list[list[Any]] = []
+    records: list[Record] = []
     times = [s[0] for s in samples]
     for low, high in gaps:
         first, last = bisect.bisect_left(times, low), bisect.bisect_right(times, high)
@@ -424,5 +426,7 @@ def _code_records(
             if path:
                 attrs[cv.CODE_FILE_PATH] = path
                 attrs[cv.CODE_LINE_NUMBER] = line
-            records.append([name, start, end, None, profile.main_tid, attrs, None, cv.KIND_CODE])
+            record = Record(cv.KIND_CODE, name, start, None, profile.main_tid, attrs)
+            record.end = end
+            records.append(record)
     return records

@@ -194,7 +194,8 @@ def validate(trace_file: str, targets_file: str | None) -> int:
 def _run_validate(args: argparse.Namespace) -> int:
     import json
 
-    from otel_coldstart.validate import analysis, recommend, report, result, roles, sources, stats, targets
+    from otel_coldstart.validate import analysis, recommend, result, roles, sources, stats, targets
+    from otel_coldstart.validate.outputs import report
     from otel_coldstart.validate.model import TraceError
 
     if args.statistic:
@@ -258,28 +259,29 @@ def _run_validate(args: argparse.Namespace) -> int:
 def _run_diff(args: argparse.Namespace) -> int:
     import json
 
-    from otel_coldstart.validate import analysis, diff, sources, stats
+    from otel_coldstart.validate import analysis, compare, sources, stats
+    from otel_coldstart.validate.outputs import diff_report
     from otel_coldstart.validate.model import TraceError
 
     try:
         statistic = stats.check_statistic(args.statistic or stats.DEFAULT_STATISTIC)
-        threshold = diff.parse_threshold(args.max_regression) if args.max_regression else None
-    except (stats.StatisticError, diff.ThresholdError) as exc:
+        threshold = compare.parse_threshold(args.max_regression) if args.max_regression else None
+    except (stats.StatisticError, compare.ThresholdError) as exc:
         return fail(str(exc), BAD_INPUT)
     try:
         sides = []
         for spec in (args.base, args.candidate):
             loaded = sources.load(sources.parse_spec(spec))
             sides.append([analysis.summarize(t) for t in loaded.traces])
-        document = diff.compare(sides[0], sides[1], statistic, threshold)
+        document = compare.compare(sides[0], sides[1], statistic, threshold)
         if args.markdown:
-            _write(args.markdown, diff.render_markdown(document, args.top))
+            _write(args.markdown, diff_report.render_markdown(document, args.top))
     except TraceError as exc:
         return fail(str(exc), BAD_INPUT)
     if args.format == "json":
         _out(json.dumps(document, indent=2))
     else:
-        _out(diff.render(document, args.top))
+        _out(diff_report.render(document, args.top))
     return document["exit_code"]
 
 

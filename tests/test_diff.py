@@ -10,7 +10,9 @@ from fixtures.builder import T0, shop, to_jaeger_v3, write_lines
 from test_validate_jaeger import FakeJaeger, _json
 
 from otel_coldstart.cli import main
-from otel_coldstart.validate import analysis, diff, readers
+from otel_coldstart.validate import analysis, readers
+from otel_coldstart.validate import compare as diff  # the comparison; diff_report renders it
+from otel_coldstart.validate.outputs import diff_report
 
 
 def _summaries(path: Path) -> list[analysis.Summary]:

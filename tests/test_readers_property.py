@@ -17,7 +17,8 @@ from fixtures.builder import shop, to_jaeger_classic, to_jaeger_v3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_coldstart.validate import analysis, diff, readers, recommend, result, targets
+from otel_coldstart.validate import analysis, compare, readers, recommend, result, targets
+from otel_coldstart.validate.outputs import diff_report
 from otel_coldstart.validate.model import TraceError
 
 #: HYPOTHESIS_EXAMPLES=2000 for a deeper search than the quick default.
@@ -98,7 +99,7 @@ def _judge(traces: list) -> None:
         summaries, verdicts, recommend.recommend(shown), targets.Targets(), "defaults", "p50", "t", "f"
     )
     json.dumps(document, allow_nan=False)  # the JSON output holds no NaN/Infinity either
-    diff.render(diff.compare(_BASE, summaries, "p50", None), 15)
+    diff_report.render(compare.compare(_BASE, summaries, "p50", None), 15)
 
 
 def _check(tmp_path: Path, data: bytes) -> None:

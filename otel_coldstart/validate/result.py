@@ -48,7 +48,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from otel_coldstart.validate import faas, fleet, roles, stats
+from otel_coldstart.validate import faas, fleet, metrics, roles, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.recommend import Advice
 from otel_coldstart.validate.targets import Targets, Verdict, judge
@@ -70,24 +70,13 @@ def representative(summaries: Sequence[Summary], statistic: str) -> Summary:
 
 
 def _distribution(summaries: Sequence[Summary]) -> dict[str, dict[str, float]]:
-    measures = {
-        "cold_start_ms": lambda s: s.cold_start_ns / MS,
-        "boot_ms": lambda s: s.boot_ns / MS,
-        "peak_memory_mb": lambda s: None if s.peak_memory_bytes is None else s.peak_memory_bytes / 1e6,
-        "bundle_mb": lambda s: s.bundle_bytes / 1e6,
-        "imports": lambda s: float(s.import_count),
-        "mean_service_init_ms": lambda s: (
-            None if s.mean_service_init_ns is None else s.mean_service_init_ns / MS
-        ),
-        "critical_ready_ms": lambda s: None if s.critical_ready_ns is None else s.critical_ready_ns / MS,
-    }
     out = {}
-    for key, measure in measures.items():
-        values = [v for v in (measure(s) for s in summaries) if v is not None]
-        if values:
-            row: dict[str, Any] = {k: round(v, 3) for k, v in stats.Distribution.of(values).as_dict().items()}
-            row["values"] = [round(v, 3) for v in values]
-            out[key] = row
+    for metric in metrics.METRICS:
+        found = metrics.values(metric, list(summaries))
+        if found:
+            row: dict[str, Any] = {k: round(v, 3) for k, v in stats.Distribution.of(found).as_dict().items()}
+            row["values"] = [round(v, 3) for v in found]
+            out[metric.key] = row
     return out
 
 

@@ -20,7 +20,7 @@ from otel_coldstart import conventions as cv
 from otel_coldstart.validate import fleet
 from otel_coldstart.validate.analysis import is_import, is_service, module_name, service_name
 from otel_coldstart.validate.model import Span, Trace
-from otel_coldstart.validate.report import number, size
+from otel_coldstart.validate.outputs.report import number, size
 
 MAX_SPANS = 4000
 MIN_WIDTH = 1 / 2500  # of the whole cold start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_coldstart.validate.report import number, size
+from otel_coldstart.validate.outputs.report import number, size
 
 
 def _cell(text: Any) -> str:

@@ -58,6 +58,33 @@ def size(n: float | None) -> str:
     return f"{n / 1e3:.1f} kB"
 
 
+def shorten(name: str, width: int) -> str:
+    """``name`` in at most ``width`` characters, never cut inside a word: whole segments of a span
+    path (``a > b > c``) or a dotted module name are dropped from the middle, then ``…`` stands for
+    them (``coldstart.main > … > wait db``). A single segment longer than ``width`` keeps its end."""
+    if len(name) <= width:
+        return name
+    separator = " > " if " > " in name else "." if "." in name else ""
+    if separator:
+        parts = name.split(separator)
+        head, tail = parts[:1], parts[1:]
+        while tail:
+            candidate = separator.join([*head, "…", *tail])
+            if len(candidate) <= width:
+                return candidate
+            tail = tail[1:]
+        if len(parts[-1]) + 2 <= width:
+            return "…" + separator.strip() + parts[-1] if separator == "." else "… > " + parts[-1]
+    return "…" + name[-(width - 1) :]
+
+
+def more(total: int, shown: int, what: str = "") -> list[str]:
+    """The line that says how many rows a list left out (never a silent cut)."""
+    if total <= shown:
+        return []
+    return [f"  … +{total - shown} more{' ' + what if what else ''}"]
+
+
 def number(value: float, unit: str) -> str:
     if unit == "":
         return f"{value:.0f}"

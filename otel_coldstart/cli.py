@@ -195,8 +195,8 @@ def _run_validate(args: argparse.Namespace) -> int:
     import json
 
     from otel_coldstart.validate import analysis, recommend, result, roles, sources, stats, targets
-    from otel_coldstart.validate.outputs import report
     from otel_coldstart.validate.model import TraceError
+    from otel_coldstart.validate.outputs import report
 
     if args.statistic:
         try:
@@ -260,8 +260,8 @@ def _run_diff(args: argparse.Namespace) -> int:
     import json
 
     from otel_coldstart.validate import analysis, compare, sources, stats
-    from otel_coldstart.validate.outputs import diff_report
     from otel_coldstart.validate.model import TraceError
+    from otel_coldstart.validate.outputs import diff_report
 
     try:
         statistic = stats.check_statistic(args.statistic or stats.DEFAULT_STATISTIC)

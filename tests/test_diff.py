@@ -12,7 +12,6 @@ from test_validate_jaeger import FakeJaeger, _json
 from otel_coldstart.cli import main
 from otel_coldstart.validate import analysis, readers
 from otel_coldstart.validate import compare as diff  # the comparison; diff_report renders it
-from otel_coldstart.validate.outputs import diff_report
 
 
 def _summaries(path: Path) -> list[analysis.Summary]:
@@ -107,3 +106,56 @@ def test_cli_diff_files_and_jaeger(tmp_path: Path, capsys) -> None:
     finally:
         fake.server.shutdown()
         fake.server.server_close()
+
+
+def _pool_run(tmp_path: Path, name: str, total: float, db: float, wait: float, x_ms: float, rss: int) -> Path:
+    from fixtures.builder import Builder
+
+    from otel_coldstart import conventions as cv
+
+    b = Builder()
+    root = b.root(total)
+    main = b.phase("coldstart.main", root, 10, total, "main")
+    b.import_("xlib", main, 11, 11 + x_ms, rss_delta=rss)
+    tier = b.phase("coldstart.tier critical", main, 100, 100 + db + wait, "critical")
+    b.service("db", tier, 100, 100 + db)
+    b.span(
+        "wait db",
+        tier,
+        100 + db,
+        100 + db + wait,
+        {cv.KIND: cv.KIND_WAIT, cv.SERVICE_NAME: "db"},
+    )
+    return write_lines(tmp_path / f"{name}.jsonl", b.otlp())
+
+
+def test_gate_ignores_waits_and_lists_no_noise(tmp_path: Path) -> None:
+    """A wait that grew while the cold start got 120 ms faster is no regression; a 0.3 ms change
+    and an RSS delta that rounds to the same 1.7 MB are not listed."""
+    from otel_coldstart.validate.outputs import diff_report
+
+    base = _summaries(_pool_run(tmp_path, "base", 900, 300, 1, 50, 1_700_000))
+    candidate = _summaries(_pool_run(tmp_path, "cand", 780, 140, 40, 50.3, 1_720_000))
+    document = diff.compare(base, candidate, threshold=diff.parse_threshold("2%"))
+    assert document["exit_code"] == 0, document["regressions"]
+    slower = [r["name"] for r in document["slower"]]
+    assert any("wait db" in name for name in slower)  # listed, but it does not gate
+    assert "xlib" not in slower and "xlib" not in [r["name"] for r in document["faster"]]
+    assert document["bigger"] == []
+    text = diff_report.render(document)
+    assert "1.7 -> 1.7 MB" not in text and "not listed" in text
+    # A service that got slower past the gate does fail it.
+    worse = _summaries(_pool_run(tmp_path, "worse", 1000, 400, 1, 50, 1_700_000))
+    failed = diff.compare(base, worse, threshold=diff.parse_threshold("5%"))
+    assert ("service", "db") in {(r["kind"], r["name"]) for r in failed["regressions"]}
+
+
+def test_long_names_are_cut_between_segments() -> None:
+    from otel_coldstart.validate.outputs.report import shorten
+
+    path = "coldstart > coldstart.main > coldstart.tier critical > init database > wait config"
+    short = shorten(path, 44)
+    assert len(short) <= 44 and short.endswith("> wait config") and "…" in short
+    assert all(part in path for part in short.replace("…", "").split(" > ") if part.strip())
+    module = "pip._vendor.rich.segment_tools.something_long.deeper.module_name"
+    assert shorten(module, 30).endswith(".module_name")

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_coldstart.validate import analysis, compare, readers, recommend, result, targets
-from otel_coldstart.validate.outputs import diff_report
 from otel_coldstart.validate.model import TraceError
+from otel_coldstart.validate.outputs import diff_report
 
 #: HYPOTHESIS_EXAMPLES=2000 for a deeper search than the quick default.
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "150"))

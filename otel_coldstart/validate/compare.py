@@ -218,11 +218,9 @@ def compare(
         if threshold.exceeded(total_delta, base_total):
             regressions.append({"kind": "cold start", "name": "cold start", "delta_ms": total_delta})
         for row in rows:
-            if row["status"] != "gone" and row["kind"] in GATED_KINDS:
-                if threshold.exceeded(row["delta_ms"] or 0.0, base_total):
-                    regressions.append(
-                        {"kind": row["kind"], "name": row["name"], "delta_ms": row["delta_ms"]}
-                    )
+            gated = row["status"] != "gone" and row["kind"] in GATED_KINDS
+            if gated and threshold.exceeded(row["delta_ms"] or 0.0, base_total):
+                regressions.append({"kind": row["kind"], "name": row["name"], "delta_ms": row["delta_ms"]})
     floor_ms = max(NOISE_FLOOR_MS, NOISE_FLOOR_SHARE * base_total)
     changed = [r for r in rows if r["status"] == "changed"]
     moved = [r for r in changed if abs(r["delta_ms"] or 0) >= floor_ms]

@@ -229,6 +229,7 @@ def _run_validate(args: argparse.Namespace) -> int:
             loaded.description,
             loaded.fmt,
             helpers,
+            recommend.left_out(shown),
         )
         if args.junit:
             from otel_coldstart.validate.outputs import junit

@@ -346,7 +346,7 @@ def _classes_and_instances(names: set[str]) -> set[str]:
 def _call_key(stack: tuple[tuple[Any, int], ...]) -> tuple[str, str, int]:
     """(span name, file, line) of the program's top-level call in an outermost-first reading."""
     if any("/otel_coldstart/" in c.co_filename for c, _ in stack):
-        return "otel-coldstart (its own work before ready)", "", 0
+        return "otel-coldstart (own work)", "", 0
     frames = [(c, line) for c, line in reversed(stack) if not _is_machinery(c.co_filename)]
     if not frames:
         return "interpreter (no frame of the program)", "", 0

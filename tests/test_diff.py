@@ -157,5 +157,6 @@ def test_long_names_are_cut_between_segments() -> None:
     short = shorten(path, 44)
     assert len(short) <= 44 and short.endswith("> wait config") and "…" in short
     assert all(part in path for part in short.replace("…", "").split(" > ") if part.strip())
+    assert shorten("otel-coldstart (its own work before ready)", 30) == "otel-coldstart (its own work…"
     module = "pip._vendor.rich.segment_tools.something_long.deeper.module_name"
     assert shorten(module, 30).endswith(".module_name")

@@ -30,7 +30,8 @@ def test_the_four_seed_targets(tmp_path: Path) -> None:
     # db 120, cache 80, auth 50, search 69, recommender 65
     assert _verdict(verdicts, "max_mean_service_init_ms").measured == pytest.approx(76.8)
     bundle = _verdict(verdicts, "max_bundle_mb")
-    assert bundle.status == "fail" and bundle.measured == pytest.approx(5.968)
+    # The main phase's non-stdlib Python code: the launcher's opentelemetry.sdk (40 kB) is not the app's.
+    assert bundle.status == "fail" and bundle.measured == pytest.approx(5.928)
 
 
 def test_peak_memory_from_memory_events_when_the_root_attribute_is_absent(tmp_path: Path) -> None:

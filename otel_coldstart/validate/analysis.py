@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from otel_coldstart import conventions as cv
-from otel_coldstart.validate.model import Span, Trace
+from otel_coldstart.validate.model import Span, Trace, union_ns
+from otel_coldstart.validate.paths import is_stdlib_path
 
 IMPORT_PREFIX = cv.IMPORT_SPAN_PREFIX
 
@@ -87,6 +88,62 @@ class MemoryPoint:
 
 
 @dataclass
+class MainPhase:
+    """How much of the main phase the trace explains: the main thread's top-level imports, service
+    and other records, and the program's own code between them (``coldstart.code`` spans)."""
+
+    duration_ns: int
+    explained_ns: int
+    import_ns: int
+    code_ns: int
+    #: The code spans, longest first: (name, duration, hot functions).
+    code: list[tuple[str, int, list[str]]] = field(default_factory=list)
+
+
+def _main_phase(root: Span) -> tuple[Span | None, MainPhase | None]:
+    main = next(
+        (c for c in root.children if c.attributes.get(cv.PHASE) == cv.PHASE_MAIN or c.name == cv.MAIN_SPAN),
+        None,
+    )
+    if main is None:
+        return None, None
+    on_main = [c for c in main.children if cv.THREAD_ID not in c.attributes]
+
+    def covered(spans: list[Span]) -> int:
+        return union_ns([(max(c.start_ns, main.start_ns), min(c.end_ns, main.end_ns)) for c in spans])
+
+    code = [c for c in on_main if c.kind == cv.KIND_CODE]
+    hot = [
+        (c.name, c.duration_ns, [str(h) for h in c.attributes.get(cv.CODE_HOT) or ()])
+        for c in sorted(code, key=lambda c: c.duration_ns, reverse=True)
+    ]
+    return main, MainPhase(
+        duration_ns=main.duration_ns,
+        explained_ns=covered(on_main),
+        import_ns=covered([c for c in on_main if is_import(c)]),
+        code_ns=covered(code),
+        code=hot,
+    )
+
+
+def _bundle(main: Span | None, imports: list[ImportFigure]) -> tuple[int, int, int]:
+    """(bundle, stdlib, native) bytes of the imports the main phase made (all, without one)."""
+    inside = {id(s) for s in main.walk()} if main is not None else None
+    bundle = stdlib = native = 0
+    for figure in imports:
+        if figure.size is None or (inside is not None and id(figure.span) not in inside):
+            continue
+        path = str(figure.span.attributes.get(cv.CODE_FILE_PATH, "")) if figure.span is not None else ""
+        if figure.kind == cv.MODULE_KIND_EXTENSION:
+            native += figure.size
+        elif is_stdlib_path(path):
+            stdlib += figure.size
+        else:
+            bundle += figure.size
+    return bundle, stdlib, native
+
+
+@dataclass
 class Summary:
     trace: Trace
     cold_start_ns: int
@@ -110,6 +167,11 @@ class Summary:
     critical_ready_ns: int | None = None
     ready_trigger: str = ""
     span_count: int = 0
+    #: Bytes of standard-library and native-extension modules imported in the main phase: reported
+    #: beside the bundle, not counted in it.
+    stdlib_bytes: int = 0
+    native_bytes: int = 0
+    main_phase: MainPhase | None = None
 
     @property
     def mean_service_init_ns(self) -> float | None:
@@ -186,7 +248,6 @@ def summarize(trace: Trace) -> Summary:
     failed: list[str] = []
     services: list[ServiceFigure] = []
     top_level_ns = 0
-    sizes = 0
     critical_end: int | None = None
     context: dict[int, str] = {}
     count = 0
@@ -229,7 +290,6 @@ def summarize(trace: Trace) -> Summary:
                 failed.append(figure.module)
             if figure.top_level:
                 top_level_ns += span.duration_ns
-            sizes += size or 0
         elif is_service(span):
             deps = span.attributes.get(cv.SERVICE_DEPENDENCIES) or ()
             services.append(
@@ -251,7 +311,8 @@ def summarize(trace: Trace) -> Summary:
             )
     # The recorder counts every import even when a minimum-duration filter dropped short spans.
     recorded_count = _int_attr(root, cv.IMPORTS_COUNT)
-    bundle = _int_attr(root, cv.BUNDLE_SIZE)
+    main, main_phase = _main_phase(root)
+    bundle, stdlib_bytes, native_bytes = _bundle(main, imports)
     points = _memory_points(root)
     peak = _int_attr(root, cv.MEMORY_PEAK_RSS)
     if peak is None:
@@ -271,7 +332,10 @@ def summarize(trace: Trace) -> Summary:
         import_count=max(len(imports), recorded_count or 0),
         imports_recorded=len(imports),
         top_level_import_ns=top_level_ns,
-        bundle_bytes=max(sizes, bundle or 0),
+        bundle_bytes=bundle,
+        stdlib_bytes=stdlib_bytes,
+        native_bytes=native_bytes,
+        main_phase=main_phase,
         imports=imports,
         failed_imports=failed,
         services=services,

@@ -13,41 +13,22 @@ foreign traces) nothing is known to be needed, and the advice says "if nothing n
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from otel_coldstart import conventions as cv
 from otel_coldstart.validate.analysis import ImportFigure, Summary, is_import
 from otel_coldstart.validate.model import Span
+from otel_coldstart.validate.paths import is_library_path
 
 EVIDENCE_ENTRY = cv.ENTRY_MODULE
 EVIDENCE_USED = cv.USED_MODULES
 EVIDENCE_SOURCE = cv.USED_SOURCE
 EVIDENCE_CALLERS = cv.IMPORT_CALLERS
 
-_LIBRARY_MARKERS = ("site-packages", "dist-packages")
-
 
 def _path(span: Span | None) -> str:
     return str(span.attributes.get(cv.CODE_FILE_PATH, "")) if span is not None else ""
-
-
-def is_library_path(path: str) -> bool:
-    """site-packages or the standard library (``lib/pythonX.Y``); unknown paths count as libraries."""
-    if not path:
-        return True
-    normalised = path.replace("\\", "/")
-    if any(marker in normalised for marker in _LIBRARY_MARKERS):
-        return True
-    return re.search(r"/lib/python\d", normalised, re.IGNORECASE) is not None or "/Lib/" in path
-
-
-def is_stdlib_path(path: str) -> bool:
-    normalised = path.replace("\\", "/")
-    if not path or any(marker in normalised for marker in _LIBRARY_MARKERS):
-        return False
-    return re.search(r"/lib/python\d", normalised, re.IGNORECASE) is not None or "/Lib/" in path
 
 
 def is_application(figure: ImportFigure) -> bool:

@@ -369,7 +369,9 @@ def recommend(summary: Summary) -> list[Advice]:
 def left_out(summary: Summary) -> list[LeftOut]:
     """Heavy imports that were not advised, with the reason (needed before ready, the program itself)."""
     total = summary.cold_start_ns or 1
-    return attribute(summary, max(LAZY_MIN_NS, int(LAZY_MIN_SHARE * total))).left_out
+    found = attribute(summary, max(LAZY_MIN_NS, int(LAZY_MIN_SHARE * total))).left_out
+    # The application's own modules are never candidates themselves: their imports are judged.
+    return [item for item in found if not is_application(item.figure)]
 
 
 def claimed(advice: list[Advice]) -> tuple[int, int, bool]:

@@ -28,17 +28,24 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
     "critical_ready_ms": float|null,
     "lambda": null | {"init_type", "init_ns", "before_snapshot_ns", "first_invocation_ns", "gap_ns",
                       "proactive"},   # AWS Lambda: init vs first invocation (validate/faas.py)
-    "imports": {"count", "recorded", "top_level_ms", "bundle_bytes", "failed": [str]},
+    "imports": {"count", "recorded", "top_level_ms", "failed": [str],
+                "bundle_bytes",          # third-party and application Python code the main phase loaded
+                "stdlib_bytes", "native_bytes"},   # beside the bundle, not in it
     "slowest_imports": [{"module", "self_ms", "cumulative_ms", "size_bytes", "importer", "failed",
-                         "memory_delta_bytes"}],
+                         "memory_delta_bytes"}],   # by self time
+    "heaviest_imports": [same fields],            # by cumulative time (with what they import)
     "service_count": int, "mean_service_init_ms": float|null,   # over every service of the trace
     "services": [{"name", "tier", "duration_ms", "memory_delta_bytes", "failed", "dependencies",
                   "threaded"}],   # the 50 slowest
+    "main_phase": null | {"duration_ms", "explained_ms", "imports_ms", "code_ms",
+                          "code": [{"name", "duration_ms", "hot": [str]}]},
     "memory": {"peak_rss_bytes", "rss_at_ready_bytes",
                "snapshots": [{"label", "offset_ms", "rss_bytes", "peak_rss_bytes"}],
                "top_consumers": [{"kind": "service"|"import", "name", "rss_delta_bytes"}]},
     "warnings": [str]},
-  "recommendations": [{"kind", "subject", "message", "saving_ms": float|null}]
+  "recommendations": [{"kind", "subject", "message", "saving_ms": float|null}],
+  "savings": {"sum_ms", "together_ms", "overlap": bool},  # claims sharing time are not summed
+  "left_out": [{"module", "cumulative_ms", "reason"}]    # heavy imports not advised, and why
 }
 ```
 """
@@ -49,8 +56,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from otel_coldstart.validate import faas, fleet, metrics, roles, stats
-from otel_coldstart.validate.analysis import Summary
-from otel_coldstart.validate.recommend import Advice
+from otel_coldstart.validate.analysis import ImportFigure, Summary
+from otel_coldstart.validate.attribution import LeftOut
+from otel_coldstart.validate.recommend import Advice, claimed
 from otel_coldstart.validate.targets import Targets, Verdict, judge
 
 SCHEMA = "otel-coldstart/validate"
@@ -80,6 +88,31 @@ def _distribution(summaries: Sequence[Summary]) -> dict[str, dict[str, float]]:
     return out
 
 
+def _import_row(f: ImportFigure) -> dict[str, Any]:
+    return {
+        "module": f.module,
+        "self_ms": _ms(f.self_ns),
+        "cumulative_ms": _ms(f.cumulative_ns),
+        "size_bytes": f.size,
+        "importer": f.importer,
+        "failed": f.failed,
+        "memory_delta_bytes": f.memory_delta,
+    }
+
+
+def _main_phase_document(summary: Summary) -> dict[str, Any] | None:
+    main = summary.main_phase
+    if main is None:
+        return None
+    return {
+        "duration_ms": _ms(main.duration_ns),
+        "explained_ms": _ms(main.explained_ns),
+        "imports_ms": _ms(main.import_ns),
+        "code_ms": _ms(main.code_ns),
+        "code": [{"name": name, "duration_ms": _ms(ns), "hot": hot} for name, ns, hot in main.code[:10]],
+    }
+
+
 def _summary_document(summary: Summary) -> dict[str, Any]:
     trace = summary.trace
     return {
@@ -98,22 +131,15 @@ def _summary_document(summary: Summary) -> dict[str, Any]:
             "recorded": summary.imports_recorded,
             "top_level_ms": _ms(summary.top_level_import_ns),
             "bundle_bytes": summary.bundle_bytes,
+            "stdlib_bytes": summary.stdlib_bytes,
+            "native_bytes": summary.native_bytes,
             "failed": sorted(set(summary.failed_imports)),
         },
-        "slowest_imports": [
-            {
-                "module": f.module,
-                "self_ms": _ms(f.self_ns),
-                "cumulative_ms": _ms(f.cumulative_ns),
-                "size_bytes": f.size,
-                "importer": f.importer,
-                "failed": f.failed,
-                "memory_delta_bytes": f.memory_delta,
-            }
-            for f in summary.slowest_imports(15, by="self")
-        ],
+        "slowest_imports": [_import_row(f) for f in summary.slowest_imports(15, by="self")],
+        "heaviest_imports": [_import_row(f) for f in summary.slowest_imports(15, by="cumulative")],
         "service_count": len(summary.services),
         "mean_service_init_ms": _ms(summary.mean_service_init_ns),
+        "main_phase": _main_phase_document(summary),
         "services": [
             {
                 "name": s.name,
@@ -171,12 +197,14 @@ def build(
     source_description: str,
     source_format: str,
     helpers: Sequence[Summary] = (),
+    left_out: Sequence[LeftOut] = (),
 ) -> dict[str, Any]:
     """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart."""
     from otel_coldstart.version import __version__
 
     failed = any(v.failed for v in verdicts)
     shown = representative(summaries, statistic)
+    total, together, overlap = claimed(list(advice))
     traces = []
     for summary in summaries:
         own = judge(summary, targets, statistic)
@@ -214,5 +242,14 @@ def build(
         "recommendations": [
             {"kind": a.kind, "subject": a.subject, "message": a.message, "saving_ms": _ms(a.saving_ns)}
             for a in advice
+        ],
+        "savings": {"sum_ms": _ms(total), "together_ms": _ms(together), "overlap": overlap},
+        "left_out": [
+            {
+                "module": item.figure.module,
+                "cumulative_ms": _ms(item.figure.cumulative_ns),
+                "reason": item.reason,
+            }
+            for item in left_out
         ],
     }

@@ -61,7 +61,7 @@ def size(n: float | None) -> str:
 def shorten(name: str, width: int) -> str:
     """``name`` in at most ``width`` characters, never cut inside a word: whole segments of a span
     path (``a > b > c``) or a dotted module name are dropped from the middle, then ``…`` stands for
-    them (``coldstart.main > … > wait db``). A single segment longer than ``width`` keeps its end."""
+    them (``coldstart.main > … > wait db``). A name without segments is cut at its last space that fits."""
     if len(name) <= width:
         return name
     separator = " > " if " > " in name else "." if "." in name else ""
@@ -75,7 +75,10 @@ def shorten(name: str, width: int) -> str:
             tail = tail[1:]
         if len(parts[-1]) + 2 <= width:
             return "…" + separator.strip() + parts[-1] if separator == "." else "… > " + parts[-1]
-    return "…" + name[-(width - 1) :]
+    cut = name[: width - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut + "…"
 
 
 def more(total: int, shown: int, what: str = "") -> list[str]:
@@ -153,25 +156,60 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
     if shown.get("lambda"):
         lines.append("  " + faas.describe(faas.LambdaSplit(**shown["lambda"])))
 
+    main = shown.get("main_phase")
+    if main and main["duration_ms"]:
+        share = main["explained_ms"] / main["duration_ms"]
+        unseen = main["duration_ms"] - main["explained_ms"]
+        lines.append(
+            f"  main phase explained     {share:6.1%}  (imports {main['imports_ms']:.1f} ms, code between "
+            f"imports {main['code_ms']:.1f} ms sampled, {unseen:.1f} ms not seen)"
+        )
+
     imports = shown["imports"]
     kept = f", {imports['recorded']} kept as spans" if imports["recorded"] != imports["count"] else ""
     lines += [
         "",
         style.bold(f"Imports: {imports['count']} modules{kept}")
-        + f", {imports['top_level_ms']:.1f} ms at top level, bundle {size(imports['bundle_bytes'])}",
+        + f", {imports['top_level_ms']:.1f} ms at top level",
+        f"  bundle {size(imports['bundle_bytes'])}: third-party and application Python code the main phase "
+        f"loaded (not counted: standard library {size(imports.get('stdlib_bytes'))}, native extensions "
+        f"{size(imports.get('native_bytes'))})",
     ]
-    if shown["slowest_imports"]:
-        lines.append(style.dim("  slowest (self time)                      self    cumulative      size"))
-        for row in shown["slowest_imports"][:10]:
+    for title, key in (
+        ("slowest (self time)", "slowest_imports"),
+        ("heaviest (cumulative)", "heaviest_imports"),
+    ):
+        rows = shown.get(key) or []
+        if not rows:
+            continue
+        lines.append(style.dim(f"  {title:<36}          self    cumulative      size"))
+        for row in rows[:10]:
             flag = style.red("  FAILED") if row["failed"] else ""
             lines.append(
-                f"  {row['module'][:36]:<36} {_ms(row['self_ms'])} {_ms(row['cumulative_ms'])}  "
+                f"  {shorten(row['module'], 36):<36} {_ms(row['self_ms'])} {_ms(row['cumulative_ms'])}  "
                 f"{size(row['size_bytes']):>8}{flag}"
             )
+        lines += more(imports["recorded"], min(10, len(rows)), "imports")
+    failed_imports = imports["failed"]
+    if failed_imports:
+        lines.append(
+            style.dim(
+                f"  failed imports: {len(failed_imports)} (the importing code caught each ImportError): "
+            )
+            + ", ".join(failed_imports[:12])
+            + (f" … +{len(failed_imports) - 12} more" if len(failed_imports) > 12 else "")
+        )
+    if main and main["code"]:
+        lines += ["", style.bold("Code between imports") + " (the main thread, sampled)"]
+        for row in main["code"][:6]:
+            hot = f"  hot: {', '.join(row['hot'])}" if row["hot"] else ""
+            lines.append(f"  {shorten(row['name'], 40):<40} {_ms(row['duration_ms'])}{hot}")
+        lines += more(len(main["code"]), 6, "spans")
     services = shown["services"]
     if services:
         # Count and mean over every service: the list itself holds only the slowest 50.
         count, mean = shown["service_count"], shown["mean_service_init_ms"]
+        total_services = count
         lines += ["", style.bold(f"Services: {count}") + f", mean init {mean:.1f} ms"]
         for row in services[:10]:
             flag = style.red("  FAILED") if row["failed"] else ""
@@ -179,8 +217,9 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
                 f"  {size(row['memory_delta_bytes']):>9}" if row["memory_delta_bytes"] is not None else ""
             )
             lines.append(
-                f"  {row['name'][:30]:<30} {row['tier']:<10} {_ms(row['duration_ms'])}{memory}{flag}"
+                f"  {shorten(row['name'], 30):<30} {row['tier']:<10} {_ms(row['duration_ms'])}{memory}{flag}"
             )
+        lines += more(total_services, min(10, len(services)), "services")
 
     memory = shown["memory"]
     if memory["peak_rss_bytes"] is not None or memory["top_consumers"]:
@@ -190,13 +229,15 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
             + f": peak RSS {size(memory['peak_rss_bytes'])}, at ready {size(memory['rss_at_ready_bytes'])}",
         ]
         for point in memory["snapshots"][:8]:
-            lines.append(
-                f"  {point['label'][:24]:<24} +{point['offset_ms']:8.1f} ms  RSS {size(point['rss_bytes'])}"
-            )
+            label = shorten(point["label"], 24)
+            lines.append(f"  {label:<24} +{point['offset_ms']:8.1f} ms  RSS {size(point['rss_bytes'])}")
+        lines += more(len(memory["snapshots"]), 8, "snapshots")
         if memory["top_consumers"]:
             lines.append(style.dim("  largest RSS growth while running"))
             for row in memory["top_consumers"]:
-                lines.append(f"  {row['kind']:<8} {row['name'][:40]:<40} {size(row['rss_delta_bytes']):>9}")
+                lines.append(
+                    f"  {row['kind']:<8} {shorten(row['name'], 40):<40} {size(row['rss_delta_bytes']):>9}"
+                )
 
     lines += fleet.render_text(document)
     if shown["warnings"]:
@@ -205,6 +246,23 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
     if document["recommendations"]:
         lines += ["", style.bold("Recommendations:")]
         lines += [f"  - {a['message']}" for a in document["recommendations"]]
+        savings = document.get("savings") or {}
+        if savings.get("together_ms"):
+            together = savings["together_ms"]
+            lines.append(
+                f"  Together: up to {together:.0f} ms ({together / total:.0%} of the cold start)"
+                + (
+                    f"; the claims share time, so they do not add up to {savings['sum_ms']:.0f} ms"
+                    if savings["overlap"]
+                    else ""
+                )
+            )
+    left_out = document.get("left_out") or []
+    if left_out:
+        lines += ["", style.bold("Not advised") + " (heavy imports left out, and why):"]
+        for item in left_out[:8]:
+            lines.append(f"  - {item['module']} ({item['cumulative_ms']:.0f} ms): {item['reason']}")
+        lines += more(len(left_out), 8)
     failed = [t["label"] for t in document["targets"] if t["status"] == "fail"]
     verdict = style.red("FAIL (" + ", ".join(failed) + ")") if failed else style.green("PASS")
     lines += ["", f"Result: {verdict}"]

@@ -10,7 +10,7 @@ defaults below. Unknown keys are an error: a misspelt target must not silently p
 max_cold_start_ms = 2000          # root span: process creation -> ready
 max_peak_memory_mb = 100          # root span coldstart.memory.peak_rss (or its memory.snapshot events)
 max_mean_service_init_ms = 500    # mean duration of the service init spans
-max_bundle_mb = 5                 # sum of the imported modules' file sizes
+max_bundle_mb = 5                 # third-party + application Python code the main phase imports
 max_imports = 800                 # optional: modules imported before ready
 max_critical_ready_ms = 1500      # optional: process creation -> critical tier initialised
 max_lambda_init_ms = 1000         # optional, AWS Lambda: the init a caller waits for (SnapStart: restore)

@@ -35,7 +35,7 @@ def _kind(span: Span, root: Span) -> str:
         tier = str(span.attributes.get(cv.SERVICE_TIER, ""))
         return f"service-{tier}" if tier in cv.FACTORY_TIERS else "service"
     kind = span.kind
-    if kind in (cv.KIND_PHASE, cv.KIND_WAIT, cv.KIND_LAZY_LOAD):
+    if kind in (cv.KIND_PHASE, cv.KIND_WAIT, cv.KIND_LAZY_LOAD, cv.KIND_CODE):
         return kind.replace("_", "-")
     return "other"
 
@@ -67,6 +67,25 @@ def _details(span: Span, root: Span) -> dict[str, Any]:
     if span.status_code == 2:
         out["error"] = span.status_message or "error"
     return out
+
+
+def _label(span: Span, root: Span) -> str:
+    """What the icicle writes on a span: the boot slab says what it holds."""
+    if span.attributes.get(cv.PHASE) == cv.PHASE_BOOT:
+        before = span.attributes.get(cv.PREHOOK_MODULE_COUNT)
+        modules = f", {before} modules" if before is not None else ""
+        return f"boot: interpreter, site-packages, launcher wrapper{modules} (before our hook)"
+    if span.attributes.get(cv.PHASE) == cv.PHASE_LAUNCHER:
+        return "launcher: configurator, instrumentors"
+    return span.name
+
+
+def _aggregate_details(group: _Aggregate) -> dict[str, Any]:
+    largest = sorted(group.members, key=lambda m: m.duration_ns, reverse=True)[:5]
+    return {
+        "together": f"{group.self_ns / 1e6:.2f} ms in {len(group.members)} spans",
+        "largest": ", ".join(f"{m.name} {m.duration_ns / 1e6:.2f} ms" for m in largest),
+    }
 
 
 def _number(value: Any) -> float | None:
@@ -111,15 +130,16 @@ def layout(trace: Trace, max_spans: int = MAX_SPANS) -> dict[str, Any]:
         row += len(lanes_at[depth])
     rows = []
     for span, depth in kept:
+        aggregate = isinstance(span, _Aggregate)
         rows.append(
             [
                 round((span.start_ns - origin) / 1e6, 4),
                 round((span.end_ns - origin) / 1e6, 4),
                 row_base[depth] + lane_of[id(span)],
-                span.name,
-                _kind(span, root),
+                _label(span, root) if not aggregate else span.name,
+                "aggregate" if aggregate else _kind(span, root),
                 round(span.self_ns / 1e6, 4),
-                _details(span, root),
+                _aggregate_details(span) if aggregate else _details(span, root),
             ]
         )
     return {
@@ -131,19 +151,44 @@ def layout(trace: Trace, max_spans: int = MAX_SPANS) -> dict[str, Any]:
     }
 
 
-def _keep(root: Span, threshold: float, max_spans: int) -> tuple[list[tuple[Span, int]], int]:
-    kept: list[tuple[Span, int]] = []
+class _Aggregate:
+    """Consecutive siblings too narrow to draw, shown as one block: ``37 small imports``."""
+
+    def __init__(self, members: list[Span]) -> None:
+        self.members = members
+        self.start_ns = members[0].start_ns
+        self.end_ns = max(m.end_ns for m in members)
+        self.children: list[Span] = []
+        imports = sum(1 for m in members if is_import(m))
+        what = "imports" if imports == len(members) else "spans"
+        self.name = f"{len(members)} small {what}"
+        self.self_ns = sum(m.duration_ns for m in members)
+
+
+def _keep(root: Span, threshold: float, max_spans: int) -> tuple[list[tuple[Any, int]], int]:
+    kept: list[tuple[Any, int]] = []
     dropped = 0
     queue: deque[tuple[Span, int]] = deque([(root, 0)])
     # Breadth first: a child is only drawn if its parent is, so the picture stays a tree.
+    planned = 1  # drawn or queued to be drawn: the cap counts both
     while queue:
         span, depth = queue.popleft()
-        if span is not root and (span.duration_ns < threshold or len(kept) >= max_spans):
-            dropped += 1 + _count_below(span)
-            continue
         kept.append((span, depth))
-        for child in span.children:
-            queue.append((child, depth + 1))
+        run: list[Span] = []
+        for child in [*span.children, None]:
+            small = child is not None and (child.duration_ns < threshold or planned >= max_spans)
+            if small:
+                run.append(child)  # type: ignore[arg-type]
+                continue
+            if run:
+                dropped += sum(1 + _count_below(m) for m in run)
+                group = _Aggregate(run)
+                if group.end_ns - group.start_ns >= threshold:
+                    kept.append((group, depth + 1))
+                run = []
+            if child is not None:
+                queue.append((child, depth + 1))
+                planned += 1
     return kept, dropped
 
 
@@ -214,9 +259,45 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _rich(text: str) -> str:
+    """Escaped text with its `code` spans as <code> (advice is written for terminals and Markdown)."""
+    parts = _e(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave it as it is
+        return _e(text)
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
+def self_time_table(trace: Trace, n: int = 25) -> list[dict[str, Any]]:
+    """Self time summed by span name over the whole trace (a sandwich view's left side), largest
+    first, with the spans' total time and how many there were."""
+    root = trace.root
+    assert root is not None
+    by_name: dict[str, list[float]] = {}
+    for span in root.walk():
+        if span is root or span.kind == cv.KIND_PHASE:
+            continue
+        row = by_name.setdefault(span.name, [0.0, 0.0, 0])
+        row[0] += span.self_ns / 1e6
+        row[1] += span.duration_ns / 1e6
+        row[2] += 1
+    ranked = sorted(by_name.items(), key=lambda item: item[1][0], reverse=True)[:n]
+    return [{"name": name, "self_ms": r[0], "total_ms": r[1], "count": int(r[2])} for name, r in ranked]
+
+
+def _markers(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets measured from process start, drawn on the time axis."""
+    labels = {"max_cold_start_ms": "cold start target", "max_critical_ready_ms": "critical tier target"}
+    return [
+        {"label": f"{labels[t['key']]} {t['limit']:g} ms", "ms": float(t["limit"]), "status": t["status"]}
+        for t in document["targets"]
+        if t["key"] in labels and isinstance(t.get("limit"), (int, float))
+    ]
+
+
 def render(document: dict[str, Any], trace: Trace) -> str:
     shown = document["representative"]
     data = layout(trace)
+    data["markers"] = _markers(document)
     count = document["source"]["trace_count"]
     result = document["result"]
     service = shown["service"] or "unknown service"
@@ -231,6 +312,22 @@ def render(document: dict[str, Any], trace: Trace) -> str:
     )
     if document.get("notes"):
         sections.append("<section>" + "".join(f"<p>{_e(n)}</p>" for n in document["notes"]) + "</section>")
+    if document["recommendations"]:
+        items = "".join(
+            f"<li><b>{_e(a['kind'])}</b>"
+            + (f" <span class=muted>(up to {a['saving_ms']:.0f} ms)</span>" if a.get("saving_ms") else "")
+            + f": {_rich(a['message'])}</li>"
+            for a in document["recommendations"]
+        )
+        savings = document.get("savings") or {}
+        together = (
+            f"<p class=muted>Together: up to {savings['together_ms']:.0f} ms of the cold start"
+            + ("; the claims share time, so they are not summed" if savings.get("overlap") else "")
+            + "</p>"
+            if savings.get("together_ms")
+            else ""
+        )
+        sections.append(f"<section><h2>Recommendations</h2><ul class=advice>{items}</ul>{together}</section>")
     sections.append(f"<section><h2>Targets</h2>{_targets_table(document)}</section>")
     if count > 1 and document["distribution"]:
         table = _table(
@@ -253,10 +350,30 @@ def render(document: dict[str, Any], trace: Trace) -> str:
     )
     sections.append(
         f"<section><h2>The cold start: {shown['cold_start_ms']:.1f} ms</h2><p>{phases}{dropped}</p>"
-        "<div id=legend></div><div id=toolbar><button id=reset type=button>reset zoom</button>"
-        " <span class=muted>hover for details, click a span to zoom</span></div>"
+        "<div id=legend></div><div id=toolbar><input id=search type=search placeholder='search spans "
+        "(module, service, function)' aria-label='search spans'> <span id=found class=muted></span> "
+        "<button id=reset type=button>reset zoom</button>"
+        " <span class=muted>hover for details, click a span to zoom, Escape to zoom out</span></div>"
         "<div id=axis></div><div id=icicle></div><div id=tip role=tooltip></div></section>"
     )
+    sandwich = self_time_table(trace)
+    if sandwich:
+        table = _table(
+            ["span", "self ms", "total ms", "spans"],
+            [
+                [
+                    f"<code class=q>{_e(r['name'])}</code>",
+                    _num(f"{r['self_ms']:.1f}"),
+                    _num(f"{r['total_ms']:.1f}"),
+                    _num(str(r["count"])),
+                ]
+                for r in sandwich
+            ],
+        )
+        sections.append(
+            "<section><h2>Where the time is spent (self time by name)</h2><p class=muted>Click a name to "
+            f"find it in the picture.</p>{table}</section>"
+        )
     if shown["slowest_imports"]:
         failed = " <span class='badge fail'>failed</span>"
         table = _table(
@@ -303,11 +420,13 @@ def render(document: dict[str, Any], trace: Trace) -> str:
             + (f"<p>Largest RSS growth while running:</p><ul>{consumers}</ul>" if consumers else "")
             + "</section>"
         )
-    if document["recommendations"]:
+    left_out = document.get("left_out") or []
+    if left_out:
         items = "".join(
-            f"<li><b>{_e(a['kind'])}</b>: {_e(a['message'])}</li>" for a in document["recommendations"]
+            f"<li><code>{_e(i['module'])}</code> ({i['cumulative_ms']:.0f} ms): {_e(i['reason'])}</li>"
+            for i in left_out[:15]
         )
-        sections.append(f"<section><h2>Recommendations</h2><ul>{items}</ul></section>")
+        sections.append(f"<section><h2>Heavy imports not advised, and why</h2><ul>{items}</ul></section>")
     if shown["warnings"]:
         items = "".join(f"<li>{_e(w)}</li>" for w in shown["warnings"])
         sections.append(f"<section><h2>Repairs made while reading the trace</h2><ul>{items}</ul></section>")

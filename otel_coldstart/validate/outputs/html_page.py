@@ -130,16 +130,19 @@ def layout(trace: Trace, max_spans: int = MAX_SPANS) -> dict[str, Any]:
         row += len(lanes_at[depth])
     rows = []
     for span, depth in kept:
-        aggregate = isinstance(span, _Aggregate)
+        if isinstance(span, _Aggregate):
+            label, kind, details = span.name, "aggregate", _aggregate_details(span)
+        else:
+            label, kind, details = _label(span, root), _kind(span, root), _details(span, root)
         rows.append(
             [
                 round((span.start_ns - origin) / 1e6, 4),
                 round((span.end_ns - origin) / 1e6, 4),
                 row_base[depth] + lane_of[id(span)],
-                _label(span, root) if not aggregate else span.name,
-                "aggregate" if aggregate else _kind(span, root),
+                label,
+                kind,
                 round(span.self_ns / 1e6, 4),
-                _aggregate_details(span) if aggregate else _details(span, root),
+                details,
             ]
         )
     return {

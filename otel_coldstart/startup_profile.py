@@ -155,12 +155,21 @@ def _stop_in_child() -> None:
 
 
 def _at_ready(frozen: Timeline) -> None:
-    """On the build thread: stop, then turn what was seen into records and root attributes."""
+    """On the build thread: stop, then turn what was seen into records and root attributes.
+
+    Never raises: a profile that cannot be read is left out, the cold start is still built."""
     profile = _profile
     if profile is None:
         return
     profile.stopped = True
     _stop_monitoring(profile)
+    try:
+        _read(profile, frozen)
+    except Exception:
+        frozen.root_attributes.pop(cv.USED_MODULES, None)
+
+
+def _read(profile: _Profile, frozen: Timeline) -> None:
     began = _now()
     ready = frozen.ready_ns or began
     samples = [s for s in profile.samples if s[0] <= ready]
@@ -179,19 +188,31 @@ def _at_ready(frozen: Timeline) -> None:
     attrs[cv.PROFILE_BUILD_NS] = _now() - began
 
 
+def _namespace(module: object) -> dict[str, Any]:
+    """A module's ``__dict__`` without attribute lookup on it: a module's ``__getattr__`` (or a
+    hostile object in ``sys.modules``) never runs."""
+    try:
+        found = vars(module)
+    except TypeError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def _module_files() -> dict[str, str]:
     files = {}
     for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
+        path = _namespace(module).get("__file__")
         if isinstance(path, str):
             files[path] = name
     return files
 
 
 def _entry_module() -> str:
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    name = getattr(spec, "name", None)
+    spec = _namespace(sys.modules.get("__main__")).get("__spec__")
+    try:
+        name = getattr(spec, "name", None)
+    except Exception:  # a hostile spec
+        name = None
     return name if isinstance(name, str) and name else "__main__"
 
 
@@ -328,18 +349,17 @@ def _classes_and_instances(names: set[str]) -> set[str]:
     ready (``app = FastAPI()``): a subclass needs its base's module however little of it runs."""
     found: set[str] = set()
     for name in names:
-        module = sys.modules.get(name)
-        if module is None:
-            continue
-        for value in list(vars(module).values()):
-            if isinstance(value, type):
-                if value.__module__ == name:
-                    found.update(base.__module__ for base in value.__mro__[1:])
-            elif not isinstance(value, _NOT_INSTANCES):
-                owner = type(value).__module__
-                if owner != "builtins":
-                    found.add(owner)
+        for value in list(_namespace(sys.modules.get(name)).values()):
+            try:
+                if isinstance(value, type):
+                    if value.__dict__.get("__module__") == name:
+                        found.update(str(base.__dict__.get("__module__", "")) for base in value.__mro__[1:])
+                elif not isinstance(value, _NOT_INSTANCES):
+                    found.add(str(type(value).__dict__.get("__module__", "")))
+            except Exception:  # a class whose metaclass misbehaves: no evidence, no harm
+                continue
     found.discard("builtins")
+    found.discard("")
     return found
 
 

@@ -7,11 +7,10 @@ everything before is reported as the ``coldstart.boot`` span.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
-from otel_coldstart import launch_phases, lazy_instrumentors, lifecycle
+from otel_coldstart import launch_phases, launcher_warnings, lazy_instrumentors, lifecycle
 from otel_coldstart.autostart import DEFAULTS
 
 lifecycle.arm("launcher", record_imports=not lifecycle.imports_disabled())
@@ -21,23 +20,7 @@ from opentelemetry.instrumentation.distro import BaseDistro  # noqa: E402  (afte
 __all__ = ["DEFAULTS", "ColdstartConfigurator", "ColdstartDistro"]
 
 
-class _OurConfiguratorChosen(logging.Filter):
-    """Drops the launcher's warning that another configurator (the stock distro's) was skipped
-    because ``OTEL_PYTHON_CONFIGURATOR`` names ours: that is what choosing ours means, and it was
-    printed on every run with the stock distro installed. Other warnings pass."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        return not (
-            str(record.msg).startswith("Configuration of %s not loaded because")
-            and len(args) == 3
-            and args[1] == "otel_coldstart"
-        )
-
-
-logging.getLogger("opentelemetry.instrumentation.auto_instrumentation._load").addFilter(
-    _OurConfiguratorChosen()
-)
+launcher_warnings.install()
 
 
 class ColdstartDistro(BaseDistro):

@@ -29,9 +29,10 @@ def test_choosing_our_configurator_prints_no_warning(tmp_path: Path) -> None:
 def test_other_launcher_warnings_still_pass() -> None:
     import logging
 
-    from otel_coldstart import distro
+    # Not through distro: importing it arms the recorder in this test process.
+    from otel_coldstart.launcher_warnings import OurConfiguratorChosen
 
-    keep = distro._OurConfiguratorChosen()
+    keep = OurConfiguratorChosen()
     ours = logging.LogRecord(
         "x",
         logging.WARNING,

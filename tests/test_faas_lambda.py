@@ -430,12 +430,6 @@ def test_an_init_error_is_reported_as_without_us(init_failures: tuple[Any, Any])
     assert [frame for frame in our_stack if frame != extra[0]] == plain_stack
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="exit path (lifecycle/export, issue 10): when building the trace outlasts the 0.5 s exit "
-    "budget on a busy machine, the write-ahead copy is still being written at the cut-off and the "
-    "process ends with only a .tmp file: the durable raw copy written first (finish_now) fixes it",
-)
 def test_after_an_init_error_the_cold_start_is_delivered_or_spooled(init_failures: tuple[Any, Any]) -> None:
     _, ours = init_failures
     # The runtime exits after its init error: the cold start ends at exit, delivered or spooled.

@@ -253,13 +253,15 @@ def _at_main_exit() -> None:
 
 def _finish(trigger: str, deadline: float) -> None:
     """Exit or ``finish_now``: freeze, persist, deliver on this thread until ``deadline``, cut off."""
+    memory.take_snapshot("ready")
+    # Freeze first: importing our delivery modules (the SDK with them) is our work, and at exit it
+    # used to end up inside the app's cold start (65 ms of pip's, 247 ms of Django's).
+    frozen = timeline.freeze(trigger)
     with timeline.suppressed():  # our own modules, not part of the app's cold start
         export = _export_module()
         delivery = _delivery()
     # Background retries and spool drains stop now; only the bounded export here may still send.
     export.begin_exit(deadline)
-    memory.take_snapshot("ready")
-    frozen = timeline.freeze(trigger)
     with timeline.suppressed():
         try:
             # Ready may have come earlier (``mark_ready``): then the worker may not even have

@@ -226,6 +226,7 @@ def test_programmatic_start_without_the_launcher(tmp_path: Path):
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",
         OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
+        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(tmp_path / "spool"),
     )
     import subprocess
     import sys

@@ -44,6 +44,14 @@ def env_for(trace_file: Path, extra: dict[str, str] | None = None) -> dict[str, 
     return env
 
 
+def _default_stop_signals() -> None:
+    # A shell's background job (nohup, `cmd &` in a script) starts with SIGINT or SIGHUP ignored,
+    # and an ignored disposition is inherited: the servers under test must start as an
+    # orchestrator's children do, with the default ones, or neither side dies by the signal.
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(
     command: list[str], trace_file: Path, instrumented: bool, cwd: Path, **extra: str
 ) -> subprocess.Popen:
@@ -61,6 +69,7 @@ def start(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # a signal for the server must not reach pytest
+        preexec_fn=_default_stop_signals,
     )
     _started.append(process)
     return process

@@ -224,15 +224,19 @@ def test_stock_distro_with_our_instrumentors_off_is_not_recorded_at_all(tmp_path
     assert not trace_file.exists()
 
 
+def _launched(path: str, script: Path, trace_file: Path) -> subprocess.CompletedProcess:
+    """``script`` traced through ``otel-coldstart run`` or through ``opentelemetry-instrument``."""
+    if path == "run":
+        return run([CLI, "run", sys.executable, str(script)], auto_env(trace_file))
+    return run_instrumented(script, trace_file).completed
+
+
 @pytest.mark.parametrize("path", ["run", "opentelemetry-instrument"])
 def test_an_unused_contrib_instrumentor_costs_nothing(tmp_path: Path, path: str):
     pytest.importorskip("opentelemetry.instrumentation.requests")
     script = write(tmp_path / "app.py", REPORT)
     trace_file = tmp_path / "trace.jsonl"
-    if path == "run":
-        completed = run([CLI, "run", sys.executable, str(script)], auto_env(trace_file))
-    else:
-        completed = run_instrumented(script, trace_file).completed
+    completed = _launched(path, script, trace_file)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "loaded: \n"
     assert not named(only_trace(trace_file), "instrument requests")
@@ -243,10 +247,7 @@ def test_a_contrib_instrumentor_instruments_on_the_first_import_of_its_library(t
     pytest.importorskip("opentelemetry.instrumentation.requests")
     script = write(tmp_path / "app.py", USES_REQUESTS)
     trace_file = tmp_path / "trace.jsonl"
-    if path == "run":
-        completed = run([CLI, "run", sys.executable, str(script)], auto_env(trace_file))
-    else:
-        completed = run_instrumented(script, trace_file).completed
+    completed = _launched(path, script, trace_file)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout == "instrumented: True True\n"
     trace = only_trace(trace_file)

@@ -42,8 +42,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from otlp_receiver import RECEIVERS, Receiver  # noqa: E402
 from private_spool import isolate  # noqa: E402
 
-from otel_coldstart import spool  # noqa: E402
-from otel_coldstart.demo import launcher_command  # noqa: E402
+from otel_coldstart.cli.demo import launcher_command  # noqa: E402
+from otel_coldstart.deliver import spool  # noqa: E402
 
 APP = """\
 import decimal, json, sqlite3, time

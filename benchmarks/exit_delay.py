@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from otlp_receiver import _HangListener, free_port  # noqa: E402
 from private_spool import isolate  # noqa: E402
 
-from otel_coldstart import spool as spool_module  # noqa: E402
-from otel_coldstart.demo import launcher_command  # noqa: E402
+from otel_coldstart.cli.demo import launcher_command  # noqa: E402
+from otel_coldstart.deliver import spool as spool_module  # noqa: E402
 
 #: A script that does one traced piece of work, so that the stock distro has a span to send too.
 APP = """\

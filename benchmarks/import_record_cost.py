@@ -32,7 +32,7 @@ NAME = "benchmark_module_never_imported"
 
 def measure(mode: str, number: int, root: Path) -> float:
     sys.path.insert(0, str(root))
-    from otel_coldstart import imports, timeline
+    from otel_coldstart.record import imports, timeline
 
     module = types.ModuleType(NAME)
     module.__spec__ = sys.modules["json"].__spec__ if "json" in sys.modules else None

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from private_spool import isolate  # noqa: E402
 
-from otel_coldstart import memory  # noqa: E402
-from otel_coldstart.demo import launcher_command, traced_env  # noqa: E402
+from otel_coldstart.cli.demo import launcher_command, traced_env  # noqa: E402
+from otel_coldstart.record import memory  # noqa: E402
 
 APP = """import time, otel_coldstart
 import many

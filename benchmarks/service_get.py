@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measure(mode: str, inits: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
-    from otel_coldstart import service_tracing, timeline
+    from otel_coldstart.record import service_tracing, timeline
 
     if mode == "recording":
         timeline.begin("benchmark")
     if mode in ("instrumented", "recording"):
         service_tracing.install()
-    from otel_coldstart.services import ServiceFactory
+    from otel_coldstart.library.services import ServiceFactory
 
     factory = ServiceFactory(mark_ready_when_critical_done=False)
     factory.register("hit", object)

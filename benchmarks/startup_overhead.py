@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from private_spool import isolate  # noqa: E402
 
-from otel_coldstart.demo import demo_app, launcher_command  # noqa: E402
+from otel_coldstart.cli.demo import demo_app, launcher_command  # noqa: E402
 
 COMMON = {
     "OTEL_SERVICE_NAME": "coldstart-bench",

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from otel_coldstart import conventions as cv  # noqa: E402
-from otel_coldstart.demo import launcher_command, traced_env  # noqa: E402
+from otel_coldstart.cli.demo import launcher_command, traced_env  # noqa: E402
 from otel_coldstart.validate import analysis, readers  # noqa: E402
 
 PROGRAM = """

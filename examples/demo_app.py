@@ -17,9 +17,9 @@ import os
 import time
 
 import otel_coldstart
-from otel_coldstart.lazy import LazyLoader, lazy_module
-from otel_coldstart.monitor import service_timer, take_memory_snapshot
-from otel_coldstart.services import ServiceFactory, Tier
+from otel_coldstart.library.lazy import LazyLoader, lazy_module
+from otel_coldstart.library.services import ServiceFactory, Tier
+from otel_coldstart.record.monitor import service_timer, take_memory_snapshot
 
 try:  # the optional-speedup pattern: a failing import must behave exactly as without tracing
     import ujson as fast_json

@@ -16,18 +16,18 @@ _EXPORTS = {
     "mark_ready": "otel_coldstart.api",
     "ConfigError": "otel_coldstart.config",
     "Settings": "otel_coldstart.config",
-    "ServiceFactory": "otel_coldstart.services",
-    "Tier": "otel_coldstart.services",
-    "ServiceError": "otel_coldstart.services",
-    "ServiceConfigError": "otel_coldstart.services",
-    "ServiceInitError": "otel_coldstart.services",
-    "DisposeError": "otel_coldstart.services",
-    "LazyLoader": "otel_coldstart.lazy",
-    "lazy_module": "otel_coldstart.lazy",
-    "start_service_timer": "otel_coldstart.monitor",
-    "end_service_timer": "otel_coldstart.monitor",
-    "service_timer": "otel_coldstart.monitor",
-    "take_memory_snapshot": "otel_coldstart.monitor",
+    "ServiceFactory": "otel_coldstart.library.services",
+    "Tier": "otel_coldstart.library.services",
+    "ServiceError": "otel_coldstart.library.services",
+    "ServiceConfigError": "otel_coldstart.library.services",
+    "ServiceInitError": "otel_coldstart.library.services",
+    "DisposeError": "otel_coldstart.library.services",
+    "LazyLoader": "otel_coldstart.library.lazy",
+    "lazy_module": "otel_coldstart.library.lazy",
+    "start_service_timer": "otel_coldstart.record.monitor",
+    "end_service_timer": "otel_coldstart.record.monitor",
+    "service_timer": "otel_coldstart.record.monitor",
+    "take_memory_snapshot": "otel_coldstart.record.monitor",
 }
 
 __all__ = [
@@ -53,20 +53,20 @@ __all__ = [
 if TYPE_CHECKING:
     from otel_coldstart.api import mark_ready, start
     from otel_coldstart.config import ConfigError, Settings
-    from otel_coldstart.lazy import LazyLoader, lazy_module
-    from otel_coldstart.monitor import (
-        end_service_timer,
-        service_timer,
-        start_service_timer,
-        take_memory_snapshot,
-    )
-    from otel_coldstart.services import (
+    from otel_coldstart.library.lazy import LazyLoader, lazy_module
+    from otel_coldstart.library.services import (
         DisposeError,
         ServiceConfigError,
         ServiceError,
         ServiceFactory,
         ServiceInitError,
         Tier,
+    )
+    from otel_coldstart.record.monitor import (
+        end_service_timer,
+        service_timer,
+        start_service_timer,
+        take_memory_snapshot,
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from otel_coldstart import conventions as cv
-from otel_coldstart import lifecycle
+from otel_coldstart.deliver import lifecycle
+from otel_coldstart.launch import arming
 
 
 def start(*, configure_sdk: bool = True) -> None:
@@ -14,7 +15,7 @@ def start(*, configure_sdk: bool = True) -> None:
     ``OTEL_*`` environment variables right after the ready moment, as the launcher would.
     Calling it under ``opentelemetry-instrument`` is harmless.
     """
-    lifecycle.arm("start", record_imports=not lifecycle.imports_disabled())
+    arming.arm("start")
     if configure_sdk:
         lifecycle.request_sdk(None)
 

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from otel_coldstart.demo import launcher_command, traced_env
+from otel_coldstart.cli.demo import launcher_command, traced_env
 from otel_coldstart.validate.model import Trace
 
 

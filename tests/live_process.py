@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from otel_coldstart.demo import traced_env
+from otel_coldstart.cli.demo import traced_env
 
 BIN = Path(sys.executable).parent
 #: Every process ``start`` launched: ``kill_started`` makes sure none outlives its test.

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from otel_coldstart import otlp_json
+from otel_coldstart.deliver import otlp_json
 from otel_coldstart.validate import readers
 from otel_coldstart.validate.model import TraceError
 

@@ -46,7 +46,7 @@ def test_good_values_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_live_in_settings_only() -> None:
-    from otel_coldstart import spool
+    from otel_coldstart.deliver import spool
 
     assert config.load() == (config.Settings(), [])
     assert config.Settings().spool_max_bytes == spool.DEFAULT_MAX_BYTES

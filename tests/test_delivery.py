@@ -21,7 +21,7 @@ import pytest
 from helpers import Run, run_instrumented, write
 from otlp_receiver import HttpReceiver, Receiver
 
-from otel_coldstart import sdk_setup, spool
+from otel_coldstart.deliver import sdk_setup, spool
 
 #: Exit delay allowed over the same app's exit without us: the promise is the 0.5 s budget plus
 #: a small constant; this is generous for a 2-core machine at load 10-20 (the raw copy of 3,000
@@ -263,7 +263,7 @@ def test_a_payload_the_collector_refuses_is_quarantined_and_blocks_nothing(
 FINISH_NOW = """
 import sys, time
 import otel_coldstart
-from otel_coldstart import lifecycle
+from otel_coldstart.deliver import lifecycle
 lifecycle.finish_now("signal", 5.0)
 print("finished", flush=True)
 time.sleep(60)
@@ -271,7 +271,7 @@ time.sleep(60)
 
 
 def test_finish_now_delivers_before_returning_and_the_process_lives_on(tmp_path: Path) -> None:
-    from otel_coldstart.demo import launcher_command, traced_env
+    from otel_coldstart.cli.demo import launcher_command, traced_env
 
     script = write(tmp_path / "app.py", FINISH_NOW)
     trace_file = tmp_path / "trace.jsonl"

@@ -21,8 +21,8 @@ import pytest
 from helpers import Run, run_instrumented, write
 from otlp_receiver import RECEIVERS, Receiver
 
-from otel_coldstart import spool
-from otel_coldstart.demo import launcher_command, traced_env
+from otel_coldstart.cli.demo import launcher_command, traced_env
+from otel_coldstart.deliver import spool
 
 SCRIPT = """
 import decimal, json, sqlite3, time
@@ -83,7 +83,7 @@ def span_ids(run: Run) -> set[str]:
 def entry_span_ids(entry: spool.Entry) -> set[str]:
     """The span ids a spool file will deliver: a raw copy is built, as a drainer would build it."""
     if entry.kind == spool.RAW:
-        from otel_coldstart import sdk_setup
+        from otel_coldstart.deliver import sdk_setup
 
         built = sdk_setup.build_from_raw(spool.read_raw(entry.path))
         return {format(span.context.span_id, "016x") for span in built}

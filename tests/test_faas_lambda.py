@@ -24,7 +24,8 @@ from lambda_runtime_api import FUNCTION_ARN, RuntimeAPI
 from otlp_receiver import HttpReceiver, ReceivedPoint, ReceivedSpan
 
 from otel_coldstart import conventions as cv
-from otel_coldstart import faas_lambda
+from otel_coldstart.deliver import lambda_sandbox
+from otel_coldstart.launch import faas_lambda
 
 pytest.importorskip("awslambdaric")
 
@@ -313,7 +314,7 @@ def test_provisioned_init_is_flagged_not_counted_as_waiting(tmp_path: Path) -> N
 
 def spooled_spans(directory: Path) -> list[Any]:
     """The spans the spool holds, claimed or free: raw copies built as a drainer builds them."""
-    from otel_coldstart import sdk_setup, spool
+    from otel_coldstart.deliver import sdk_setup, spool
 
     found: list[Any] = []
     for entry in spool.list_entries(str(directory)):
@@ -440,7 +441,7 @@ def test_resource_attributes_outside_lambda_are_empty(monkeypatch: pytest.Monkey
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
-    assert faas_lambda.resource_attributes() == {}
+    assert lambda_sandbox.resource_attributes() == {}
     assert faas_lambda.install() is False
 
 

@@ -14,22 +14,7 @@ import otel_coldstart
 PACKAGE = Path(otel_coldstart.__file__).parent
 
 #: Circles that exist on purpose for now, each a frozenset of modules (see the notes of issue 15).
-KNOWN: set[frozenset[str]] = {
-    # Lambda reads the settings through lifecycle, which detects a Lambda sandbox through it; the
-    # resource (Lambda attributes included) is read into the raw copy that lifecycle's delivery
-    # writes (lazy imports on both sides).
-    frozenset(
-        {
-            "otel_coldstart.delivery",
-            "otel_coldstart.export",
-            "otel_coldstart.faas_lambda",
-            "otel_coldstart.lifecycle",
-            "otel_coldstart.raw_copy",
-            "otel_coldstart.sdk_setup",
-            "otel_coldstart.spool",
-        }
-    ),
-}
+KNOWN: set[frozenset[str]] = set()
 
 
 def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
@@ -122,23 +107,38 @@ def test_the_circle_finder_finds_circles() -> None:
 
 #: What each half may import of the package besides itself: the schema and the version only.
 SHARED = {"otel_coldstart.conventions", "otel_coldstart.version", "otel_coldstart.exit_codes"}
-LIBRARY = {
-    "otel_coldstart.lazy",
-    "otel_coldstart.service_disposal",
-    "otel_coldstart.service_errors",
-    "otel_coldstart.service_hooks",
-    "otel_coldstart.service_registry",
-    "otel_coldstart.services",
+
+#: For each subpackage, the subpackages (and top-level modules) it may import, lazy imports included.
+#: The order of a cold start: launch arms, record records, deliver persists and sends; cli drives
+#: delivery (flush) and the validator; the library and the validator stand alone.
+MAY_IMPORT = {
+    "library": {"library"},
+    "record": {"record", "library", "config"},
+    "deliver": {"deliver", "record", "config"},
+    "launch": {"launch", "record", "deliver", "config"},
+    "validate": {"validate"},
+    "cli": {"cli", "validate", "deliver", "launch", "config"},
 }
 
 
-def test_the_halves_stay_apart() -> None:
+def _half(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_the_layout_is_the_halves() -> None:
     graph = _graph()
+    halves = {_half(m) for m in graph if m.count(".") >= 2}
+    assert halves == set(MAY_IMPORT), f"a subpackage without rules: {sorted(halves ^ set(MAY_IMPORT))}"
     for module, imported in graph.items():
-        if module.startswith("otel_coldstart.validate"):
-            # The validator reads traces from anywhere: it never loads the recorder.
-            outside = {m for m in imported if not m.startswith("otel_coldstart.validate")} - SHARED
-            assert not outside, f"{module} imports the recorder: {sorted(outside)}"
-        if module in LIBRARY:
-            # The library knows nothing of tracing (the instrumentation observes it from outside).
-            assert not imported - LIBRARY - SHARED, f"{module} imports {sorted(imported - LIBRARY)}"
+        allowed = MAY_IMPORT.get(_half(module))
+        if allowed is None:
+            continue  # the top-level modules: api, config, conventions, exit_codes, version
+        wrong = {m for m in imported - SHARED if _half(m) not in allowed}
+        assert not wrong, f"{module} imports {sorted(wrong)}"
+
+
+def test_the_layout_rules_catch_a_wrong_import() -> None:
+    wrong = {"otel_coldstart.record.timeline": {"otel_coldstart.deliver.spans"}}
+    allowed = MAY_IMPORT[_half("otel_coldstart.record.timeline")]
+    assert {_half(m) for m in wrong["otel_coldstart.record.timeline"]} - allowed == {"deliver"}

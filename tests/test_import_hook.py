@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import write
 
-from otel_coldstart import imports, timeline
-from otel_coldstart.timeline import ImportRecord
+from otel_coldstart.record import imports, timeline
+from otel_coldstart.record.timeline import ImportRecord
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import write
 
-from otel_coldstart.lazy import LazyLoader, LazyModule, lazy_module
+from otel_coldstart.library.lazy import LazyLoader, LazyModule, lazy_module
 
 
 @pytest.fixture
@@ -100,7 +100,7 @@ def test_the_library_imports_no_opentelemetry_and_nothing_heavy():
         import sys
         import otel_coldstart
         before = set(sys.modules)
-        import otel_coldstart.services, otel_coldstart.lazy, otel_coldstart.monitor
+        import otel_coldstart.library.services, otel_coldstart.library.lazy, otel_coldstart.record.monitor
         from otel_coldstart import ServiceFactory, LazyLoader, lazy_module, start_service_timer
         new = sorted(set(sys.modules) - before)
         print(",".join(new))

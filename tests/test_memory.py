@@ -15,8 +15,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from otlp_receiver import RECEIVERS
 
-from otel_coldstart import memory
 from otel_coldstart.cli import main
+from otel_coldstart.record import memory
 
 MB = 1024 * 1024
 

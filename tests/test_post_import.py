@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import write
 
-from otel_coldstart import imports, post_import, timeline
+from otel_coldstart.record import imports, post_import, timeline
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_registering_from_inside_the_module_waits_for_its_end(pkgdir, hook_mode)
         post_import.ensure_dispatch()  # as lifecycle.arm does: the import below must go through it
     write(
         pkgdir / "ph_self.py",
-        "from otel_coldstart import post_import\n"
+        "from otel_coldstart.record import post_import\n"
         "SEEN = []\n"
         "post_import.when_imported('ph_self', lambda m: SEEN.append(m.DONE))\n"
         "DONE = True\n",

@@ -30,7 +30,7 @@ def test_other_launcher_warnings_still_pass() -> None:
     import logging
 
     # Not through distro: importing it arms the recorder in this test process.
-    from otel_coldstart.launcher_warnings import OurConfiguratorChosen
+    from otel_coldstart.launch.launcher_warnings import OurConfiguratorChosen
 
     keep = OurConfiguratorChosen()
     ours = logging.LogRecord(

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from otel_coldstart import service_hooks
-from otel_coldstart.lazy import LazyLoader
-from otel_coldstart.service_hooks import ServiceHooks
-from otel_coldstart.services import Registration, ServiceFactory, ServiceInitError, Tier
+from otel_coldstart.library import service_hooks
+from otel_coldstart.library.lazy import LazyLoader
+from otel_coldstart.library.service_hooks import ServiceHooks
+from otel_coldstart.library.services import Registration, ServiceFactory, ServiceInitError, Tier
 
 #: What the observer sets around each call: the work must see it (same thread/task and context).
 around: contextvars.ContextVar[str] = contextvars.ContextVar("around", default="")

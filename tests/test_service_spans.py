@@ -20,10 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from otel_coldstart import service_tracing, timeline
 from otel_coldstart.cli import main as cli_main
-from otel_coldstart.services import ServiceFactory, ServiceInitError, Tier
-from otel_coldstart.timeline import Timeline
+from otel_coldstart.library.services import ServiceFactory, ServiceInitError, Tier
+from otel_coldstart.record import service_tracing, timeline
+from otel_coldstart.record.timeline import Timeline
 from otel_coldstart.validate.analysis import summarize
 from otel_coldstart.validate.model import Span, Trace
 
@@ -32,9 +32,9 @@ SLEEP_LOW, SLEEP_HIGH = 0.195, 0.3  # bounds for a 0.2 s sleep, in seconds
 SYNC_APP = """
 import sys, threading, time
 import otel_coldstart
-from otel_coldstart.lazy import LazyLoader
-from otel_coldstart.monitor import service_timer
-from otel_coldstart.services import ServiceFactory, ServiceInitError, Tier
+from otel_coldstart.library.lazy import LazyLoader
+from otel_coldstart.record.monitor import service_timer
+from otel_coldstart.library.services import ServiceFactory, ServiceInitError, Tier
 
 loader = LazyLoader()
 factory = ServiceFactory(mark_ready_when_critical_done=False)
@@ -216,7 +216,7 @@ def test_validator_reports_mean_service_init_and_the_slowest(sync_run, capsys):
 ASYNC_APP = """
 import asyncio, time
 import otel_coldstart
-from otel_coldstart.services import ServiceFactory, Tier
+from otel_coldstart.library.services import ServiceFactory, Tier
 
 factory = ServiceFactory(mark_ready_when_critical_done=False)
 
@@ -365,7 +365,7 @@ def test_user_named_factories_and_svcs_become_service_spans(tmp_path: Path):
 
 AUTO_READY_APP = """
 import time
-from otel_coldstart.services import ServiceFactory, Tier
+from otel_coldstart.library.services import ServiceFactory, Tier
 
 factory = ServiceFactory()  # declares ready when the critical tier is done
 factory.register("early", lambda: time.sleep(0.05), Tier.CRITICAL)
@@ -455,7 +455,7 @@ def test_nothing_is_recorded_or_traced_without_a_recorder(monkeypatch: pytest.Mo
 
 
 def test_hooks_not_patches_and_cache_hits_stop_counting_at_ready(monkeypatch: pytest.MonkeyPatch):
-    from otel_coldstart import service_hooks, services
+    from otel_coldstart.library import service_hooks, services
 
     raw = dict(vars(services.ServiceFactory))
     monkeypatch.setattr(timeline.state, "timeline", Timeline("test"))
@@ -483,7 +483,7 @@ def test_hooks_not_patches_and_cache_hits_stop_counting_at_ready(monkeypatch: py
 
 def test_inits_still_running_at_ready_end_there_marked_incomplete(monkeypatch: pytest.MonkeyPatch):
     """A background preload that outlives the ready moment: its spans end at ready, flagged."""
-    from otel_coldstart import spans
+    from otel_coldstart.deliver import spans
 
     monkeypatch.setattr(timeline.state, "timeline", None)
     monkeypatch.setattr(timeline.state, "ready", False)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from otel_coldstart.services import (
+from otel_coldstart.library.services import (
     DisposeError,
     ServiceConfigError,
     ServiceError,
@@ -373,11 +373,11 @@ def test_ready_moment_hook_is_skipped_without_a_recorder(monkeypatch):
     """With the flag on and nothing recording, initialize_critical() imports nothing of ours."""
     import sys
 
-    monkeypatch.delitem(sys.modules, "otel_coldstart.lifecycle", raising=False)
+    monkeypatch.delitem(sys.modules, "otel_coldstart.deliver.lifecycle", raising=False)
     factory = ServiceFactory()
     factory.register("a", dict, CRITICAL)
     factory.initialize_critical()
-    assert "otel_coldstart.lifecycle" not in sys.modules
+    assert "otel_coldstart.deliver.lifecycle" not in sys.modules
 
 
 # --- async ------------------------------------------------------------------------------------

@@ -12,8 +12,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from otel_coldstart import otlp_json, spans, timeline
-from otel_coldstart.timeline import ImportRecord, Timeline
+from otel_coldstart.deliver import otlp_json, spans
+from otel_coldstart.record import timeline
+from otel_coldstart.record.timeline import ImportRecord, Timeline
 
 
 def _import(
@@ -144,7 +145,7 @@ def test_timeline_freeze_happens_once():
 
 def test_imports_after_ready_are_live_spans_under_the_current_span(exporter, tmp_path, monkeypatch):
     """After ready an import is a live span where it happened (a request, say), errors included."""
-    from otel_coldstart import imports
+    from otel_coldstart.record import imports
 
     (tmp_path / "late_mod.py").write_text("import late_child\n")
     (tmp_path / "late_child.py").write_text("VALUE = 1\n")

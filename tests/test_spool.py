@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from otel_coldstart import config, export, otlp_json, spool
+from otel_coldstart import config
+from otel_coldstart.deliver import export, otlp_json, spool
 
 
 def make_spans(count: int = 5) -> list[ReadableSpan]:
@@ -285,8 +286,9 @@ def test_an_interrupted_write_is_recovered_if_whole_and_removed_if_partial(tmp_p
 def test_raw_copy_builds_the_same_trace_anywhere() -> None:
     import json
 
-    from otel_coldstart import module_info, raw_copy, sdk_setup
-    from otel_coldstart.timeline import ImportRecord, Record, Timeline
+    from otel_coldstart.deliver import raw_copy, sdk_setup
+    from otel_coldstart.record import module_info
+    from otel_coldstart.record.timeline import ImportRecord, Record, Timeline
 
     tl = Timeline("start")
     base = tl.mono_anchor_ns

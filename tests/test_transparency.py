@@ -84,7 +84,7 @@ def hostile(suffix):
 
 hostile("_a")
 try:
-    import otel_coldstart.imports as ours
+    import otel_coldstart.record.imports as ours
     installed = ours.is_installed()
 except ImportError:
     installed = False

@@ -1,6 +1,6 @@
 """AWS Lambda cold starts, read back: the init a caller waits for, and the first invocation after it.
 
-The recorder (``otel_coldstart/faas_lambda.py``) puts the init type and the init duration on the
+The recorder (``otel_coldstart/launch/faas_lambda.py``) puts the init type and the init duration on the
 root span, and the first invocation into the cold-start trace as its first-invocation span.
 Under SnapStart the root spans the process's whole life, snapshot included; the init that counts
 is the restore, so targets judge that instead of the root's duration.

@@ -58,7 +58,7 @@ def _list(value: Any, what: str) -> list[Any]:
 
 def any_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` object as a plain Python value, checked (why the recorder's spool has
-    its own decoder: ``otel_coldstart/otlp_json.py``, "The other direction")."""
+    its own decoder: ``otel_coldstart/deliver/otlp_json.py``, "The other direction")."""
     if not isinstance(value, dict) or not value:
         return None
     if "stringValue" in value:

@@ -1,0 +1,230 @@
+"""This process's own cold start, from the ready moment on: persist, build, send, release.
+
+1. **Persist** (``persist``): the raw copy of the frozen timeline goes to the spool under a name
+   this process claims, synchronously, on the calling thread. It is small (a few MB for 20,000
+   imports) and takes milliseconds, and from then on nothing that happens to the process (an exit
+   3.12 will not start threads for, SIGKILL, a Lambda freeze) can lose the cold start.
+2. **Build** the spans from that same raw copy, so that this process and a later drainer make the
+   identical trace. At exit only if the build fits the time left (``fits``): it costs about
+   ``BUILD_COST_FACTOR`` times the raw write, 1-3 s for 20,000 imports on a busy machine.
+3. **Send** (``export.py``): the trace file, then each exporter, acknowledged chunk by chunk.
+4. **Release**: whatever is not acknowledged when this process stops trying stays in the spool (the
+   raw copy renamed free, or the unacknowledged chunks as OTLP), for the next drain.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from otel_coldstart.deliver import export, raw_copy, spool
+from otel_coldstart.record import timeline
+
+_log = logging.getLogger("otel_coldstart")
+
+#: Building and encoding the spans of a timeline costs about this many times as long as writing
+#: its raw copy (measured 30-60x for 3,000-20,000 imports); the raw write is timed on the spot, so
+#: the estimate follows the machine's load.
+BUILD_COST_FACTOR = 50
+#: At exit, build only if the estimate takes at most this share of the time left: the rest is for
+#: the SDK import and the network.
+BUILD_SHARE = 0.5
+# With a trace file, the exit may take ``grace_s`` (``lifecycle.BUILD_GRACE_S``) longer than its
+# budget to build the spans: the file is a local promise (CI reads it right after the process
+# ends), and building is local CPU work. The network never gets more than the budget; without a
+# trace file neither does the build.
+#: Importing an OTLP exporter costs about this many times as long as importing the SDK (measured
+#: 1-1.5x for HTTP, more for gRPC).
+EXPORTER_IMPORT_FACTOR = 1.5
+
+#: CPU time of importing the SDK and an OTLP exporter on an idle machine (measured 0.15-0.2 s).
+SDK_IMPORT_CPU_S = 0.2
+
+_lock = threading.Lock()
+_own: export.Job | None = None
+_persist_s = 0.0
+#: Wall time over CPU time while the raw copy was written: how starved of CPU this process is
+#: (1 on an idle machine, 5-10 beside busy processes on 2 cores).
+_starvation = 1.0
+
+
+def has_exporter() -> bool:
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    return any(name.strip() not in ("", "none") for name in names.split(","))
+
+
+def has_sink(settings: Any) -> bool:
+    """A trace file or a trace exporter to deliver to (``OTEL_TRACES_EXPORTER=none``: none)."""
+    return bool(getattr(settings, "trace_file", None)) or has_exporter()
+
+
+def own_job() -> export.Job | None:
+    return _own
+
+
+def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) -> export.Job | None:
+    """Write the raw copy of this process's cold start (once; later calls return the same job).
+
+    ``None`` when there is nothing to deliver to. Never raises for a spool it cannot write: the
+    other sinks still get the trace.
+    """
+    global _own, _persist_s, _starvation
+    with _lock:
+        if _own is not None or not has_sink(settings):
+            return _own
+        for callback in list(timeline.state.ready_callbacks):
+            try:
+                callback(frozen)
+            except Exception as exc:  # another part's bug must not cost the cold start
+                _log.warning("otel-coldstart: a ready callback failed: %s", exc)
+        from otel_coldstart import conventions as cv
+        from otel_coldstart.record import process_role
+        from otel_coldstart.record.process_start import process_start_ns
+
+        identity = process_role.current
+        extra = identity.root_attributes()
+        if frozen.ready_trigger == cv.TRIGGER_SIGNAL:
+            extra[cv.INCOMPLETE] = True  # stopped before it was ready
+        if read_uss:
+            from otel_coldstart.record import memory
+
+            uss = memory.uss()
+            if uss is not None:
+                extra[cv.MEMORY_USS_AFTER_READY] = uss
+        started_ns, resource = process_start_ns(), raw_copy.resource_attributes()
+        snapshot_started, cpu_started = time.perf_counter(), time.process_time()
+        raw = raw_copy.snapshot(
+            frozen,
+            process_start_ns=started_ns,
+            resource=resource,
+            trace_file=getattr(settings, "trace_file", None),
+            min_import_ns=int(getattr(settings, "min_import_duration_ms", 0.0) * 1_000_000),
+            extra_root_attributes=extra,
+            root_ids=process_role.ids_of(os.getpid()),
+            parent_ids=identity.parent_ids,
+        )
+        payload = raw_copy.encode(raw)
+        # The estimate of the build scales with the records: time their conversion, not the fixed
+        # costs around it (the file write, the first import of a module).
+        _persist_s = time.perf_counter() - snapshot_started
+        _starvation = max(1.0, _persist_s / max(time.process_time() - cpu_started, 1e-4))
+        directory, max_bytes = export.spool_settings(settings)
+        stem = spool.new_stem()
+        claimed = None
+        if directory is not None:
+            try:
+                claimed = spool.write_file(directory, spool.claim_name(stem, spool.RAW), payload)
+            except OSError as exc:
+                _log.warning("otel-coldstart: cannot write the spool in %s: %s", directory, exc)
+        job = export.Job(stem, None, directory, max_bytes, claimed_path=claimed, raw=raw)
+        if not export.register(job):  # past the exit's cut-off already: release it ourselves
+            with job.lock:
+                job.closed = True
+                job.release()
+        _own = job
+        return job
+
+
+def root_context() -> Any:
+    """The root span's context of this process's cold start, once built (for links)."""
+    job = _own
+    return getattr(job, "root_context", None) if job is not None else None
+
+
+def _grace(settings: Any, grace_s: float) -> float:
+    return grace_s if getattr(settings, "trace_file", None) else 0.0
+
+
+def fits(deadline: float, settings: Any, grace_s: float = 0.0) -> bool:
+    """Whether building the persisted cold start fits the time left before ``deadline``."""
+    left = BUILD_SHARE * (deadline - time.monotonic()) + _grace(settings, grace_s)
+    return BUILD_COST_FACTOR * _persist_s <= left
+
+
+def wait_for_build(deadline: float, settings: Any, grace_s: float = 0.0) -> None:
+    """At exit, while the worker builds: wait for the local build (not the network) if there is a
+    trace file to write, within the grace."""
+    job = _own
+    if job is not None and job.building:
+        job.built.wait(max(0.0, deadline - time.monotonic()) + _grace(settings, grace_s))
+
+
+def build(job: export.Job, settings: Any, resource: Any = None) -> bool:
+    """Build the spans of ``job``'s raw copy and write the trace file.
+
+    ``False`` if another thread is the builder, or if the job was cut off meanwhile.
+    """
+    from otel_coldstart.deliver import sdk_setup
+
+    assert job.raw is not None
+    with job.lock:
+        if job.closed or job.building:
+            return False
+        job.building = True
+    try:
+        spans = sdk_setup.build_from_raw(job.raw, resource)
+        with job.lock:
+            if job.closed:
+                return False  # cut off while building: the raw copy is in the spool
+            job.chunks = export.chunked(spans)
+            if spans:
+                job.root_context = spans[-1].get_span_context()
+        trace_file = getattr(settings, "trace_file", None)
+        if trace_file:
+            job.write_trace_file(trace_file)
+        return True
+    finally:
+        job.built.set()
+
+
+def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, grace_s: float = 0.0) -> None:
+    """At exit (or ``finish_now``): persist, then build and send on this thread if time allows.
+
+    If the worker started after ``mark_ready`` is already building, it is left to it (the caller
+    joins it until ``deadline``).
+    """
+    job = persist(frozen, settings)
+    if job is None or job.building:
+        return
+    if not fits(deadline, settings, grace_s):
+        _log.info(
+            "otel-coldstart: a cold start of %d records takes too long to build within the exit "
+            "budget; its raw copy waits in the spool for the next process or `otel-coldstart flush`",
+            len(frozen.imports) + len(frozen.records),
+        )
+        return  # the cut-off releases the raw copy
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        # Nothing of the SDK is loaded before ready: importing it and an exporter costs ~0.2 s of
+        # CPU, times how starved this process is. On a saturated machine that alone would break
+        # the budget: the next process or flush sends the spooled copy instead.
+        left = deadline - time.monotonic() + _grace(settings, grace_s)
+        if SDK_IMPORT_CPU_S * _starvation > left:
+            _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
+            return
+    started = time.monotonic()
+    from otel_coldstart.deliver import sdk_setup  # the SDK: nothing of it is loaded before ready
+
+    sdk_import_s = time.monotonic() - started
+    if not build(job, settings):
+        return
+    # Importing the exporter (requests or grpc, protobuf) costs about as much again as the SDK did:
+    # if that would eat the budget, the next process or flush sends the spooled copy instead.
+    if has_exporter() and deadline - time.monotonic() < EXPORTER_IMPORT_FACTOR * sdk_import_s + 0.02:
+        _log.info("otel-coldstart: no time left in the exit budget to send; the cold start stays spooled")
+        return
+    exporters = sdk_setup.trace_exporters(0.9 * (deadline - time.monotonic()))
+    try:
+        if export.deliver(exporters, job, settings):
+            export.drain_at_exit(exporters, settings, deadline)
+    finally:
+        export.shutdown(exporters)
+
+
+def reset_after_fork() -> None:
+    global _own, _lock
+    _own = None
+    _lock = threading.Lock()

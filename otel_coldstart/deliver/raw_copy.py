@@ -1,0 +1,207 @@
+"""The raw copy of a cold start: the frozen timeline as one small JSON document.
+
+It is the first durable copy (see ``delivery.py``): written synchronously at the ready moment or at
+exit, before any span exists, because turning a timeline into spans takes a second or more for
+20,000 imports and an exiting interpreter (3.12+) refuses the threads that could do it. Whoever
+drains the spool later (a process that keeps running, the next process, ``otel-coldstart flush``)
+turns it back into a ``Timeline`` and builds the spans exactly as this process would have.
+
+Everything here must stay cheap and import nothing heavy: no OpenTelemetry SDK, no stat of module
+files (``module_info.facts``), one ``json.dumps``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+from urllib.parse import unquote
+
+from otel_coldstart.record import module_info, timeline
+from otel_coldstart.version import __version__
+
+FORMAT = "otel-coldstart-raw"
+VERSION = 1
+#: Position of the optional RSS delta on an import record (``spans.RSS_DELTA``).
+_RSS_DELTA = 8
+
+
+def process_attributes() -> dict[str, Any]:
+    """The ``process.*`` resource attributes of this process, computed without the SDK."""
+    attrs: dict[str, Any] = {
+        "process.pid": os.getpid(),
+        "process.parent_pid": os.getppid(),
+        "process.executable.path": sys.executable,
+        "process.executable.name": os.path.basename(sys.executable),
+        "process.command_args": list(getattr(sys, "orig_argv", sys.argv)),
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": ".".join(map(str, sys.implementation.version[:3])),
+        "process.runtime.description": sys.version,
+        "telemetry.distro.name": "otel-coldstart",
+        "telemetry.distro.version": __version__,
+    }
+    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ or "AWS_LAMBDA_RUNTIME_API" in os.environ:
+        from otel_coldstart.deliver import lambda_sandbox
+
+        attrs.update(lambda_sandbox.resource_attributes())
+    try:
+        import getpass
+
+        attrs["process.owner"] = getpass.getuser()
+    except Exception:  # no user database entry (containers with arbitrary uids)
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        from otel_coldstart.record.process_start import process_start_ns
+
+        created = datetime.fromtimestamp(process_start_ns() / 1e9, tz=timezone.utc)
+        attrs["process.creation.time"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except Exception:
+        pass
+    return attrs
+
+
+def env_resource_attributes(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` as the SDK's env detector reads them.
+
+    Read here, in the process whose cold start it is: the process that builds the spans later has
+    its own environment (``flush`` would otherwise stamp its own service name on every trace).
+    """
+    env = os.environ if environ is None else environ
+    attrs: dict[str, Any] = {}
+    for item in (env.get("OTEL_RESOURCE_ATTRIBUTES") or "").split(","):
+        key, sep, value = item.partition("=")
+        if sep and key.strip():
+            attrs[key.strip()] = unquote(value.strip())
+    service = env.get("OTEL_SERVICE_NAME")
+    if service:
+        attrs["service.name"] = service
+    return attrs
+
+
+def resource_attributes() -> dict[str, Any]:
+    """This process's resource, as ``Resource.create`` would make it from the environment, but
+    without the SDK and its detector threads (refused at interpreter shutdown on 3.12+)."""
+    return {**env_resource_attributes(), **process_attributes()}
+
+
+def snapshot(
+    frozen: timeline.Timeline,
+    *,
+    process_start_ns: int,
+    resource: dict[str, Any],
+    trace_file: str | None,
+    min_import_ns: int = 0,
+    extra_root_attributes: dict[str, Any] | None = None,
+    root_ids: tuple[int, int] | None = None,
+    parent_ids: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """The frozen timeline and what span building needs besides it, as plain JSON values."""
+    records: list[Any] = [*frozen.imports, *frozen.records]
+    index = {id(record): position for position, record in enumerate(records)}
+    n_imports = len(frozen.imports)
+    rows: list[list[Any]] = []
+    for position, record in enumerate(records):
+        parent = record.parent
+        parent_index = index.get(id(parent), -1) if parent is not None else -1
+        error = list(record.error) if record.error is not None else None
+        row = [record.name, record.start, record.end, parent_index, record.thread]
+        if position < n_imports:
+            known = record.spec is not None or record.file is not None
+            kind, path = module_info.facts(record.spec, record.file) if known else (None, None)
+            row += [record.via_import_module, error, kind, path, record.rss_delta]
+        else:
+            row += [record.attrs, error, record.kind]
+        rows.append(row)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "origin": frozen.origin,
+        "wall_anchor_ns": frozen.wall_anchor_ns,
+        "mono_anchor_ns": frozen.mono_anchor_ns,
+        "hook_installed_ns": frozen.hook_installed_ns,
+        "ready_ns": frozen.ready_ns,
+        "ready_trigger": frozen.ready_trigger,
+        "prehook_modules": list(frozen.prehook_modules),
+        "imports": n_imports,
+        "records": rows,
+        "counters": dict(frozen.counters),
+        "root_attributes": dict(getattr(frozen, "root_attributes", {})),
+        "marks": dict(frozen.marks),
+        "memory_snapshots": [
+            [s.label, s.mono_ns, s.rss, s.vms, s.peak_rss] for s in list(frozen.memory_snapshots)
+        ],
+        # A list of pairs: JSON object keys are strings, and the first entry is the main thread.
+        "thread_names": [[tid, name] for tid, name in list(frozen.thread_names.items())],
+        "process_start_ns": process_start_ns,
+        "resource": resource,
+        "trace_file": trace_file,
+        "min_import_ns": min_import_ns,
+        "extra_root_attributes": extra_root_attributes or {},
+        # Trace and span ids are drawn from this seed, so that whoever builds the spans (this
+        # process, the next, flush) makes the same ids: the trace file and the collector agree, and
+        # a chunk sent twice in the at-least-once corner carries the ids it had the first time.
+        "id_seed": int.from_bytes(os.urandom(8), "big"),
+        # The root's ids derived from the process's identity, and its parent process's, for links.
+        "root_ids": list(root_ids) if root_ids else None,
+        "parent_ids": list(parent_ids) if parent_ids else None,
+    }
+
+
+def encode(raw: dict[str, Any]) -> bytes:
+    # default=str: a record attribute we cannot store as JSON is kept as its text, never fatal.
+    return (json.dumps(raw, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+
+
+def decode(payload: bytes) -> dict[str, Any]:
+    """A raw copy read back; ``ValueError`` if ``payload`` is not one."""
+    try:
+        raw = json.loads(payload)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError("not an otel-coldstart raw copy")
+    if raw.get("version") != VERSION:
+        raise ValueError(f"raw copy version {raw.get('version')!r}, this otel-coldstart reads {VERSION}")
+    return raw
+
+
+def to_timeline(raw: dict[str, Any]) -> timeline.Timeline:
+    """The frozen timeline again, with ``ModuleFacts`` where the module objects were."""
+    from otel_coldstart.record.memory import MemorySnapshot
+
+    tl = timeline.Timeline.__new__(timeline.Timeline)
+    tl.origin = raw["origin"]
+    tl.wall_anchor_ns = int(raw["wall_anchor_ns"])
+    tl.mono_anchor_ns = int(raw["mono_anchor_ns"])
+    tl.hook_installed_ns = int(raw["hook_installed_ns"])
+    tl.ready_ns = None if raw.get("ready_ns") is None else int(raw["ready_ns"])
+    tl.ready_trigger = raw.get("ready_trigger")
+    tl.prehook_modules = tuple(raw.get("prehook_modules", ()))
+    tl.counters = dict(raw.get("counters", {}))
+    tl.root_attributes = dict(raw.get("root_attributes") or {})
+    tl.marks = dict(raw.get("marks", {}))
+    tl.memory_snapshots = [MemorySnapshot(*row) for row in raw.get("memory_snapshots", [])]
+    tl.thread_names = {int(tid): name for tid, name in raw.get("thread_names", [])}
+    n_imports = int(raw["imports"])
+    rows = raw["records"]
+    records: list[Any] = []
+    for position, row in enumerate(rows):
+        name, start, end, _, thread = row[:5]
+        if position < n_imports:
+            record: Any = timeline.ImportRecord(name, start, None, thread, bool(row[5]))
+            record.spec = module_info.ModuleFacts(row[7], row[8]) if row[7] is not None else None
+            record.rss_delta = row[9]
+        else:
+            record = timeline.Record(row[7], name, start, None, thread, dict(row[5]))
+        record.end = end
+        record.error = tuple(row[6]) if row[6] is not None else None
+        records.append(record)
+    for record, row in zip(records, rows, strict=True):
+        if row[3] >= 0:
+            record.parent = records[row[3]]
+    tl.imports = records[:n_imports]
+    tl.records = records[n_imports:]
+    return tl

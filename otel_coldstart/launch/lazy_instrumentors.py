@@ -1,0 +1,214 @@
+"""Instrumentors loaded when the application first imports their library, not at launch.
+
+The stock launcher imports every installed instrumentor at start-up, and an instrumentor's module
+imports its library: with ``opentelemetry-instrumentation-requests`` installed, every process pays
+for ``import requests`` whether it sends a request or not. Here each instrumentor waits for the
+first import of its library (a post-import hook) and is loaded and instrumented right after it:
+an app that never imports the library pays nothing, and no library is imported earlier than the
+app imports it. An instrumentor whose library we cannot name is loaded at once, as the stock
+launcher would.
+
+The entry-point scan reads ``*.dist-info/entry_points.txt`` on ``sys.path`` directly: importing
+``importlib.metadata`` would cost the start-up path more than the scan.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from otel_coldstart import conventions as cv
+from otel_coldstart.launch import launch_phases
+from otel_coldstart.record import timeline
+
+INSTRUMENTOR_GROUP = "opentelemetry_instrumentor"
+PRE_GROUP = "opentelemetry_pre_instrument"
+POST_GROUP = "opentelemetry_post_instrument"
+_GROUPS = (PRE_GROUP, INSTRUMENTOR_GROUP, POST_GROUP)
+
+#: Contrib entry-point names whose library module is not the name itself.
+TRIGGERS = {
+    "aio-pika": "aio_pika",
+    "aiohttp-client": "aiohttp",
+    "aiohttp-server": "aiohttp",
+    "boto3sqs": "boto3",
+    "google-genai": "google.genai",
+    "grpc_aio_client": "grpc",
+    "grpc_aio_server": "grpc",
+    "grpc_client": "grpc",
+    "grpc_server": "grpc",
+    "mysql": "mysql.connector",
+    "mysqlclient": "MySQLdb",
+    "openai-v2": "openai",
+    "tortoiseorm": "tortoise",
+    "urllib": "urllib.request",
+}
+#: Instrumentors that wait for no library (they watch the process or the Lambda handler).
+EAGER = frozenset({"system_metrics", "aws-lambda"})
+#: Where the services instrumentor's targets live: it waits for the first of them.
+SERVICE_MODULES = ("otel_coldstart.library.services", "otel_coldstart.library.lazy", "svcs._core")
+#: User-named factories can live in any module: with this set, the services instrumentor loads at once.
+SERVICE_FACTORIES_ENV = "OTEL_PYTHON_COLDSTART_SERVICE_FACTORIES"
+
+
+class Scan:
+    """Entry points of our groups and the top-level module names found on ``sys.path``."""
+
+    def __init__(self) -> None:
+        self.entry_points: dict[str, list[tuple[str, str]]] = {group: [] for group in _GROUPS}
+        self.top_level: set[str] = set(sys.builtin_module_names)
+
+
+_scan: Scan | None = None
+
+
+def scan() -> Scan:
+    """One pass over ``sys.path`` (cached): the first distribution of a name wins, as in
+    ``importlib.metadata``."""
+    global _scan
+    if _scan is not None:
+        return _scan
+    result = Scan()
+    seen: set[str] = set()
+    for directory in sys.path:
+        try:
+            entries = list(os.scandir(directory or "."))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.endswith((".dist-info", ".egg-info")):
+                dist = name.partition("-")[0].lower().replace(".", "_")
+                if dist in seen:
+                    continue
+                seen.add(dist)
+                _read_entry_points(os.path.join(entry.path, "entry_points.txt"), result.entry_points)
+            elif not name.startswith((".", "__")):
+                result.top_level.add(name.partition(".")[0])
+    _scan = result
+    return result
+
+
+def _read_entry_points(path: str, out: dict[str, list[tuple[str, str]]]) -> None:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError):
+        return
+    group = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line[0] == "[":
+            group = line.strip("[]").strip()
+        elif group in out and "=" in line:
+            name, _, value = line.partition("=")
+            out[group].append((name.strip(), value.strip()))
+
+
+def load(value: str) -> Any:
+    """The object an entry point names: ``module:attr.attr [extras]``."""
+    import importlib
+
+    module_name, _, attributes = value.split("[", 1)[0].strip().partition(":")
+    obj: Any = importlib.import_module(module_name.strip())
+    for part in attributes.strip().split("."):
+        if part:
+            obj = getattr(obj, part)
+    return obj
+
+
+def trigger_module(name: str) -> str | None:
+    """The module whose first import loads instrumentor ``name``; ``None``: load it now."""
+    if name in EAGER:
+        return None
+    module = TRIGGERS.get(name, name.replace("-", "_"))
+    return module if module.partition(".")[0] in scan().top_level else None
+
+
+def defer(name: str, instrument: Callable[[], Any]) -> None:
+    """Run ``instrument()`` (load and instrument entry point ``name``) when its library is first
+    imported, or now; recorded as ``instrument <name>``, a failure logged, never raised."""
+
+    def run(module: object = None) -> None:
+        current = timeline.current()
+        if current is not None and current.ready_trigger == cv.TRIGGER_EXIT:
+            # The app is done: this import is our exit work (the OTLP/HTTP exporter imports
+            # requests), and instrumenting now would only spend the exit budget.
+            return
+        with launch_phases.instrument_step(name):
+            try:
+                instrument()
+            except Exception as exc:  # the application must never pay for our failure
+                import logging
+
+                logging.getLogger("otel_coldstart").warning(
+                    "otel-coldstart: instrumenting %s failed: %s", name, exc, exc_info=True
+                )
+
+    trigger = trigger_module(name)
+    if trigger is None:
+        run()
+        return
+    from otel_coldstart.record.post_import import when_imported
+
+    when_imported(trigger, run)
+
+
+def services_when_imported(install: Callable[[], Any]) -> None:
+    """The services instrumentor (wrapt and all) only once one of its targets is imported."""
+    if os.environ.get(SERVICE_FACTORIES_ENV, "").strip():
+        install()
+        return
+    from otel_coldstart.record.post_import import when_imported
+
+    for module in SERVICE_MODULES:
+        when_imported(module, lambda _module: install())
+
+
+def _disabled() -> set[str]:
+    return {n.strip() for n in os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "").split(",")}
+
+
+def _call(name: str, value: str) -> None:
+    try:
+        load(value)()
+    except Exception as exc:  # as the stock launcher: one broken hook must not stop the others
+        import logging
+
+        logging.getLogger("otel_coldstart").warning("otel-coldstart: %s failed: %s", name, exc)
+
+
+def install() -> None:
+    """The launcher's instrumentor step, for the zero-tax launch: pre-instrument hooks, each
+    instrumentor (lazily), post-instrument hooks; ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``
+    honoured as by ``opentelemetry-instrument``."""
+    found = scan().entry_points
+    disabled = _disabled()
+    for name, value in found[PRE_GROUP]:
+        _call(name, value)
+    if "*" not in disabled:
+        for name, value in found[INSTRUMENTOR_GROUP]:
+            if name in disabled or name == "coldstart_imports":  # the import hook is already on
+                continue
+            if name == "coldstart_services":
+                services_when_imported(_install_services)
+                continue
+            defer(name, functools.partial(_instrument_entry_point, value))
+    for name, value in found[POST_GROUP]:
+        if not value.startswith("otel_coldstart."):  # ours marks the launcher's end: done by the caller
+            _call(name, value)
+
+
+def _instrument_entry_point(value: str) -> None:
+    load(value)().instrument()
+
+
+def _install_services() -> None:
+    from otel_coldstart.record import service_tracing
+
+    service_tracing.install()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at n
     from collections.abc import Callable, Iterable
     from typing import Any
 
-    from otel_coldstart.library.services import _Pending
+    from otel_coldstart.library.service_creation import Attempt
 
 __all__ = ["Registration", "ServiceRegistry", "Tier"]
 
@@ -79,7 +79,7 @@ class _Slot:
         self.lock = threading.Lock()
         self.created = False
         self.instance: Any = None
-        self.pending: _Pending | None = None
+        self.pending: Attempt | None = None
 
 
 class ServiceRegistry:

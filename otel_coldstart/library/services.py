@@ -3,9 +3,11 @@
 This module knows nothing about OpenTelemetry: ``service_tracing.py`` observes it from outside
 through its hook protocol (``service_hooks.py``). It sits on the start-up path it helps to
 shorten, so it imports only what a Python process has loaded anyway (``asyncio`` is imported by
-the async methods, which only async code calls). Its parts: ``service_registry.py`` (what is
-registered, validation, dependency order), this module (creation: once per attempt, tiers,
-waits), ``service_disposal.py`` (closing) and ``service_errors.py``.
+the async methods, which only async code calls). Its parts, each class building on the one before:
+``service_registry.py`` (what is registered, validation, dependency order),
+``service_creation.py`` (``get()``: once per attempt, waits), ``service_async.py`` (``aget()``),
+this module (the tiers: the critical pool, the optional preload; disposal), with
+``service_disposal.py`` (closing) and ``service_errors.py``.
 
 Conventions:
 
@@ -38,23 +40,22 @@ import contextlib
 import functools
 import sys
 import threading
-from _thread import get_ident
 from collections import deque
-from contextvars import ContextVar, copy_context
+from contextvars import copy_context
 
 from otel_coldstart.library import service_disposal, service_hooks
-from otel_coldstart.library.service_disposal import is_awaitable
+from otel_coldstart.library.service_async import AsyncServiceCreation
+from otel_coldstart.library.service_creation import Attempt
 from otel_coldstart.library.service_errors import (
     DisposeError,
     ServiceConfigError,
     ServiceError,
     ServiceInitError,
 )
-from otel_coldstart.library.service_registry import Registration, ServiceRegistry, Tier, _Slot
+from otel_coldstart.library.service_registry import Registration, Tier, _Slot
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing is not needed at run time: keep the import cost at nothing
-    from collections.abc import Callable
     from typing import Any
 
 __all__ = [
@@ -67,38 +68,6 @@ __all__ = [
     "ServiceInitError",
     "Tier",
 ]
-
-
-class _Pending:
-    """One init attempt in flight: waiters block on it (threads) or register a callback (tasks)."""
-
-    __slots__ = ("callbacks", "error", "event", "failed", "instance", "is_async", "lock", "owner")
-
-    def __init__(self, owner: int | None, is_async: bool = False) -> None:
-        #: Thread running the attempt (None while a critical-tier claim waits for its worker).
-        self.owner = owner
-        self.is_async = is_async
-        self.event = threading.Event()
-        self.lock = threading.Lock()
-        self.callbacks: list[Callable[[], None]] = []
-        self.instance: Any = None
-        self.error: BaseException | None = None
-        self.failed = ""
-
-    def finish(self, instance: Any = None, error: BaseException | None = None, failed: str = "") -> None:
-        with self.lock:
-            self.instance, self.error, self.failed = instance, error, failed
-            self.event.set()
-            callbacks, self.callbacks = self.callbacks, []
-        for callback in callbacks:
-            callback()
-
-    def add_callback(self, callback: Callable[[], None]) -> None:
-        with self.lock:
-            if not self.event.is_set():
-                self.callbacks.append(callback)
-                return
-        callback()
 
 
 class Preload:
@@ -121,12 +90,7 @@ class Preload:
         return self._done.wait(timeout)
 
 
-#: Services being created in this context (thread or task): a request for one of them again
-#: is a cycle through undeclared dependencies (a factory calling ``get()``), not a wait.
-_resolving: ContextVar[tuple[str, ...]] = ContextVar("otel_coldstart_services_resolving", default=())
-
-
-class ServiceFactory(ServiceRegistry):
+class ServiceFactory(AsyncServiceCreation):
     """A registry of named services (``ServiceRegistry``: ``register()``, tiers, dependencies) that
     creates them (tiers, caching, once per attempt) and disposes of them.
 
@@ -139,156 +103,6 @@ class ServiceFactory(ServiceRegistry):
         super().__init__()
         self.mark_ready_when_critical_done = mark_ready_when_critical_done
         self.max_workers = max(1, max_workers)
-        #: Names in order of successful creation: dependencies always precede their dependents.
-        self._order: list[str] = []
-
-    # --- synchronous creation -------------------------------------------------------------------
-
-    def get(self, name: str) -> Any:
-        """The service ``name``, created now (once, thread-safe) if it does not exist yet."""
-        slot = self._slots.get(name)
-        if slot is not None and slot.created:
-            if service_hooks.on_cache_hit is not None:
-                service_hooks.on_cache_hit(name)
-            return slot.instance
-        return self._ensure(name)
-
-    def _ensure(self, name: str) -> Any:
-        slot = self._slot(name)
-        if slot.created:
-            return slot.instance
-        registration = slot.registration
-        if registration.is_async:
-            raise ServiceConfigError(
-                f"service {name!r} has an async factory: use aget() or ainitialize_critical()"
-            )
-        pending, owner = self._claim(slot, is_async=False)
-        if pending is None:
-            return slot.instance
-        if not owner:
-            return self._wait_for(name, pending)
-        return self._create(slot, pending)
-
-    def _claim(self, slot: _Slot, is_async: bool) -> tuple[_Pending | None, bool]:
-        """(the init in flight, whether this caller now owns it); ``(None, False)``: created already."""
-        name = slot.registration.name
-        resolving = _resolving.get()
-        if name in resolving:
-            raise ServiceConfigError("dependency cycle at run time: " + " -> ".join([*resolving, name]))
-        with slot.lock:
-            if slot.created:
-                return None, False
-            if slot.pending is not None:
-                return slot.pending, False
-            slot.pending = _Pending(get_ident(), is_async=is_async)
-            return slot.pending, True
-
-    def _create(self, slot: _Slot, pending: _Pending) -> Any:
-        """Run one claimed init attempt on this thread: dependencies, then the factory."""
-        registration = slot.registration
-        name = registration.name
-        pending.owner = get_ident()
-        token = _resolving.set((*_resolving.get(), name))
-        try:
-            deps = {dep: self._ensure(dep) for dep in registration.depends_on}
-            instance = self._run_factory(registration, deps)
-        except BaseException as exc:
-            error = self._fail_attempt(slot, pending, exc)
-            if error is None:
-                raise
-            raise error from error.cause
-        finally:
-            _resolving.reset(token)
-        return self._succeed(slot, pending, instance)
-
-    @staticmethod
-    def _run_factory(registration: Registration, deps: dict[str, Any]) -> Any:
-        """Exactly one call per actual init, seen by the ``init`` hook."""
-        hooks = service_hooks.installed
-        if hooks is None:
-            return ServiceFactory._call_factory(registration, deps)
-        return hooks.init(registration, functools.partial(ServiceFactory._call_factory, registration, deps))
-
-    @staticmethod
-    def _call_factory(registration: Registration, deps: dict[str, Any]) -> Any:
-        instance = registration.factory(**deps)
-        if is_awaitable(instance):
-            close = getattr(instance, "close", None)
-            if close is not None:
-                close()  # a never-awaited coroutine would warn at garbage collection
-            raise ServiceConfigError(
-                f"service {registration.name!r}: the factory returned an awaitable; "
-                "make it 'async def' and use aget() / ainitialize_critical()"
-            )
-        return instance
-
-    def _succeed(self, slot: _Slot, pending: _Pending, instance: Any) -> Any:
-        name = slot.registration.name
-        with self._lock:
-            closed = self._closed
-            if not closed:
-                with slot.lock:
-                    slot.instance = instance
-                    slot.created = True
-                    slot.pending = None
-                self._order.append(name)
-        if closed:
-            # Disposed while this init ran: nobody can reach the instance any more, so close it.
-            slot.pending = None
-            with contextlib.suppress(Exception):
-                service_disposal.close(slot.registration, instance)
-            error = ServiceError(f"service {name!r}: the factory was closed while it was being created")
-            pending.finish(error=error, failed=name)
-            raise error
-        pending.finish(instance)
-        return instance
-
-    def _fail_attempt(self, slot: _Slot, pending: _Pending, exc: BaseException) -> ServiceInitError | None:
-        """Give every waiter the failure of this attempt; returns what the creator raises instead
-        of ``exc``, or ``None`` to re-raise ``exc`` itself.
-
-        A configuration mistake stays one; KeyboardInterrupt, SystemExit and cancellation pass
-        through as they are (waiters must not hang on them); any other error becomes a
-        ``ServiceInitError`` naming the service that failed first.
-        """
-        name = slot.registration.name
-        if isinstance(exc, ServiceConfigError) or not isinstance(exc, Exception):
-            self._fail(slot, pending, exc, name)
-            return None
-        failed, cause = (exc.failed, exc.cause) if isinstance(exc, ServiceInitError) else (name, exc)
-        self._fail(slot, pending, cause, failed)
-        return ServiceInitError(name, failed, cause)
-
-    def _fail(self, slot: _Slot, pending: _Pending, cause: BaseException, failed: str) -> None:
-        with slot.lock:
-            slot.pending = None  # not cached: the next get() tries again
-        pending.finish(error=cause, failed=failed)
-
-    def _wait_for(self, name: str, pending: _Pending) -> Any:
-        """Block until another thread's init of ``name`` is over, seen by the ``wait`` hook."""
-        hooks = service_hooks.installed
-        if hooks is None:
-            return self._wait(name, pending)
-        return hooks.wait(name, functools.partial(self._wait, name, pending))
-
-    def _wait(self, name: str, pending: _Pending) -> Any:
-        if pending.owner == get_ident():
-            if pending.is_async:
-                raise ServiceError(
-                    f"service {name!r} is being created by an async task on this thread: "
-                    f"use 'await aget({name!r})' instead of get()"
-                )
-            raise ServiceConfigError(f"dependency cycle at run time: {name!r} requested while being created")
-        pending.event.wait()
-        return self._outcome(name, pending)
-
-    @staticmethod
-    def _outcome(name: str, pending: _Pending) -> Any:
-        if pending.error is not None:
-            if isinstance(pending.error, ServiceError) and not isinstance(pending.error, ServiceInitError):
-                raise pending.error
-            raise ServiceInitError(name, pending.failed, pending.error) from pending.error
-        return pending.instance
 
     def initialize_critical(self) -> None:
         """Create every critical service (and what they depend on) in parallel on threads.
@@ -310,30 +124,28 @@ class ServiceFactory(ServiceRegistry):
                 raise ServiceConfigError(
                     f"critical service {name!r} has an async factory: use ainitialize_critical()"
                 )
-        claimed: deque[tuple[_Slot, _Pending]] = deque()
-        waiting: list[tuple[str, _Pending]] = []
+        claimed: deque[tuple[_Slot, Attempt]] = deque()
+        waiting: list[tuple[str, Attempt]] = []
         for name in names:
             slot = self._slot(name)
             with slot.lock:
                 if slot.created:
                     continue
                 if slot.pending is None:
-                    slot.pending = _Pending(None)
+                    slot.pending = Attempt(None)
                     claimed.append((slot, slot.pending))
                 waiting.append((name, slot.pending))
         if waiting:
             self._run_claimed(claimed, waiting)
         self._critical_done()
 
-    def _run_claimed(
-        self, claimed: deque[tuple[_Slot, _Pending]], waiting: list[tuple[str, _Pending]]
-    ) -> None:
+    def _run_claimed(self, claimed: deque[tuple[_Slot, Attempt]], waiting: list[tuple[str, Attempt]]) -> None:
         finished = threading.Event()
         lock = threading.Lock()
         remaining = [len(waiting)]
-        failure: list[tuple[str, _Pending]] = []
+        failure: list[tuple[str, Attempt]] = []
 
-        def on_done(name: str, pending: _Pending) -> None:
+        def on_done(name: str, pending: Attempt) -> None:
             with lock:
                 remaining[0] -= 1
                 if pending.error is not None and not failure:
@@ -419,88 +231,6 @@ class ServiceFactory(ServiceRegistry):
                     handle.errors[name] = exc
         finally:
             handle._done.set()
-
-    # --- asynchronous creation ------------------------------------------------------------------
-
-    async def aget(self, name: str) -> Any:
-        """The service ``name``, created now (once) if needed; async factories are awaited."""
-        slot = self._slots.get(name)
-        if slot is not None and slot.created:
-            if service_hooks.on_cache_hit is not None:
-                service_hooks.on_cache_hit(name)
-            return slot.instance
-        return await self._aensure(name)
-
-    async def _aensure(self, name: str) -> Any:
-        slot = self._slot(name)
-        if slot.created:
-            return slot.instance
-        pending, owner = self._claim(slot, is_async=True)
-        if pending is None:
-            return slot.instance
-        if not owner:
-            return await self._await_for(name, pending)
-        return await self._acreate(slot, pending)
-
-    async def _acreate(self, slot: _Slot, pending: _Pending) -> Any:
-        import asyncio
-
-        registration = slot.registration
-        name = registration.name
-        token = _resolving.set((*_resolving.get(), name))
-        try:
-            dep_names = registration.depends_on
-            if len(dep_names) == 1:
-                values = [await self._aensure(dep_names[0])]
-            else:
-                values = await asyncio.gather(*(self._aensure(dep) for dep in dep_names))
-            deps = dict(zip(dep_names, values, strict=True))
-            if registration.is_async:
-                instance = await self._arun_factory(registration, deps)
-            else:
-                instance = await asyncio.to_thread(self._run_factory, registration, deps)
-        except BaseException as exc:
-            error = self._fail_attempt(slot, pending, exc)
-            if error is None:
-                raise
-            raise error from error.cause
-        finally:
-            _resolving.reset(token)
-        return self._succeed(slot, pending, instance)
-
-    @staticmethod
-    async def _arun_factory(registration: Registration, deps: dict[str, Any]) -> Any:
-        """Exactly one call per actual async init, seen by the ``ainit`` hook."""
-        hooks = service_hooks.installed
-        if hooks is None:
-            return await registration.factory(**deps)
-        return await hooks.ainit(registration, functools.partial(registration.factory, **deps))
-
-    async def _await_for(self, name: str, pending: _Pending) -> Any:
-        """Wait without blocking the loop for another task's or thread's init of ``name``, seen
-        by the ``await_for`` hook."""
-        hooks = service_hooks.installed
-        if hooks is None:
-            return await self._await(name, pending)
-        return await hooks.await_for(name, functools.partial(self._await, name, pending))
-
-    async def _await(self, name: str, pending: _Pending) -> Any:
-        import asyncio
-
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-
-        def resolve() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(resolve)
-
-        pending.add_callback(wake)
-        await future
-        return self._outcome(name, pending)
 
     async def ainitialize_critical(self) -> None:
         """Create every critical service concurrently: async factories with ``asyncio.gather``,

@@ -87,3 +87,18 @@ def write(path: Path, text: str) -> Path:
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+
+
+def flush_into_trace_file(spool_dir: Path) -> subprocess.CompletedProcess:
+    """``otel-coldstart flush`` with no exporter: what a user does when a process could not build
+    its trace within its exit budget (a starved machine, a huge trace). The raw copy waiting in
+    the spool names its trace file; flush builds it there, and leaves the spool empty."""
+    flushed = subprocess.run(
+        [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(spool_dir)],
+        env={**clean_env(), "OTEL_TRACES_EXPORTER": "none"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+    return flushed

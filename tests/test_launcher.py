@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, parse_importtime, run_instrumented, write
+from helpers import flush_into_trace_file, parse_importtime, run_instrumented, write
 
 from otel_coldstart.validate.analysis import is_import
 
@@ -228,8 +228,6 @@ def test_programmatic_start_without_the_launcher(tmp_path: Path):
         OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
         OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(tmp_path / "spool"),
     )
-    import subprocess
-    import sys
 
     completed = subprocess.run(
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
@@ -267,14 +265,7 @@ def test_exit_right_after_ready_keeps_a_large_trace_and_flush_builds_it(tmp_path
     )
     assert run.completed.returncode == 0, run.completed.stderr
     if not trace_file.exists():  # the usual case: the exit cut the worker off
-        flushed = subprocess.run(
-            [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(tmp_path / "spool")],
-            env={**clean_env(), "OTEL_TRACES_EXPORTER": "none"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert flushed.returncode == 0, flushed.stdout + flushed.stderr
+        flush_into_trace_file(tmp_path / "spool")
     assert os.listdir(tmp_path / "spool") == []
     trace = run.trace()
     assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from otel_coldstart.validate.analysis import Summary
+from otel_coldstart.validate.analysis import Summary, module_times
 from otel_coldstart.validate.stats import percentile
 
 TOP = 20
@@ -37,15 +37,8 @@ class ModuleTimes:
 
     def add(self, summary: Summary) -> None:
         self.cold_starts += 1
-        own: dict[str, list[int]] = {}
-        for figure in summary.imports:
-            pair = own.get(figure.module)
-            if pair is None:
-                own[figure.module] = [figure.self_ns, figure.cumulative_ns]
-            else:
-                pair[0] += figure.self_ns
-                pair[1] += figure.cumulative_ns
-        for module, (self_ns, cumulative_ns) in own.items():
+        modules, own, cumulative = summary.module_times or module_times(summary.imports)
+        for module, self_ns, cumulative_ns in zip(modules, own, cumulative, strict=True):
             values = self._self.get(module)
             if values is None:
                 values = self._self[module] = array("q")

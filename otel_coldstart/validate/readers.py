@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from otel_coldstart.validate import inflate, numbers, stream
@@ -412,6 +412,151 @@ def _resource(value: Any) -> dict[str, Any]:
 
 def _jaeger_trace(trace: Any, source: str) -> list[Span]:
     return jaeger_spans(trace, source)
+
+
+def _only(wanted: frozenset[str] | None) -> tuple[stream.OtlpSpan, Callable[[Any, str], list[Span]]]:
+    """The span converters, skipping every trace but ``wanted`` (a re-read for one trace: the
+    others' spans are scanned by the C parser but never become records)."""
+    if wanted is None:
+        return _otlp_span, _jaeger_trace
+
+    def otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span | None:
+        try:
+            trace_id = _trace_id(raw.get("traceId")) if type(raw) is dict else None
+        except TraceError:
+            trace_id = None
+        return _otlp_span(raw, resource, source) if trace_id in wanted else None
+
+    def jaeger_trace(trace: Any, source: str) -> list[Span]:
+        spans = jaeger_spans(trace, source) if _jaeger_trace_wanted(trace, wanted) else []
+        return [span for span in spans if span.trace_id in wanted]
+
+    return otlp_span, jaeger_trace
+
+
+def _jaeger_trace_wanted(trace: Any, wanted: frozenset[str]) -> bool:
+    """False only when the trace's own id says it is another trace (spans may name theirs)."""
+    if not isinstance(trace, dict) or not trace.get("traceID"):
+        return True
+    try:
+        return _hex_id(trace["traceID"], 32, "traceID") in wanted
+    except TraceError:
+        return True
+
+
+#: Spans held in traces not yet complete, past which the least recently extended one is taken as
+#: complete (``TraceFeed``): what a fleet run holds at most, besides the trace being read.
+HOLD_SPANS = 20_000
+
+
+class TraceFeed:
+    """The cold-start traces of one input, linked, each handed over once it is complete.
+
+    A trace is complete at the end of the input, or earlier when the spans held in incomplete
+    traces pass ``hold_spans``: then the trace extended least recently is taken as complete (a
+    trace file holds each cold start on one line, or on a few consecutive ones). A trace that gets
+    spans after it was handed over (or dropped for lacking a root) is named in ``late``: its
+    figures are wrong, and the caller must read it again whole (``read_file(..., only=...)``).
+    With no ``hold_spans`` every trace is held to the end: ``read_chunks`` reads that way.
+
+    After the iteration: ``fmt``, ``warnings`` (for the whole input), ``span_count``, ``late``,
+    and ``order`` (trace id -> rank of its first span in the input, for a stable oldest-first sort).
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        source: str,
+        hold_spans: int | None = HOLD_SPANS,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self.source = source
+        self.hold_spans = hold_spans
+        self.only = only
+        self.fmt = ""
+        self.warnings: list[str] = []
+        self.span_count = 0
+        self.late: set[str] = set()
+        self.order: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Trace]:
+        reader = stream.Reader(self._chunks, self.source)
+        otlp_span, jaeger_trace = _only(self.only)
+        # Insertion order is recency: a trace extended by a document moves to the end.
+        pending: dict[str, list[Span]] = {}
+        held = 0
+        finished: set[str] = set()
+        formats: set[str] = set()
+        documents = 0
+        resources: dict[tuple, dict[str, Any]] = {}
+        try:
+            for document in stream.documents(reader, otlp_span, _resource, document_spans, jaeger_trace):
+                documents += 1
+                formats.add(_STREAM_FORMATS.get(document.fmt, document.fmt))
+                touched: list[str] = []
+                for span in document.spans:
+                    trace_id = span.trace_id
+                    group = pending.get(trace_id)
+                    if group is None:
+                        if trace_id in finished:
+                            self.late.add(trace_id)
+                            continue
+                        group = pending[trace_id] = []
+                        self.order.setdefault(trace_id, len(self.order))
+                        touched.append(trace_id)
+                    elif not touched or touched[-1] != trace_id:
+                        touched.append(trace_id)
+                    group.append(span)
+                    # One resource dict per distinct resource, not one per line of the file.
+                    if span.resource:
+                        shared = _shared_resource(resources, span.resource)
+                        if shared is not span.resource:
+                            span.resource = shared
+                self.span_count += len(document.spans)
+                held += len(document.spans)
+                for trace_id in touched:
+                    if trace_id in pending:
+                        pending[trace_id] = pending.pop(trace_id)
+                while self.hold_spans is not None and held > self.hold_spans and pending:
+                    trace_id = next(iter(pending))
+                    members = pending.pop(trace_id)
+                    held -= len(members)
+                    finished.add(trace_id)
+                    trace = self._link(trace_id, members)
+                    if trace is not None:
+                        yield trace
+        except stream.MalformedJSON:
+            # A writer killed mid-line leaves a last line with no newline: drop it, say so.
+            at_end = reader.eof and not reader.buf.endswith("\n")
+            on_last_line = reader.line_at(len(reader.buf)) == reader.doc_line
+            if not (at_end and on_last_line and self.span_count):
+                raise
+            self.warnings.append(f"{self.source}: last line {reader.doc_line} is truncated; dropped")
+        except RecursionError:
+            raise TraceError(f"{self.source}: line {reader.doc_line}: JSON nested too deeply") from None
+        if not documents:
+            raise TraceError(f"{self.source} is empty")
+        if documents == 1 and not self.warnings:
+            self.fmt = formats.pop()
+        else:
+            self.fmt = OTLP_LINES if formats <= {OTLP_DOCUMENT} else " + ".join(sorted(formats)) + " (lines)"
+        for trace_id in sorted(pending, key=self.order.__getitem__):
+            trace = self._link(trace_id, pending.pop(trace_id))
+            if trace is not None:
+                yield trace
+
+    def _link(self, trace_id: str, members: list[Span]) -> Trace | None:
+        """The linked cold-start trace, or None for another kind of trace (live spans after ready,
+        other services); an inconsistent cold start is an error."""
+        trace = Trace(trace_id=trace_id, spans=members, source=self.source)
+        try:
+            link(trace)
+        except InconsistentTrace:
+            raise
+        except TraceError:
+            return None
+        return trace
 
 
 def read_spans(chunks: Iterable[bytes], source: str) -> tuple[str, dict[str, list[Span]], list[str]]:

@@ -198,12 +198,17 @@ def build(
     source_format: str,
     helpers: Sequence[Summary] = (),
     left_out: Sequence[LeftOut] = (),
+    shown: Summary | None = None,
 ) -> dict[str, Any]:
-    """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart."""
+    """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart.
+
+    ``shown``: the representative cold start with its spans, when ``summaries`` holds it compacted
+    (``gather``); by default it is picked from ``summaries``."""
     from otel_coldstart.version import __version__
 
     failed = any(v.failed for v in verdicts)
-    shown = representative(summaries, statistic)
+    if shown is None:
+        shown = representative(summaries, statistic)
     total, together, overlap = claimed(list(advice))
     traces = []
     for summary in summaries:

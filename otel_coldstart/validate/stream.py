@@ -177,8 +177,8 @@ class Reader:
 
 # --- documents ----------------------------------------------------------------------------------
 
-#: (raw span dict, resource attributes dict) -> Span; (Jaeger trace dict) -> [Span]
-OtlpSpan = Callable[[Any, dict[str, Any], str], Span]
+#: (raw span dict, resource attributes dict, source) -> Span, or None for a span filtered out
+OtlpSpan = Callable[[Any, dict[str, Any], str], "Span | None"]
 
 
 class Document:
@@ -264,7 +264,9 @@ def _resource_spans(
                         if scope_key == "spans" and reader.ws() == "[":
                             spans = document.spans
                             for _ in reader.elements():
-                                spans.append(otlp_span(reader.value(), resource, source))
+                                span = otlp_span(reader.value(), resource, source)
+                                if span is not None:  # None: a span the caller filters out
+                                    spans.append(span)
                         elif scope_key == "spans" and reader.ws() != "n":
                             raise TraceError(f"{source}: spans is not a list")
                         else:

@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from otel_coldstart.validate import analysis, inflate, jaeger, roles, stats
+from otel_coldstart.validate import analysis, inflate, jaeger, readers, roles, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.model import Trace, TraceError
-from otel_coldstart.validate.readers import HOLD_SPANS, TraceFeed, traces_from_spans
+from otel_coldstart.validate.readers import TraceFeed, traces_from_spans
 from otel_coldstart.validate.sources import JaegerQuery
 from otel_coldstart.validate.targets import Targets, names_import
 
@@ -61,11 +61,14 @@ def gather(
     sources: list[str | JaegerQuery],
     statistic: str,
     targets: Targets,
-    keep_spans: int = KEEP_SPANS,
-    hold_spans: int = HOLD_SPANS,
+    keep_spans: int | None = None,
+    hold_spans: int | None = None,
 ) -> Gathered:
-    """Read, summarise and keep compactly every cold start of ``sources``. Raises ``TraceError``."""
-    kept = _Kept(statistic, targets, keep_spans)
+    """Read, summarise and keep compactly every cold start of ``sources``. Raises ``TraceError``.
+
+    ``keep_spans`` and ``hold_spans`` default to ``KEEP_SPANS`` and ``readers.HOLD_SPANS``."""
+    kept = _Kept(statistic, targets, KEEP_SPANS if keep_spans is None else keep_spans)
+    hold_spans = readers.HOLD_SPANS if hold_spans is None else hold_spans
     descriptions, formats = [], []
     for index, source in enumerate(sources):
         if isinstance(source, str):

@@ -11,7 +11,8 @@ Search (the latest cold starts of a service), newest API first:
    No match is HTTP 404 with ``{"error": {"message": "No traces found"}}``.
 2. When the v3 endpoint is absent (404 or 405 that is not Jaeger's JSON error, an HTML page, a
    501), the classic ``GET /api/traces?service=S&operation=coldstart&limit=N&start=&end=`` (µs),
-   removed from Jaeger's main branch after v2.20.
+   removed from Jaeger's main branch after v2.20. Its answers are streamed too (one trace of the
+   ``data`` list at a time); one that names errors, or holds no span, is read whole.
 
 One trace: ``/api/v3/traces/{id}``, falling back to ``/api/traces/{id}`` the same way.
 
@@ -180,6 +181,16 @@ class JaegerClient:
 
     def _classic(self, path: str, params: dict[str, Any] | None, what: str) -> list[Span]:
         response = self.get(path, params)
+        body = response.body
+        if response.status == 200 and body.lstrip()[:1] == b"{" and not _ERRORS.search(body):
+            # Streamed trace by trace, as the v3 answers are: a fleet's answer is never a JSON tree.
+            try:
+                spans = _streamed_spans(body, f"{self.base}{path}", what, self.base)
+            except _NotJSON:
+                spans = []
+            if spans:
+                return spans
+            # Nothing in it: the small answer is read whole below ('no traces', not JSON...).
         document = self._document(response, what)
         if isinstance(document, dict) and document.get("errors"):
             first = document["errors"][0] if isinstance(document["errors"], list) else document["errors"]
@@ -347,6 +358,10 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+#: A classic answer naming errors: read whole, so that they are reported (they come after the data).
+_ERRORS = re.compile(rb'"errors"\s*:\s*[\[{"]')
 
 
 class _NotJSON(Exception):

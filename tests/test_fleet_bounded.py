@@ -250,3 +250,19 @@ def test_peak_memory_does_not_grow_with_the_number_of_cold_starts(tmp_path: Path
     # remains of each is its per-module times (16 bytes per import, twice at the end when the
     # fleet table is built) and a few small objects: measured 4-10 MB. A quarter of linear fails.
     assert grown < spans * 300, f"peak grew by {grown / 1e6:.0f} MB for {spans} more spans"
+
+
+def test_a_trace_written_in_many_batches_is_held_until_it_is_complete(tmp_path: Path, capsys, tight) -> None:
+    """An exporter's batches: one cold start over many consecutive lines, however small the
+    budget; the trace still arriving is never taken as complete."""
+    lines = []
+    for run in _fleet(3):
+        for span in run["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            line = copy.deepcopy(run)
+            line["resourceSpans"][0]["scopeSpans"][0]["spans"] = [span]
+            lines.append(line)
+    path = write_lines(tmp_path / "batches.jsonl", *lines)
+    feed = readers.TraceFeed([path.read_bytes()], str(path), hold_spans=0)
+    assert len(list(feed)) == 3 and not feed.late
+    _, document = _validate(capsys, str(path))
+    assert document == _whole_document([str(path)], targets.Targets())

@@ -453,8 +453,9 @@ class TraceFeed:
     """The cold-start traces of one input, linked, each handed over once it is complete.
 
     A trace is complete at the end of the input, or earlier when the spans held in incomplete
-    traces pass ``hold_spans``: then the trace extended least recently is taken as complete (a
-    trace file holds each cold start on one line, or on a few consecutive ones). A trace that gets
+    traces pass ``hold_spans``: then the trace extended least recently (not by the last document)
+    is taken as complete (a trace file holds each cold start on one line, or on a few consecutive
+    ones). A trace that gets
     spans after it was handed over (or dropped for lacking a root) is named in ``late``: its
     figures are wrong, and the caller must read it again whole (``read_file(..., only=...)``).
     With no ``hold_spans`` every trace is held to the end: ``read_chunks`` reads that way.
@@ -494,32 +495,38 @@ class TraceFeed:
             for document in stream.documents(reader, otlp_span, _resource, document_spans, jaeger_trace):
                 documents += 1
                 formats.add(_STREAM_FORMATS.get(document.fmt, document.fmt))
-                touched: list[str] = []
+                # The traces this document extended, in order (a dict: an ordered set).
+                touched: dict[str, None] = {}
+                last = ""
+                group: list[Span] = []
                 for span in document.spans:
                     trace_id = span.trace_id
-                    group = pending.get(trace_id)
-                    if group is None:
-                        if trace_id in finished:
-                            self.late.add(trace_id)
-                            continue
-                        group = pending[trace_id] = []
-                        self.order.setdefault(trace_id, len(self.order))
-                        touched.append(trace_id)
-                    elif not touched or touched[-1] != trace_id:
-                        touched.append(trace_id)
+                    if trace_id != last:
+                        found = pending.get(trace_id)
+                        if found is None:
+                            if trace_id in finished:
+                                self.late.add(trace_id)
+                                continue
+                            found = pending[trace_id] = []
+                            self.order.setdefault(trace_id, len(self.order))
+                        touched[trace_id] = None
+                        last, group = trace_id, found
                     group.append(span)
+                    held += 1
                     # One resource dict per distinct resource, not one per line of the file.
                     if span.resource:
                         shared = _shared_resource(resources, span.resource)
                         if shared is not span.resource:
                             span.resource = shared
                 self.span_count += len(document.spans)
-                held += len(document.spans)
                 for trace_id in touched:
-                    if trace_id in pending:
-                        pending[trace_id] = pending.pop(trace_id)
-                while self.hold_spans is not None and held > self.hold_spans and pending:
-                    trace_id = next(iter(pending))
+                    pending[trace_id] = pending.pop(trace_id)
+                while self.hold_spans is not None and held > self.hold_spans:
+                    # Never one this document extended: a trace written in many batches of
+                    # lines is still arriving (and one larger than the budget is held whole).
+                    trace_id = next((t for t in pending if t not in touched), "")
+                    if not trace_id:
+                        break
                     members = pending.pop(trace_id)
                     held -= len(members)
                     finished.add(trace_id)

@@ -144,9 +144,10 @@ def _child(mode: str, path: str) -> int:
     base = _peak_rss()
     started, cpu = time.perf_counter(), time.process_time()
     if mode == "loads":
+        # Every line of the file (one document, or --batch documents), all held as validate did.
         with open(path, "rb") as handle:
-            document = json.loads(handle.read())
-        spans = sum(len(s["spans"]) for r in document["resourceSpans"] for s in r["scopeSpans"])
+            documents = [json.loads(line) for line in handle]
+        spans = sum(len(s["spans"]) for d in documents for r in d["resourceSpans"] for s in r["scopeSpans"])
     else:
         # What `validate` does (cli._run_validate): each trace summarised as it completes.
         loaded = gather.gather([path], "p50", targets.Targets())

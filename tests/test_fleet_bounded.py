@@ -266,3 +266,16 @@ def test_a_trace_written_in_many_batches_is_held_until_it_is_complete(tmp_path: 
     assert len(list(feed)) == 3 and not feed.late
     _, document = _validate(capsys, str(path))
     assert document == _whole_document([str(path)], targets.Targets())
+
+
+def test_other_traffic_scattered_across_the_file_is_not_read_again(tmp_path: Path, capsys, tight) -> None:
+    """Spans of a trace with no cold-start root (live requests after ready) coming back later are
+    ignored: only a cold start is worth reading the file again."""
+    head, tail = _split(shop(t0=T0 + 9 * 1_000_000_000))
+    spans = tail["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    tail["resourceSpans"][0]["scopeSpans"][0]["spans"] = [s for s in spans if s.get("parentSpanId")]
+    path = write_lines(tmp_path / "traffic.jsonl", head, *_fleet(3), tail)
+    feed = readers.TraceFeed([path.read_bytes()], str(path), hold_spans=0)
+    assert len(list(feed)) == 3 and not feed.late
+    _, document = _validate(capsys, str(path))
+    assert document == _whole_document([str(path)], targets.Targets())

@@ -84,8 +84,7 @@ def gather(
         description, fmt = descriptions[0], formats[0]
     else:
         description, fmt = ", ".join(descriptions), " + ".join(sorted(set(formats)))
-    origin = {trace_id: rank[0] for trace_id, (rank, _) in kept.summaries.items()}
-    return Gathered(description, fmt, judged, helpers, list(sources), origin)
+    return Gathered(description, fmt, judged, helpers, list(sources), kept.origin)
 
 
 def _start(summary: Summary) -> int:
@@ -103,11 +102,15 @@ class _Kept:
         #: trace id -> ((source index, order in the source), summary); a trace met again in a
         #: later source replaces the summary and keeps its place, as when traces were listed whole.
         self.summaries: dict[str, tuple[tuple[int, int], Summary]] = {}
+        #: trace id -> index of the source its summary was read from (the last that held it)
+        self.origin: dict[str, int] = {}
         self.full_spans = 0
         # Identical module lists (a fleet of one program) share one tuple of names.
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
 
-    def add(self, trace: Trace, rank: tuple[int, int]) -> None:
+    def add(self, trace: Trace, index: int, order: int) -> None:
+        """A complete cold-start trace: the ``order``-th of source ``index``."""
+        rank = (index, order)
         summary = analysis.summarize(trace)
         previous = self.summaries.get(trace.trace_id)
         if previous is not None:
@@ -118,6 +121,7 @@ class _Kept:
         else:
             self.full_spans += len(trace.spans)
         self.summaries[trace.trace_id] = (rank, summary)
+        self.origin[trace.trace_id] = index
         if self.full_spans > self.keep_spans:
             self._over_budget()
 
@@ -158,7 +162,7 @@ def _gather_file(path: str, index: int, kept: _Kept, hold_spans: int) -> tuple[s
     feed = TraceFeed(inflate.file_chunks(path), path, hold_spans)
     found: list[str] = []
     for trace in feed:
-        kept.add(trace, (index, feed.order[trace.trace_id]))
+        kept.add(trace, index, feed.order[trace.trace_id])
         found.append(trace.trace_id)
     if feed.late:
         # Spans that came after their trace was summarised: that summary is wrong; read those
@@ -166,7 +170,7 @@ def _gather_file(path: str, index: int, kept: _Kept, hold_spans: int) -> tuple[s
         kept.drop(feed.late)
         again = TraceFeed(inflate.file_chunks(path), path, None, frozenset(feed.late))
         for trace in again:
-            kept.add(trace, (index, feed.order[trace.trace_id]))
+            kept.add(trace, index, feed.order[trace.trace_id])
             found.append(trace.trace_id)
     if not feed.span_count:
         raise TraceError(f"{path}: no spans found ({feed.fmt})")
@@ -204,7 +208,7 @@ def _gather_jaeger(query: JaegerQuery, index: int, kept: _Kept) -> tuple[str, st
     for spans in pages:
         count += len(spans)
         for trace in traces_from_spans(spans, described):
-            kept.add(trace, (index, order))
+            kept.add(trace, index, order)
             found.append((_start(kept.summaries[trace.trace_id][1]), order, trace.trace_id))
             order += 1
     if not found:

@@ -25,8 +25,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import inflate, numbers, stream
-from otel_coldstart.validate.model import InconsistentTrace, Span, SpanEvent, Trace, TraceError
+from otel_coldstart.validate.model import ROOT_NAME, InconsistentTrace, Span, SpanEvent, Trace, TraceError
 from otel_coldstart.validate.tree import link
 
 OTLP_LINES = "OTLP JSON lines"
@@ -449,6 +450,11 @@ def _jaeger_trace_wanted(trace: Any, wanted: frozenset[str]) -> bool:
 HOLD_SPANS = 20_000
 
 
+def _is_root(span: Span) -> bool:
+    """Could be a cold start's root (tree.link's test)."""
+    return (span.name == ROOT_NAME and not span.parent_id) or span.attributes.get(cv.KIND) == cv.KIND_ROOT
+
+
 class TraceFeed:
     """The cold-start traces of one input, linked, each handed over once it is complete.
 
@@ -487,7 +493,8 @@ class TraceFeed:
         # Insertion order is recency: a trace extended by a document moves to the end.
         pending: dict[str, list[Span]] = {}
         held = 0
-        finished: set[str] = set()
+        #: trace id -> whether it was a cold start, for the traces taken as complete
+        finished: dict[str, bool] = {}
         formats: set[str] = set()
         documents = 0
         resources: dict[tuple, dict[str, Any]] = {}
@@ -505,7 +512,11 @@ class TraceFeed:
                         found = pending.get(trace_id)
                         if found is None:
                             if trace_id in finished:
-                                self.late.add(trace_id)
+                                # Only a cold start needs reading again: one summarised, or
+                                # whose root comes late (other traffic's spans are ignored).
+                                if finished[trace_id] or _is_root(span):
+                                    self.late.add(trace_id)
+                                last = ""
                                 continue
                             found = pending[trace_id] = []
                             self.order.setdefault(trace_id, len(self.order))
@@ -529,8 +540,8 @@ class TraceFeed:
                         break
                     members = pending.pop(trace_id)
                     held -= len(members)
-                    finished.add(trace_id)
                     trace = self._link(trace_id, members)
+                    finished[trace_id] = trace is not None
                     if trace is not None:
                         yield trace
         except stream.MalformedJSON:

@@ -19,6 +19,7 @@ Memory is then: the spans of incomplete traces (``readers.HOLD_SPANS``), the kep
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -93,7 +94,10 @@ def _start(summary: Summary) -> int:
 
 
 class _Kept:
-    """The summaries so far, and the budget of full traces kept beside them."""
+    """The summaries so far, and the budget of full traces kept beside them.
+
+    Every step is cheap in the number of cold starts (100,000 small traces are a fleet too): the
+    judged cold-start times are kept sorted, and the full traces in a dict of their own."""
 
     def __init__(self, statistic: str, targets: Targets, keep_spans: int) -> None:
         self.statistic = statistic
@@ -104,7 +108,11 @@ class _Kept:
         self.summaries: dict[str, tuple[tuple[int, int], Summary]] = {}
         #: trace id -> index of the source its summary was read from (the last that held it)
         self.origin: dict[str, int] = {}
+        #: the summaries that still hold their spans, and how many spans that is
+        self.full: dict[str, Summary] = {}
         self.full_spans = 0
+        #: the judged cold starts' durations, sorted: the running statistic without a sort
+        self.cold_starts: list[int] = []
         # Identical module lists (a fleet of one program) share one tuple of names.
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -115,10 +123,12 @@ class _Kept:
         previous = self.summaries.get(trace.trace_id)
         if previous is not None:
             rank = previous[0]
-            self._forget(previous[1])
+            self._forget(trace.trace_id, previous[1])
         if roles.is_helper(summary):
             summary = self._compact(summary)  # never the representative
         else:
+            bisect.insort(self.cold_starts, summary.cold_start_ns)
+            self.full[trace.trace_id] = summary
             self.full_spans += len(trace.spans)
         self.summaries[trace.trace_id] = (rank, summary)
         self.origin[trace.trace_id] = index
@@ -129,23 +139,28 @@ class _Kept:
         for trace_id in trace_ids:
             found = self.summaries.pop(trace_id, None)
             if found is not None:
-                self._forget(found[1])
+                self._forget(trace_id, found[1])
 
-    def _forget(self, summary: Summary) -> None:
-        if not summary.compact:
+    def _forget(self, trace_id: str, summary: Summary) -> None:
+        if roles.is_helper(summary):
+            return
+        del self.cold_starts[bisect.bisect_left(self.cold_starts, summary.cold_start_ns)]
+        if self.full.pop(trace_id, None) is not None:
             self.full_spans -= len(summary.trace.spans)
 
     def _over_budget(self) -> None:
         """Compact the full traces farthest from the running statistic of the cold starts until
-        the rest fit; the nearest one keeps its spans even alone over the budget."""
-        judged = [s for _, s in self.summaries.values() if not roles.is_helper(s)]
-        target = stats.compute([s.cold_start_ns for s in judged], self.statistic)
-        full = [(trace_id, s) for trace_id, (_, s) in self.summaries.items() if not s.compact]
-        full.sort(key=lambda item: (abs(item[1].cold_start_ns - target), item[1].cold_start_ns))
+        the rest fit in three quarters of the budget (so that this sort is not redone for every
+        small trace that follows); the nearest one keeps its spans even alone over the budget."""
+        target = stats.compute_sorted(self.cold_starts, self.statistic)
+        full = sorted(
+            self.full.items(), key=lambda item: (abs(item[1].cold_start_ns - target), item[1].cold_start_ns)
+        )
         for trace_id, summary in reversed(full[1:]):
-            if self.full_spans <= self.keep_spans:
+            if self.full_spans <= self.keep_spans * 3 // 4:
                 break
             rank = self.summaries[trace_id][0]
+            del self.full[trace_id]
             self.full_spans -= len(summary.trace.spans)
             self.summaries[trace_id] = (rank, self._compact(summary))
 

@@ -164,6 +164,7 @@ def _child(mode: str, path: str) -> int:
             path,
             loaded.fmt,
             shown=shown,
+            fleet_section=loaded.fleet,
         )
         spans = sum(s.span_count for s in summaries)
         if mode == "html":

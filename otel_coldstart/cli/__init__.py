@@ -233,6 +233,7 @@ def _run_validate(args: argparse.Namespace) -> int:
             helpers,
             recommend.left_out(shown),
             shown,
+            loaded.fleet,
         )
         if args.junit:
             from otel_coldstart.validate.outputs import junit

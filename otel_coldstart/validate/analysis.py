@@ -175,15 +175,13 @@ class Summary:
     stdlib_bytes: int = 0
     native_bytes: int = 0
     main_phase: MainPhase | None = None
+    #: The trace's spans were dropped (``compact``): only the root is left, and ``imports``
+    #: holds just the modules that targets name.
+    compact: bool = False
     #: Set by ``compact``: this cold start's import times per module (names, self ns, cumulative
-    #: ns), for the fleet table, once ``imports`` and the trace's spans are dropped.
+    #: ns) for the fleet table, once ``imports`` are dropped; released when the table is built
+    #: (``fleet.section(..., release=True)``).
     module_times: tuple[tuple[str, ...], array, array] | None = None
-
-    @property
-    def compact(self) -> bool:
-        """The trace's spans were dropped (``compact``): only the root is left, and ``imports``
-        holds just the modules that targets name."""
-        return self.module_times is not None
 
     @property
     def mean_service_init_ns(self) -> float | None:
@@ -403,6 +401,7 @@ def compact(summary: Summary, keep_import: Callable[[str], bool]) -> Summary:
         trace=bare_trace,
         imports=[dataclasses.replace(f, span=None) for f in summary.imports if keep_import(f.module)],
         services=[dataclasses.replace(s, span=None) for s in summary.services],
+        compact=True,
         module_times=module_times(summary.imports),
     )
 

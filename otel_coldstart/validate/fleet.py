@@ -74,13 +74,18 @@ def _p50_p95(values: Sequence[int]) -> dict[str, float]:
     return {"p50": round(percentile(ordered, 50) / MS, 3), "p95": round(percentile(ordered, 95) / MS, 3)}
 
 
-def section(summaries: Sequence[Summary], top: int = TOP) -> dict[str, Any]:
+def section(summaries: Sequence[Summary], top: int = TOP, release: bool = False) -> dict[str, Any]:
     """The ``fleet`` section of the result document (``modules`` empty for one cold start: its
-    slowest imports are in ``representative``)."""
+    slowest imports are in ``representative``).
+
+    ``release``: drop each compact summary's module times once they are in the table, so that a
+    fleet's times are never held twice (the summaries cannot feed another table after that)."""
     times = ModuleTimes()
     if len(summaries) > 1:
         for summary in summaries:
             times.add(summary)
+            if release and summary.compact:
+                summary.module_times = ((), array("q"), array("q"))
     else:
         times.cold_starts = len(summaries)
     return times.document(top)

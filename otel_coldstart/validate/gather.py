@@ -22,8 +22,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from otel_coldstart.validate import analysis, inflate, jaeger, readers, roles, stats
+from otel_coldstart.validate import analysis, fleet, inflate, jaeger, readers, roles, stats
 from otel_coldstart.validate.analysis import Summary
 from otel_coldstart.validate.model import Trace, TraceError
 from otel_coldstart.validate.readers import TraceFeed, traces_from_spans
@@ -42,6 +43,8 @@ class Gathered:
     fmt: str
     judged: list[Summary]
     helpers: list[Summary]
+    #: the ``fleet`` section of the result document (per-module p50/p95 across the cold starts)
+    fleet: dict[str, Any]
     _sources: list[str | JaegerQuery] = field(repr=False, default_factory=list)
     #: trace id -> index in ``_sources`` of the source it was read from
     _origin: dict[str, int] = field(repr=False, default_factory=dict)
@@ -85,7 +88,9 @@ def gather(
         description, fmt = descriptions[0], formats[0]
     else:
         description, fmt = ", ".join(descriptions), " + ".join(sorted(set(formats)))
-    return Gathered(description, fmt, judged, helpers, list(sources), kept.origin)
+    # Built here, each cold start's times released as they join the table: held once, not twice.
+    table = fleet.section(judged, release=True)
+    return Gathered(description, fmt, judged, helpers, table, list(sources), kept.origin)
 
 
 def _start(summary: Summary) -> int:

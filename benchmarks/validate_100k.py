@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from otel_coldstart.validate import analysis, readers, recommend, result, targets
+from otel_coldstart.validate import gather, recommend, result, targets
 from otel_coldstart.validate.outputs import html_page
 
 T0 = 1_767_225_600_000_000_000
@@ -144,16 +144,27 @@ def _child(mode: str, path: str) -> int:
     base = _peak_rss()
     started, cpu = time.perf_counter(), time.process_time()
     if mode == "loads":
+        # Every line of the file (one document, or --batch documents), all held as validate did.
         with open(path, "rb") as handle:
-            document = json.loads(handle.read())
-        spans = sum(len(s["spans"]) for r in document["resourceSpans"] for s in r["scopeSpans"])
+            documents = [json.loads(line) for line in handle]
+        spans = sum(len(s["spans"]) for d in documents for r in d["resourceSpans"] for s in r["scopeSpans"])
     else:
-        fmt, traces = readers.read_file(path)
-        summaries = [analysis.summarize(t) for t in traces]
+        # What `validate` does (cli._run_validate): each trace summarised as it completes.
+        loaded = gather.gather([path], "p50", targets.Targets())
+        summaries = loaded.judged
         verdicts = targets.judge(summaries, targets.Targets())
-        shown = result.representative(summaries, "p50")
+        shown = loaded.full(result.representative(summaries, "p50"))
         document = result.build(
-            summaries, verdicts, recommend.recommend(shown), targets.Targets(), "defaults", "p50", path, fmt
+            summaries,
+            verdicts,
+            recommend.recommend(shown),
+            targets.Targets(),
+            "defaults",
+            "p50",
+            path,
+            loaded.fmt,
+            shown=shown,
+            fleet_section=loaded.fleet,
         )
         spans = sum(s.span_count for s in summaries)
         if mode == "html":

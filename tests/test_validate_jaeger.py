@@ -10,13 +10,14 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from fixtures.builder import T0, shop, to_jaeger_classic, to_jaeger_v3, trace_id
 
 from otel_coldstart.cli import main
+from otel_coldstart.validate import analysis, gather, readers, recommend, result, sources, targets
 from otel_coldstart.validate import jaeger as jaeger_module
-from otel_coldstart.validate import sources
 from otel_coldstart.validate.jaeger import JaegerClient, JaegerError, parse_since
 from otel_coldstart.validate.model import TraceError
 
@@ -329,3 +330,97 @@ def test_source_specs() -> None:
     for bad in ("http://j:16686", "http://j:16686?service=a&colour=red", "http://j?service=a&limit=x"):
         with pytest.raises(TraceError):
             sources.parse_spec(bad)
+
+
+# --- streamed classic answers, and a fleet from Jaeger in bounded memory ---------------------------
+
+_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "jaeger"
+
+
+def test_classic_answers_are_streamed_as_they_were_read_whole(jaeger: FakeJaeger) -> None:
+    """Jaeger's own sample trace (duplicate span ids, a reference into another trace, an int64
+    tag as a string...) and our fleet: the same spans whether streamed or parsed as one tree."""
+    traces = [t for r in _runs(3) for t in to_jaeger_classic(r)["data"]]
+    sample = _SAMPLES / "ui_01.json"
+    if sample.is_file():
+        traces.append(json.loads(sample.read_text()))
+    answer = {"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}
+    jaeger.routes["/api/traces"] = lambda q: _json(answer)
+    _, spans = JaegerClient(jaeger.url).search("shop", limit=10)
+    _, whole = readers.document_spans(answer, "whole")
+    assert spans == whole and len(spans) > 30
+
+
+def test_classic_answer_naming_errors_after_its_data_is_still_an_error(jaeger: FakeJaeger) -> None:
+    answer = {"data": to_jaeger_classic(_runs(1)[0])["data"], "errors": [{"code": 500, "msg": "shard down"}]}
+    jaeger.routes["/api/traces"] = lambda q: _json(answer)
+    with pytest.raises(JaegerError, match="shard down"):
+        JaegerClient(jaeger.url).search("shop")
+
+
+@pytest.mark.parametrize("api", ["v3", "classic"])
+def test_a_jaeger_fleet_judged_compactly_gives_the_same_document(
+    jaeger: FakeJaeger, monkeypatch, capsys, api: str
+) -> None:
+    """Pages of a fleet summarised as they arrive, every summary compacted: the same document as
+    when every trace was held, the representative fetched again by its id."""
+    runs = [shop(scale=1 + (i * 3 % 11) * 0.07, t0=T0 - i * 1_000_000_000) for i in range(11)]
+    if api == "v3":
+        monkeypatch.setattr(jaeger_module, "PAGE_SIZE", 4)
+
+        def search(query: dict) -> Answer:
+            depth, high = int(query["query.search_depth"][0]), _ns(query["query.start_time_max"][0])
+            page = [run for i, run in enumerate(runs) if T0 - i * 1_000_000_000 <= high][:depth]
+            return _json(to_jaeger_v3(*page)) if page else NOT_FOUND_V3
+
+        jaeger.routes["/api/v3/traces"] = search
+        for run in runs:
+            jaeger.routes[f"/api/v3/traces/{trace_id(run)}"] = lambda q, run=run: _json(to_jaeger_v3(run))
+    else:
+        classic = {"data": [t for r in runs for t in to_jaeger_classic(r)["data"]], "errors": None}
+        jaeger.routes["/api/traces"] = lambda q: _json(classic)
+        for run in runs:
+            jaeger.routes[f"/api/traces/{trace_id(run)}"] = lambda q, run=run: _json(to_jaeger_classic(run))
+    query = sources.JaegerQuery(jaeger.url, service="shop", limit=9, since="30d")
+    loaded = sources.load(query)
+    summaries = [analysis.summarize(t) for t in loaded.traces]
+    chosen = targets.Targets()
+    shown = result.representative(summaries, "p50")
+    whole = result.build(
+        summaries,
+        targets.judge(summaries, chosen, "p50"),
+        recommend.recommend(shown),
+        chosen,
+        "defaults",
+        "p50",
+        loaded.description,
+        loaded.fmt,
+    )
+    monkeypatch.setattr(gather, "KEEP_SPANS", 0)
+    monkeypatch.chdir(Path(__file__).parent)  # no pyproject.toml targets
+    main(
+        [
+            "validate",
+            "--jaeger",
+            jaeger.url,
+            "--service",
+            "shop",
+            "--limit",
+            "9",
+            "--since",
+            "30d",
+            "--format",
+            "json",
+        ]
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert document == json.loads(json.dumps(whole))
+    assert document["source"]["trace_count"] == 9
+    # Every compacted cold start fetched again by its id is the one that was held whole.
+    gathered = gather.gather([query], "p50", chosen, keep_spans=0)
+    held = {s.trace.trace_id: s for s in summaries}
+    compacted = [s for s in gathered.judged if s.compact]
+    assert len(compacted) == 8
+    for summary in compacted[:3]:
+        again = gathered.full(summary)
+        assert result._summary_document(again) == result._summary_document(held[summary.trace.trace_id])

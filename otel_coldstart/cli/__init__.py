@@ -194,7 +194,7 @@ def validate(trace_file: str, targets_file: str | None) -> int:
 def _run_validate(args: argparse.Namespace) -> int:
     import json
 
-    from otel_coldstart.validate import analysis, recommend, result, roles, sources, stats, targets
+    from otel_coldstart.validate import gather, recommend, result, roles, stats, targets
     from otel_coldstart.validate.model import TraceError
     from otel_coldstart.validate.outputs import report
 
@@ -209,8 +209,10 @@ def _run_validate(args: argparse.Namespace) -> int:
     except (targets.TargetsError, stats.StatisticError) as exc:
         return fail(str(exc), BAD_CONFIG)
     try:
-        loaded = sources.load_many(_sources(args))
-        summaries, helpers = roles.split([analysis.summarize(t) for t in loaded.traces])
+        # Each cold start is summarised as its trace completes and kept without its spans: a fleet
+        # of 1,000 traces costs what its summaries cost (gather.py).
+        loaded = gather.gather(_sources(args), statistic, targets_value)
+        summaries, helpers = loaded.judged, loaded.helpers
         if not summaries:
             only = ", ".join(sorted({roles.role_of(s) for s in helpers}))
             return fail(
@@ -218,7 +220,7 @@ def _run_validate(args: argparse.Namespace) -> int:
                 BAD_INPUT,
             )
         verdicts = targets.judge(summaries, targets_value, statistic)
-        shown = result.representative(summaries, statistic)
+        shown = loaded.full(result.representative(summaries, statistic))
         document = result.build(
             summaries,
             verdicts,
@@ -230,6 +232,8 @@ def _run_validate(args: argparse.Namespace) -> int:
             loaded.fmt,
             helpers,
             recommend.left_out(shown),
+            shown,
+            loaded.fleet,
         )
         if args.junit:
             from otel_coldstart.validate.outputs import junit
@@ -248,7 +252,7 @@ def _run_validate(args: argparse.Namespace) -> int:
     if args.format == "json":
         _out(json.dumps(document, indent=2))
     else:
-        count = len(loaded.traces)
+        count = loaded.count
         style = report.Style(report.use_colour(sys.stdout, args.color))
         _out(
             f"Read {count} cold-start trace{'s' if count != 1 else ''} from {loaded.description} "

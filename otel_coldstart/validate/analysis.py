@@ -6,6 +6,9 @@ trace, or a 100,000-deep chain, is summarised in linear time.
 
 from __future__ import annotations
 
+import dataclasses
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from otel_coldstart import conventions as cv
@@ -172,6 +175,13 @@ class Summary:
     stdlib_bytes: int = 0
     native_bytes: int = 0
     main_phase: MainPhase | None = None
+    #: The trace's spans were dropped (``compact``): only the root is left, and ``imports``
+    #: holds just the modules that targets name.
+    compact: bool = False
+    #: Set by ``compact``: this cold start's import times per module (names, self ns, cumulative
+    #: ns) for the fleet table, once ``imports`` are dropped; released when the table is built
+    #: (``fleet.section(..., release=True)``).
+    module_times: tuple[tuple[str, ...], array, array] | None = None
 
     @property
     def mean_service_init_ns(self) -> float | None:
@@ -349,3 +359,52 @@ def summarize(trace: Trace) -> Summary:
         ready_trigger=str(root.attributes.get(cv.READY_TRIGGER, "")),
         span_count=count,
     )
+
+
+def module_times(imports: list[ImportFigure]) -> tuple[tuple[str, ...], array, array]:
+    """(modules, self ns, cumulative ns) of one cold start: a module imported several times (one
+    trace of several processes) counts its summed time once."""
+    own: dict[str, list[int]] = {}
+    for figure in imports:
+        pair = own.get(figure.module)
+        if pair is None:
+            own[figure.module] = [figure.self_ns, figure.cumulative_ns]
+        else:
+            pair[0] += figure.self_ns
+            pair[1] += figure.cumulative_ns
+    return tuple(own), array("q", (p[0] for p in own.values())), array("q", (p[1] for p in own.values()))
+
+
+def compact(summary: Summary, keep_import: Callable[[str], bool]) -> Summary:
+    """The summary without the trace's spans: what a fleet run keeps of each cold start.
+
+    Kept: every figure the judgement, the distribution and the trace list read (a copy of the
+    root, and of the first-invocation span a Lambda trace has), the imports ``keep_import``
+    accepts (those a module target names) and the per-module times for the fleet table. The span
+    tree goes, and with it about a kilobyte per span.
+    """
+    if summary.compact:
+        return summary
+    trace = summary.trace
+    root = None if trace.root is None else _bare(trace.root)
+    # faas.split reads the first-invocation span from the trace's spans.
+    invocations = [
+        _bare(span)
+        for span in trace.spans
+        if span.name == cv.LAMBDA_FIRST_INVOCATION_SPAN and span is not trace.root
+    ]
+    bare_trace = Trace(
+        trace.trace_id, ([root] if root else []) + invocations, trace.source, trace.warnings, root
+    )
+    return dataclasses.replace(
+        summary,
+        trace=bare_trace,
+        imports=[dataclasses.replace(f, span=None) for f in summary.imports if keep_import(f.module)],
+        services=[dataclasses.replace(s, span=None) for s in summary.services],
+        compact=True,
+        module_times=module_times(summary.imports),
+    )
+
+
+def _bare(span: Span) -> Span:
+    return dataclasses.replace(span, children=[], parent=None)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from otel_coldstart.validate.analysis import Summary
+from otel_coldstart.validate.analysis import Summary, module_times
 from otel_coldstart.validate.stats import percentile
 
 TOP = 20
@@ -37,15 +37,8 @@ class ModuleTimes:
 
     def add(self, summary: Summary) -> None:
         self.cold_starts += 1
-        own: dict[str, list[int]] = {}
-        for figure in summary.imports:
-            pair = own.get(figure.module)
-            if pair is None:
-                own[figure.module] = [figure.self_ns, figure.cumulative_ns]
-            else:
-                pair[0] += figure.self_ns
-                pair[1] += figure.cumulative_ns
-        for module, (self_ns, cumulative_ns) in own.items():
+        modules, own, cumulative = summary.module_times or module_times(summary.imports)
+        for module, self_ns, cumulative_ns in zip(modules, own, cumulative, strict=True):
             values = self._self.get(module)
             if values is None:
                 values = self._self[module] = array("q")
@@ -81,13 +74,18 @@ def _p50_p95(values: Sequence[int]) -> dict[str, float]:
     return {"p50": round(percentile(ordered, 50) / MS, 3), "p95": round(percentile(ordered, 95) / MS, 3)}
 
 
-def section(summaries: Sequence[Summary], top: int = TOP) -> dict[str, Any]:
+def section(summaries: Sequence[Summary], top: int = TOP, release: bool = False) -> dict[str, Any]:
     """The ``fleet`` section of the result document (``modules`` empty for one cold start: its
-    slowest imports are in ``representative``)."""
+    slowest imports are in ``representative``).
+
+    ``release``: drop each compact summary's module times once they are in the table, so that a
+    fleet's times are never held twice (the summaries cannot feed another table after that)."""
     times = ModuleTimes()
     if len(summaries) > 1:
         for summary in summaries:
             times.add(summary)
+            if release and summary.compact:
+                summary.module_times = ((), array("q"), array("q"))
     else:
         times.cold_starts = len(summaries)
     return times.document(top)

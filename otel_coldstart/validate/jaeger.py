@@ -11,7 +11,8 @@ Search (the latest cold starts of a service), newest API first:
    No match is HTTP 404 with ``{"error": {"message": "No traces found"}}``.
 2. When the v3 endpoint is absent (404 or 405 that is not Jaeger's JSON error, an HTML page, a
    501), the classic ``GET /api/traces?service=S&operation=coldstart&limit=N&start=&end=`` (µs),
-   removed from Jaeger's main branch after v2.20.
+   removed from Jaeger's main branch after v2.20. Its answers are streamed too (one trace of the
+   ``data`` list at a time); one that names errors, or holds no span, is read whole.
 
 One trace: ``/api/v3/traces/{id}``, falling back to ``/api/traces/{id}`` the same way.
 
@@ -23,10 +24,12 @@ anything that is still wrong becomes a one-line ``JaegerError`` (a ``TraceError`
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import re
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -178,6 +181,16 @@ class JaegerClient:
 
     def _classic(self, path: str, params: dict[str, Any] | None, what: str) -> list[Span]:
         response = self.get(path, params)
+        body = response.body
+        if response.status == 200 and body.lstrip()[:1] == b"{" and not _ERRORS.search(body):
+            # Streamed trace by trace, as the v3 answers are: a fleet's answer is never a JSON tree.
+            try:
+                spans = _streamed_spans(body, f"{self.base}{path}", what, self.base)
+            except _NotJSON:
+                spans = []
+            if spans:
+                return spans
+            # Nothing in it: the small answer is read whole below ('no traces', not JSON...).
         document = self._document(response, what)
         if isinstance(document, dict) and document.get("errors"):
             first = document["errors"][0] if isinstance(document["errors"], list) else document["errors"]
@@ -227,13 +240,27 @@ class JaegerClient:
         now: datetime | None = None,
     ) -> tuple[str, list[Span]]:
         """The latest ``limit`` cold-start traces of ``service`` -> (format description, spans)."""
+        fmt, pages = self.search_pages(service, limit, since_seconds, now)
+        return fmt, [span for page in pages for span in page]
+
+    def search_pages(
+        self,
+        service: str,
+        limit: int = DEFAULT_LIMIT,
+        since_seconds: float = 3600.0,
+        now: datetime | None = None,
+    ) -> tuple[str, Iterator[list[Span]]]:
+        """``search``, one answer's spans at a time (whole traces, none met twice): a fleet
+        search is summarised page by page, never held whole. The first answer is fetched here, so
+        that 'nothing found' and 'no such API' are raised by this call."""
         end = now or datetime.now(timezone.utc)
         start = end - timedelta(seconds=since_seconds)
         what = f"a search for service {service!r}"
         window = f"in the last {_human(since_seconds)}"
         try:
-            spans = self._v3_pages(service, limit, start, end, what)
-            fmt = f"Jaeger v3 API ({self.base})"
+            pages = self._v3_pages(service, limit, start, end, what)
+            first = next(pages, [])
+            return f"Jaeger v3 API ({self.base})", itertools.chain([first], pages)
         except _NotFound:
             raise JaegerError(
                 f"Jaeger at {self.base} has no cold-start traces of {service!r} {window}"
@@ -257,11 +284,12 @@ class JaegerClient:
                     f"{self.base} does not serve Jaeger's query API "
                     f"(v3: {v3_status}, classic: {classic_status})"
                 ) from None
-            fmt = f"Jaeger classic API ({self.base})"
-        return fmt, spans
+            return f"Jaeger classic API ({self.base})", iter([spans])
 
-    def _v3_pages(self, service: str, limit: int, start: datetime, end: datetime, what: str) -> list[Span]:
-        """The newest ``limit`` cold starts, ``page_size`` traces per request.
+    def _v3_pages(
+        self, service: str, limit: int, start: datetime, end: datetime, what: str
+    ) -> Iterator[list[Span]]:
+        """The newest ``limit`` cold starts, ``page_size`` traces per request, a page at a time.
 
         The v3 API has no page token: each next page asks for the same window ending at the
         oldest cold start seen so far (inclusive: traces met twice count once). It ends at
@@ -270,7 +298,6 @@ class JaegerClient:
         page = max(1, min(limit, self.page_size))
         cursor_ns: int | None = None
         seen: set[str] = set()
-        kept: list[Span] = []
         while len(seen) < limit:
             params = {
                 "query.service_name": service,
@@ -286,13 +313,15 @@ class JaegerClient:
             except (_NotFound, _Unavailable):
                 if cursor_ns is None:
                     raise
-                break  # the window holds nothing older
+                return  # the window holds nothing older
             groups: dict[str, list[Span]] = {}
             for span in self._complete(spans):
                 groups.setdefault(span.trace_id, []).append(span)
+            del spans
             new = [trace_id for trace_id in groups if trace_id not in seen]
             if not new:
-                break
+                return
+            kept: list[Span] = []
             for trace_id in new:
                 seen.add(trace_id)
                 members = groups[trace_id]
@@ -300,9 +329,12 @@ class JaegerClient:
                 roots = [s.start_ns for s in members if s.name == ROOT_NAME] or [s.start_ns for s in members]
                 oldest = min(roots)
                 cursor_ns = oldest if cursor_ns is None else min(cursor_ns, oldest)
-            if len(groups) < page:
-                break
-        return kept
+            complete = len(groups) < page
+            del groups
+            yield kept
+            del kept
+            if complete:
+                return
 
     def _complete(self, spans: list[Span]) -> list[Span]:
         """Fetch whole any trace whose search answer lacks the cold-start root."""
@@ -326,6 +358,10 @@ def _human(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
+
+
+#: A classic answer naming errors: read whole, so that they are reported (they come after the data).
+_ERRORS = re.compile(rb'"errors"\s*:\s*[\[{"]')
 
 
 class _NotJSON(Exception):

@@ -22,11 +22,12 @@ from __future__ import annotations
 import base64
 import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import inflate, numbers, stream
-from otel_coldstart.validate.model import InconsistentTrace, Span, SpanEvent, Trace, TraceError
+from otel_coldstart.validate.model import ROOT_NAME, InconsistentTrace, Span, SpanEvent, Trace, TraceError
 from otel_coldstart.validate.tree import link
 
 OTLP_LINES = "OTLP JSON lines"
@@ -412,6 +413,168 @@ def _resource(value: Any) -> dict[str, Any]:
 
 def _jaeger_trace(trace: Any, source: str) -> list[Span]:
     return jaeger_spans(trace, source)
+
+
+def _only(wanted: frozenset[str] | None) -> tuple[stream.OtlpSpan, Callable[[Any, str], list[Span]]]:
+    """The span converters, skipping every trace but ``wanted`` (a re-read for one trace: the
+    others' spans are scanned by the C parser but never become records)."""
+    if wanted is None:
+        return _otlp_span, _jaeger_trace
+
+    def otlp_span(raw: Any, resource: dict[str, Any], source: str) -> Span | None:
+        try:
+            trace_id = _trace_id(raw.get("traceId")) if type(raw) is dict else None
+        except TraceError:
+            trace_id = None
+        return _otlp_span(raw, resource, source) if trace_id in wanted else None
+
+    def jaeger_trace(trace: Any, source: str) -> list[Span]:
+        spans = jaeger_spans(trace, source) if _jaeger_trace_wanted(trace, wanted) else []
+        return [span for span in spans if span.trace_id in wanted]
+
+    return otlp_span, jaeger_trace
+
+
+def _jaeger_trace_wanted(trace: Any, wanted: frozenset[str]) -> bool:
+    """False only when the trace's own id says it is another trace (spans may name theirs)."""
+    if not isinstance(trace, dict) or not trace.get("traceID"):
+        return True
+    try:
+        return _hex_id(trace["traceID"], 32, "traceID") in wanted
+    except TraceError:
+        return True
+
+
+#: Spans held in traces not yet complete, past which the least recently extended one is taken as
+#: complete (``TraceFeed``): what a fleet run holds at most, besides the trace being read.
+HOLD_SPANS = 20_000
+
+
+def _is_root(span: Span) -> bool:
+    """Could be a cold start's root (tree.link's test)."""
+    return (span.name == ROOT_NAME and not span.parent_id) or span.attributes.get(cv.KIND) == cv.KIND_ROOT
+
+
+class TraceFeed:
+    """The cold-start traces of one input, linked, each handed over once it is complete.
+
+    A trace is complete at the end of the input, or earlier when the spans held in incomplete
+    traces pass ``hold_spans``: then the trace extended least recently (not by the last document)
+    is taken as complete (a trace file holds each cold start on one line, or on a few consecutive
+    ones). A trace that gets
+    spans after it was handed over (or dropped for lacking a root) is named in ``late``: its
+    figures are wrong, and the caller must read it again whole (``read_file(..., only=...)``).
+    With no ``hold_spans`` every trace is held to the end: ``read_chunks`` reads that way.
+
+    After the iteration: ``fmt``, ``warnings`` (for the whole input), ``span_count``, ``late``,
+    and ``order`` (trace id -> rank of its first span in the input, for a stable oldest-first sort).
+    """
+
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        source: str,
+        hold_spans: int | None = HOLD_SPANS,
+        only: frozenset[str] | None = None,
+    ) -> None:
+        self._chunks = chunks
+        self.source = source
+        self.hold_spans = hold_spans
+        self.only = only
+        self.fmt = ""
+        self.warnings: list[str] = []
+        self.span_count = 0
+        self.late: set[str] = set()
+        self.order: dict[str, int] = {}
+
+    def __iter__(self) -> Iterator[Trace]:
+        reader = stream.Reader(self._chunks, self.source)
+        otlp_span, jaeger_trace = _only(self.only)
+        # Insertion order is recency: a trace extended by a document moves to the end.
+        pending: dict[str, list[Span]] = {}
+        held = 0
+        #: trace id -> whether it was a cold start, for the traces taken as complete
+        finished: dict[str, bool] = {}
+        formats: set[str] = set()
+        documents = 0
+        resources: dict[tuple, dict[str, Any]] = {}
+        try:
+            for document in stream.documents(reader, otlp_span, _resource, document_spans, jaeger_trace):
+                documents += 1
+                formats.add(_STREAM_FORMATS.get(document.fmt, document.fmt))
+                # The traces this document extended, in order (a dict: an ordered set).
+                touched: dict[str, None] = {}
+                last = ""
+                group: list[Span] = []
+                for span in document.spans:
+                    trace_id = span.trace_id
+                    if trace_id != last:
+                        found = pending.get(trace_id)
+                        if found is None:
+                            if trace_id in finished:
+                                # Only a cold start needs reading again: one summarised, or
+                                # whose root comes late (other traffic's spans are ignored).
+                                if finished[trace_id] or _is_root(span):
+                                    self.late.add(trace_id)
+                                last = ""
+                                continue
+                            found = pending[trace_id] = []
+                            self.order.setdefault(trace_id, len(self.order))
+                        touched[trace_id] = None
+                        last, group = trace_id, found
+                    group.append(span)
+                    held += 1
+                    # One resource dict per distinct resource, not one per line of the file.
+                    if span.resource:
+                        shared = _shared_resource(resources, span.resource)
+                        if shared is not span.resource:
+                            span.resource = shared
+                self.span_count += len(document.spans)
+                for trace_id in touched:
+                    pending[trace_id] = pending.pop(trace_id)
+                while self.hold_spans is not None and held > self.hold_spans:
+                    # Never one this document extended: a trace written in many batches of
+                    # lines is still arriving (and one larger than the budget is held whole).
+                    trace_id = next((t for t in pending if t not in touched), "")
+                    if not trace_id:
+                        break
+                    members = pending.pop(trace_id)
+                    held -= len(members)
+                    trace = self._link(trace_id, members)
+                    finished[trace_id] = trace is not None
+                    if trace is not None:
+                        yield trace
+        except stream.MalformedJSON:
+            # A writer killed mid-line leaves a last line with no newline: drop it, say so.
+            at_end = reader.eof and not reader.buf.endswith("\n")
+            on_last_line = reader.line_at(len(reader.buf)) == reader.doc_line
+            if not (at_end and on_last_line and self.span_count):
+                raise
+            self.warnings.append(f"{self.source}: last line {reader.doc_line} is truncated; dropped")
+        except RecursionError:
+            raise TraceError(f"{self.source}: line {reader.doc_line}: JSON nested too deeply") from None
+        if not documents:
+            raise TraceError(f"{self.source} is empty")
+        if documents == 1 and not self.warnings:
+            self.fmt = formats.pop()
+        else:
+            self.fmt = OTLP_LINES if formats <= {OTLP_DOCUMENT} else " + ".join(sorted(formats)) + " (lines)"
+        for trace_id in sorted(pending, key=self.order.__getitem__):
+            trace = self._link(trace_id, pending.pop(trace_id))
+            if trace is not None:
+                yield trace
+
+    def _link(self, trace_id: str, members: list[Span]) -> Trace | None:
+        """The linked cold-start trace, or None for another kind of trace (live spans after ready,
+        other services); an inconsistent cold start is an error."""
+        trace = Trace(trace_id=trace_id, spans=members, source=self.source)
+        try:
+            link(trace)
+        except InconsistentTrace:
+            raise
+        except TraceError:
+            return None
+        return trace
 
 
 def read_spans(chunks: Iterable[bytes], source: str) -> tuple[str, dict[str, list[Span]], list[str]]:

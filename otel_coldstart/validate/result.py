@@ -198,12 +198,19 @@ def build(
     source_format: str,
     helpers: Sequence[Summary] = (),
     left_out: Sequence[LeftOut] = (),
+    shown: Summary | None = None,
+    fleet_section: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart."""
+    """The document for the judged ``summaries``; ``helpers`` (roles.split) are listed apart.
+
+    ``shown``: the representative cold start with its spans, when ``summaries`` holds it compacted
+    (``gather``); by default it is picked from ``summaries``. ``fleet_section``: the ``fleet``
+    table when it was built already (``gather``), else built from ``summaries``."""
     from otel_coldstart.version import __version__
 
     failed = any(v.failed for v in verdicts)
-    shown = representative(summaries, statistic)
+    if shown is None:
+        shown = representative(summaries, statistic)
     total, together, overlap = claimed(list(advice))
     traces = []
     for summary in summaries:
@@ -234,7 +241,7 @@ def build(
         "targets_origin": targets_origin,
         "targets": [verdict_document(v) for v in verdicts],
         "distribution": _distribution(summaries),
-        "fleet": fleet.section(summaries),
+        "fleet": fleet.section(summaries) if fleet_section is None else fleet_section,
         "traces": traces,
         "representative": _summary_document(shown),
         "helpers": roles.helper_documents(helpers),

@@ -37,7 +37,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), ``q`` in [0, 100]."""
     if not values:
         raise ValueError("percentile of no values")
-    ordered = sorted(values)
+    return _percentile_sorted(sorted(values), q)
+
+
+def _percentile_sorted(ordered: Sequence[float], q: float) -> float:
     if len(ordered) == 1:
         return float(ordered[0])
     rank = (len(ordered) - 1) * q / 100.0
@@ -55,6 +58,21 @@ def compute(values: Sequence[float], statistic: str) -> float:
     if statistic == "mean":
         return float(sum(values) / len(values))
     return percentile(values, float(statistic[1:]))
+
+
+def compute_sorted(ordered: Sequence[float], statistic: str) -> float:
+    """``compute`` over values already sorted ascending, without sorting them again: a running
+    statistic over many values, asked after each new one."""
+    statistic = check_statistic(statistic)
+    if not ordered:
+        raise ValueError("statistic of no values")
+    if statistic == "max":
+        return float(ordered[-1])
+    if statistic == "min":
+        return float(ordered[0])
+    if statistic == "mean":
+        return float(sum(ordered) / len(ordered))
+    return _percentile_sorted(ordered, float(statistic[1:]))
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,13 @@ def _slowest_import(pattern: str) -> Measure:
     return lambda s: _worst([(f.module, f.cumulative_ns) for f in s.imports], pattern)
 
 
+def names_import(targets: Targets) -> Callable[[str], bool]:
+    """Whether a module target names this module: the imports a fleet run keeps of each cold
+    start (``analysis.compact``) so that those targets are judged on every one of them."""
+    patterns = tuple(targets.modules)
+    return lambda module: any(_match(pattern, module) for pattern in patterns)
+
+
 def _rows(targets: Targets) -> list[tuple[str, str, Measure, float, str]]:
     rows: list[tuple[str, str, Measure, float, str]] = [
         (

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # typing and dataclasses stay off the start-up path (inspect,
 
 PREFIX = "OTEL_PYTHON_COLDSTART_"
 READY_MODES = ("auto", "explicit", "exit")
+EXIT_EXPORT_MODES = ("auto", "defer")
 
 
 class ConfigError(ValueError):
@@ -61,6 +62,13 @@ def _ready(raw: str, maximum: float) -> str:
     if ready not in READY_MODES:
         raise ConfigError(f"{ready!r} must be one of {', '.join(READY_MODES)}")
     return ready
+
+
+def _exit_export(raw: str, maximum: float) -> str:
+    mode = raw.lower()
+    if mode not in EXIT_EXPORT_MODES:
+        raise ConfigError(f"{mode!r} must be one of {', '.join(EXIT_EXPORT_MODES)}")
+    return mode
 
 
 def _text(raw: str, maximum: float) -> str:
@@ -127,6 +135,11 @@ class Settings:
     min_import_duration_ms: float = _setting("MIN_IMPORT_DURATION_MS", 0.0, _float, DAY_S * 1000)
     #: Upper bound on the time our exit handler may hold the process after the app is done.
     exit_timeout_s: float = _setting("EXIT_TIMEOUT", 0.5, _float, DAY_S)
+    #: A cold start still unsent when the process exits: ``auto`` sends it if that fits the exit
+    #: budget; ``defer`` never imports the SDK or an exporter at exit, and leaves it spooled for the
+    #: next process that lives past its ready moment or ``otel-coldstart flush`` (the trace file is
+    #: written either way).
+    exit_export: str = _setting("EXIT_EXPORT", "auto", _exit_export)
     #: Record imports that happen after the ready moment as live spans.
     live_imports: bool = _setting("LIVE_IMPORTS", True, _bool)
     #: Put each import's RSS delta on its span (two /proc reads per import).

@@ -84,8 +84,7 @@ def policy_variants(tmp: Path, endpoint: str) -> dict[str, tuple[list[str], dict
 
 
 def variants(tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    base["OTEL_PYTHON_COLDSTART_SPOOL_DIR"] = str(tmp / "spool")
+    base = isolate({k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, str(tmp))
     quiet = dict(
         base,
         OTEL_SERVICE_NAME="coldstart-bench",

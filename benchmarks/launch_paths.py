@@ -22,6 +22,7 @@ Our variants write their trace to a temporary file and the stock distro exports 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,6 +34,9 @@ import timeit
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from private_spool import isolate  # noqa: E402
+
 BIN = Path(sys.executable).parent
 PYTHON = sys.executable
 
@@ -59,9 +63,28 @@ def programs(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def variants(tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+def policy_variants(tmp: Path, endpoint: str) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """``otel-coldstart run`` exporting to a live OTLP/HTTP receiver, no trace file: the exit
+    policy ``OTEL_PYTHON_COLDSTART_EXIT_EXPORT`` auto (send at exit) against defer (spool)."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    base["OTEL_PYTHON_COLDSTART_SPOOL_DIR"] = str(tmp / "spool")
+    otlp = dict(
+        isolate(base, str(tmp / "policy")),
+        OTEL_SERVICE_NAME="coldstart-bench",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+    )
+    run = [str(BIN / "otel-coldstart"), "run", PYTHON]
+    return {
+        "run,otlp auto": (run, otlp),
+        "run,otlp defer": (run, dict(otlp, OTEL_PYTHON_COLDSTART_EXIT_EXPORT="defer")),
+    }
+
+
+def variants(tmp: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    base = isolate({k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}, str(tmp))
     quiet = dict(
         base,
         OTEL_SERVICE_NAME="coldstart-bench",
@@ -146,6 +169,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--programs", default="to_app_code,pass,demo,pip,requests")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument(
+        "--exit-policy",
+        action="store_true",
+        help="add `run` exporting to a live OTLP/HTTP receiver at exit: EXIT_EXPORT auto vs defer",
+    )
     args = parser.parse_args()
     try:
         import opentelemetry.distro  # noqa: F401
@@ -153,11 +181,17 @@ def main() -> int:
         print("the stock opentelemetry-distro is needed for the comparison: pip install -e '.[dev]'")
         return 2
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, contextlib.ExitStack() as stack:
         tmp = Path(tmp_name)
         progs = programs(tmp)
         wanted = [p.strip() for p in args.programs.split(",") if p.strip()]
         runs = variants(tmp)
+        if args.exit_policy:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from otlp_receiver import HttpReceiver
+
+            receiver = stack.enter_context(HttpReceiver("up"))
+            runs.update(policy_variants(tmp, receiver.endpoint))
         names = list(runs)
         unexplained: list[float] = []
         for program in wanted:

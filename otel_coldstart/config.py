@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and dataclasses stay off the start-up path (inspect, ast, re: ~10 ms)
+    from collections.abc import Callable
+    from typing import Any
 
 PREFIX = "OTEL_PYTHON_COLDSTART_"
 READY_MODES = ("auto", "explicit", "exit")
+EXIT_EXPORT_MODES = ("auto", "defer")
 
 
 class ConfigError(ValueError):
@@ -61,6 +64,13 @@ def _ready(raw: str, maximum: float) -> str:
     return ready
 
 
+def _exit_export(raw: str, maximum: float) -> str:
+    mode = raw.lower()
+    if mode not in EXIT_EXPORT_MODES:
+        raise ConfigError(f"{mode!r} must be one of {', '.join(EXIT_EXPORT_MODES)}")
+    return mode
+
+
 def _text(raw: str, maximum: float) -> str:
     return raw
 
@@ -70,15 +80,49 @@ def _text(raw: str, maximum: float) -> str:
 DAY_S = 86_400.0
 
 
+class Setting:
+    """One setting: the variable it comes from, its default, how to read it, its bound."""
+
+    __slots__ = ("default", "env", "maximum", "name", "read")
+
+    def __init__(self, env: str, default: Any, read: Callable[[str, float], Any], maximum: float) -> None:
+        self.name = ""  # the attribute's name, set by ``_settings_class``
+        self.env = env
+        self.default = default
+        self.read = read
+        self.maximum = maximum
+
+    def __repr__(self) -> str:
+        return f"Setting({self.name!r}, env={PREFIX}{self.env}, default={self.default!r})"
+
+
 def _setting(env: str, default: Any, read: Callable[[str, float], Any], maximum: float = math.inf) -> Any:
     """A field of ``Settings``: its default, the variable it comes from, how to read it, its bound."""
-    return field(default=default, metadata={"env": env, "read": read, "max": maximum})
+    return Setting(env, default, read, maximum)
 
 
-@dataclass(frozen=True)
+def _settings_class(cls: type[Settings]) -> type[Settings]:
+    """What ``@dataclass(frozen=True)`` did, by hand: each ``Setting`` becomes its default as the
+    class attribute and an entry of ``SETTINGS``, in declaration order."""
+    found = []
+    for name, value in list(vars(cls).items()):
+        if isinstance(value, Setting):
+            value.name = name
+            found.append(value)
+            setattr(cls, name, value.default)
+    cls.SETTINGS = tuple(found)
+    return cls
+
+
+@_settings_class
 class Settings:
     """Every ``OTEL_PYTHON_COLDSTART_*`` setting: the one place that names each variable and
-    spells its default and its bound (the README's table repeats them for readers)."""
+    spells its default and its bound (the README's table repeats them for readers).
+
+    Immutable; ``Settings(name=value, ...)`` overrides defaults (tests, tools)."""
+
+    #: Every setting, in declaration order (filled in by ``_settings_class``).
+    SETTINGS: tuple[Setting, ...] = ()
 
     #: ``auto``: ``mark_ready()`` if the app calls it, else process exit. ``explicit``: only
     #: ``mark_ready()`` (and exit, so the trace is never lost). ``exit``: ignore ``mark_ready()``.
@@ -91,6 +135,11 @@ class Settings:
     min_import_duration_ms: float = _setting("MIN_IMPORT_DURATION_MS", 0.0, _float, DAY_S * 1000)
     #: Upper bound on the time our exit handler may hold the process after the app is done.
     exit_timeout_s: float = _setting("EXIT_TIMEOUT", 0.5, _float, DAY_S)
+    #: A cold start still unsent when the process exits: ``auto`` sends it if that fits the exit
+    #: budget; ``defer`` never imports the SDK or an exporter at exit, and leaves it spooled for the
+    #: next process that lives past its ready moment or ``otel-coldstart flush`` (the trace file is
+    #: written either way).
+    exit_export: str = _setting("EXIT_EXPORT", "auto", _exit_export)
     #: Record imports that happen after the ready moment as live spans.
     live_imports: bool = _setting("LIVE_IMPORTS", True, _bool)
     #: Put each import's RSS delta on its span (two /proc reads per import).
@@ -110,19 +159,43 @@ class Settings:
     #: Main-thread sampling interval before ready (startup_profile.py); 0 turns the profile off.
     profile_interval_ms: float = _setting("PROFILE_INTERVAL_MS", 2.0, _float, 1000.0)
 
+    def __init__(self, **values: Any) -> None:
+        for name, value in values.items():
+            if not any(setting.name == name for setting in self.SETTINGS):
+                raise TypeError(f"Settings() got an unexpected keyword argument {name!r}")
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, setting.name) for setting in self.SETTINGS)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Settings:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{s.name}={getattr(self, s.name)!r}" for s in self.SETTINGS)
+        return f"Settings({shown})"
+
 
 def load() -> tuple[Settings, list[str]]:
     """All settings, a bad one replaced by its default: one typo must not switch the others off
     (a bad READY must not drop the trace file). Returns the settings and one message per bad one."""
     values: dict[str, Any] = {}
     problems = []
-    for setting in fields(Settings):
-        name = PREFIX + setting.metadata["env"]
+    for setting in Settings.SETTINGS:
+        name = PREFIX + setting.env
         raw = os.environ.get(name, "").strip()
         if not raw:
             continue  # unset or blank: the default
         try:
-            values[setting.name] = setting.metadata["read"](raw, setting.metadata["max"])
+            values[setting.name] = setting.read(raw, setting.maximum)
         except ConfigError as exc:
             problems.append(f"{name}={exc}")
     return Settings(**values), problems

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,21 +10,19 @@ from helpers import run_instrumented, write
 from otel_coldstart import config
 
 HOSTILE = ["inf", "-inf", "nan", "NaN", "1e300", "-1", "-0.5", "garbage", "0x10", "1_0_", "\u0661e999"]
-NUMERIC = [
-    f for f in dataclasses.fields(config.Settings) if f.metadata["read"] in (config._float, config._int)
-]
+NUMERIC = [s for s in config.Settings.SETTINGS if s.read in (config._float, config._int)]
 
 
-@pytest.mark.parametrize("setting", NUMERIC, ids=lambda f: f.metadata["env"])
+@pytest.mark.parametrize("setting", NUMERIC, ids=lambda s: s.env)
 @pytest.mark.parametrize("raw", HOSTILE)
 def test_a_hostile_number_is_one_problem_and_the_default(
-    monkeypatch: pytest.MonkeyPatch, setting: dataclasses.Field, raw: str
+    monkeypatch: pytest.MonkeyPatch, setting: config.Setting, raw: str
 ) -> None:
-    monkeypatch.setenv(config.PREFIX + setting.metadata["env"], raw)
+    monkeypatch.setenv(config.PREFIX + setting.env, raw)
     settings, problems = config.load()
     assert getattr(settings, setting.name) == setting.default
     (problem,) = problems
-    assert problem.startswith(config.PREFIX + setting.metadata["env"] + "=")
+    assert problem.startswith(config.PREFIX + setting.env + "=")
 
 
 def test_good_values_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -54,7 +51,7 @@ def test_defaults_live_in_settings_only() -> None:
 
 def test_every_setting_hostile_at_once_under_the_launcher(tmp_path: Path) -> None:
     """The app runs as without us, one warning per bad setting, and the cold start is written."""
-    env = {config.PREFIX + f.metadata["env"]: HOSTILE[i % len(HOSTILE)] for i, f in enumerate(NUMERIC)}
+    env = {config.PREFIX + f.env: HOSTILE[i % len(HOSTILE)] for i, f in enumerate(NUMERIC)}
     env[config.PREFIX + "READY"] = "whenever"
     env[config.PREFIX + "SPOOL_DRAIN"] = "perhaps"
     script = write(tmp_path / "app.py", "import json\nprint('still here')\n")

@@ -14,17 +14,19 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 import threading
 import time
-from typing import Any
 
-from otel_coldstart.deliver import export, raw_copy, spool
+from otel_coldstart.deliver import export, lazy_log, raw_copy, spool
 from otel_coldstart.record import timeline
 
-_log = logging.getLogger("otel_coldstart")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the exit of every traced process imports this module: no typing, no logging
+    from typing import Any
+
+_log = lazy_log.logger
 
 #: Building and encoding the spans of a timeline costs about this many times as long as writing
 #: its raw copy (measured 30-60x for 3,000-20,000 imports); the raw write is timed on the spot, so
@@ -181,6 +183,34 @@ def build(job: export.Job, settings: Any, resource: Any = None) -> bool:
         job.built.set()
 
 
+def sends_at_exit(settings: Any) -> bool:
+    """The exit policy (``OTEL_PYTHON_COLDSTART_EXIT_EXPORT``): whether a cold start still unsent at
+    exit is sent by this process (importing the SDK and an exporter: ~0.2 s of CPU, more than many
+    short programs live) or left spooled, raw, for the next process that lives past its ready
+    moment or ``otel-coldstart flush``. Nothing to send without a trace exporter; the trace file is
+    written either way."""
+    return has_exporter() and getattr(settings, "exit_export", "auto") != "defer"
+
+
+def write_trace_file_light(job: export.Job, settings: Any) -> bool:
+    """Build ``job``'s raw copy without the SDK (``light_trace.py``) and write the trace file.
+
+    ``False`` if another thread is the builder or the job was cut off."""
+    from otel_coldstart.deliver import light_trace, otlp_json
+
+    assert job.raw is not None
+    with job.lock:
+        if job.closed or job.building:
+            return False
+        job.building = True
+    try:
+        documents = [otlp_json.encode(chunk) for chunk in export.chunked(light_trace.build_from_raw(job.raw))]
+        job.write_trace_file(settings.trace_file, documents)
+        return True
+    finally:
+        job.built.set()
+
+
 def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, grace_s: float = 0.0) -> None:
     """At exit (or ``finish_now``): persist, then build and send on this thread if time allows.
 
@@ -189,6 +219,18 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     """
     job = persist(frozen, settings)
     if job is None or job.building:
+        return
+    sending = sends_at_exit(settings)
+    trace_file = getattr(settings, "trace_file", None)
+    if not sending and not trace_file:
+        return  # deferred: the cut-off releases the raw copy for the next process or flush
+    if not sending and _light_usable():
+        # Nothing to send from here: the trace file is written without importing the SDK.
+        if not fits(deadline, settings, grace_s):
+            _log.info("otel-coldstart: no time to build the trace file at exit; it waits in the spool")
+            return
+        if write_trace_file_light(job, settings) and not has_exporter():
+            export.deliver([], job, settings)  # the file was the only sink: done, spool entry removed
         return
     if not fits(deadline, settings, grace_s):
         _log.info(
@@ -211,6 +253,10 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     sdk_import_s = time.monotonic() - started
     if not build(job, settings):
         return
+    if not sending:
+        if not has_exporter():
+            export.deliver([], job, settings)
+        return  # deferred: the raw copy, minus the trace file just written, waits in the spool
     # Importing the exporter (requests or grpc, protobuf) costs about as much again as the SDK did:
     # if that would eat the budget, the next process or flush sends the spooled copy instead.
     if has_exporter() and deadline - time.monotonic() < EXPORTER_IMPORT_FACTOR * sdk_import_s + 0.02:
@@ -222,6 +268,12 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
             export.drain_at_exit(exporters, settings, deadline)
     finally:
         export.shutdown(exporters)
+
+
+def _light_usable() -> bool:
+    from otel_coldstart.deliver import light_trace
+
+    return light_trace.usable()
 
 
 def reset_after_fork() -> None:

@@ -27,18 +27,20 @@ waits at exit adds to the time we measure. So:
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from otel_coldstart import config
-from otel_coldstart.deliver import otlp_json, spool
+from otel_coldstart.deliver import lazy_log, otlp_json, spool
 
-_log = logging.getLogger("otel_coldstart")
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the exit of every traced process imports this module: no typing, no logging
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any
+
+    from otel_coldstart import config
+
+_log = lazy_log.logger
 
 #: Spans per export call: well under the 4 MiB default gRPC message limit for import spans.
 EXPORT_CHUNK = 512
@@ -168,13 +170,15 @@ class Job:
             return list(range(len(chunks)))
         return [k for k in range(len(chunks)) if any(k not in a for a in self.acked)]
 
-    def write_trace_file(self, path: str) -> None:
-        """The trace file sink: once per cold start. Its failure is warned, never the others'."""
+    def write_trace_file(self, path: str, documents: list[dict[str, Any]] | None = None) -> None:
+        """The trace file sink: once per cold start. Its failure is warned, never the others'.
+
+        ``documents``: the trace as built without the SDK (``light_trace.py``), else the chunks'."""
         with self.lock:
             if self.closed or self.trace_file_done:
                 return
             try:
-                otlp_json.append_lines(path, self.documents())
+                otlp_json.append_lines(path, self.documents() if documents is None else documents)
             except OSError as exc:
                 _log.warning("otel-coldstart: cannot write the trace file %s: %s", path, exc)
             # Done either way: a file we cannot write now would only be retried into duplicates.
@@ -377,17 +381,22 @@ def deliver(exporters: Sequence[Any], job: Job | Sequence[Any], settings: Any) -
         _unregister(job)
 
 
-@dataclass
 class DrainResult:
-    sent: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
-    #: Refused by the collector for good (HTTP 4xx): set aside as ``*.rejected``.
-    quarantined: list[str] = field(default_factory=list)
-    #: Interrupted writes saved as spool files (then drained like any other).
-    recovered: list[str] = field(default_factory=list)
-    #: Files claimed by another live process (it is sending them).
-    held: int = 0
+    """What a drain did (a plain class: ``dataclasses`` would cost every traced exit its import)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.failed: list[str] = []
+        self.bad: list[str] = []
+        #: Refused by the collector for good (HTTP 4xx): set aside as ``*.rejected``.
+        self.quarantined: list[str] = []
+        #: Interrupted writes saved as spool files (then drained like any other).
+        self.recovered: list[str] = []
+        #: Files claimed by another live process (it is sending them).
+        self.held = 0
+
+    def __repr__(self) -> str:
+        return f"DrainResult({vars(self)!r})"
 
 
 def _job_for_entry(entry: spool.Entry, claimed: str, exporters: Sequence[Any], max_bytes: int) -> Job | None:

@@ -6,7 +6,10 @@ Only environment lookups: the Runtime API watcher itself is ``launch/faas_lambda
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
+    from typing import Any
 
 #: Set by Lambda in every sandbox: the Runtime API's host:port.
 RUNTIME_API_ENV = "AWS_LAMBDA_RUNTIME_API"

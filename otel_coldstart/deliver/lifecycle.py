@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import time
-from typing import Any, NoReturn
 
 from otel_coldstart import config
 from otel_coldstart import conventions as cv
@@ -32,11 +31,16 @@ from otel_coldstart.record import (
 from otel_coldstart.record.process_start import process_start_ns  # noqa: F401  (lifecycle.process_start_ns is public)
 from otel_coldstart.record.timeline import Timeline
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
+    from collections.abc import Callable
+    from typing import Any, NoReturn
+
 _lock = threading.Lock()
 _armed = False
 _settings = config.Settings()
 _configure_globals = False
-_auto_version: str | None = None
+_auto_version: str | Callable[[], str | None] | None = None
 _worker: threads.Thread | None = None
 _pipeline: Any = None
 _exit_deadline: float | None = None
@@ -97,8 +101,11 @@ def settings() -> config.Settings:
     return _settings
 
 
-def request_sdk(auto_instrumentation_version: str | None) -> None:
-    """The configurator's wish: configure the global SDK providers, but only after ready."""
+def request_sdk(auto_instrumentation_version: str | Callable[[], str | None] | None) -> None:
+    """The configurator's wish: configure the global SDK providers, but only after ready.
+
+    The version may be a function that finds it: looked up after ready, off the start-up path.
+    """
     global _configure_globals, _auto_version
     _configure_globals = True
     _auto_version = auto_instrumentation_version
@@ -207,7 +214,8 @@ def _setup_pipeline() -> Any:
     lives on after ready. Everything here is our own work, never recorded."""
     from otel_coldstart.deliver import sdk_setup, spans
 
-    pipeline = sdk_setup.setup(_auto_version, _configure_globals)
+    version = _auto_version() if callable(_auto_version) else _auto_version
+    pipeline = sdk_setup.setup(version, _configure_globals)
     if _configure_globals:
         from opentelemetry import metrics
 

@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
 
-from opentelemetry.trace import SpanKind, StatusCode
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # neither the SDK nor the API is imported: the trace file is written without them
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
-if TYPE_CHECKING:  # the SDK is imported only when spans exist: the spool is written without it
     from opentelemetry.sdk.trace import ReadableSpan
 
-_KIND = {
-    SpanKind.INTERNAL: 1,
-    SpanKind.SERVER: 2,
-    SpanKind.CLIENT: 3,
-    SpanKind.PRODUCER: 4,
-    SpanKind.CONSUMER: 5,
-}
-_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+
+def _kind(kind: Any) -> int:
+    """OTLP's ``SpanKind`` number of the API's ``SpanKind`` (INTERNAL 0 ... CONSUMER 4): one more.
+    By value, so that spans built without the API (``light_trace.py``) encode the same."""
+    value = getattr(kind, "value", 0)
+    return value + 1 if isinstance(value, int) and 0 <= value <= 4 else 1
+
+
+def _status_code(code: Any) -> int:
+    """OTLP's ``StatusCode`` number: the API's values (UNSET 0, OK 1, ERROR 2) are OTLP's."""
+    value = getattr(code, "value", 0)
+    return value if isinstance(value, int) and 0 <= value <= 2 else 0
 
 
 def any_value(value: Any) -> dict[str, Any]:
@@ -96,7 +100,7 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         "traceId": format(ctx.trace_id, "032x"),
         "spanId": format(ctx.span_id, "016x"),
         "name": span.name,
-        "kind": _KIND.get(span.kind, 1),
+        "kind": _kind(span.kind),
         "startTimeUnixNano": str(span.start_time or 0),
         "endTimeUnixNano": str(span.end_time or 0),
     }
@@ -123,8 +127,9 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
             for link in span.links
         ]
     status = span.status
-    if status is not None and status.status_code is not StatusCode.UNSET:
-        out["status"] = {"code": _STATUS[status.status_code]}
+    code = _status_code(status.status_code) if status is not None else 0
+    if code:
+        out["status"] = {"code": code}
         if status.description:
             out["status"]["message"] = status.description
     return out

@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
-from urllib.parse import unquote
 
 from otel_coldstart.record import module_info, timeline
 from otel_coldstart.version import __version__
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # written at the exit of every traced process: no typing
+    from typing import Any
 
 FORMAT = "otel-coldstart-raw"
 VERSION = 1
@@ -45,22 +47,45 @@ def process_attributes() -> dict[str, Any]:
         from otel_coldstart.deliver import lambda_sandbox
 
         attrs.update(lambda_sandbox.resource_attributes())
+    owner = _owner()
+    if owner is not None:
+        attrs["process.owner"] = owner
     try:
-        import getpass
-
-        attrs["process.owner"] = getpass.getuser()
-    except Exception:  # no user database entry (containers with arbitrary uids)
-        pass
-    try:
-        from datetime import datetime, timezone
-
         from otel_coldstart.record.process_start import process_start_ns
 
-        created = datetime.fromtimestamp(process_start_ns() / 1e9, tz=timezone.utc)
-        attrs["process.creation.time"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        attrs["process.creation.time"] = iso_utc_ms(process_start_ns())
     except Exception:
         pass
     return attrs
+
+
+def _owner() -> str | None:
+    """``getpass.getuser()`` without getpass (it imports termios): the same variables, then the
+    user database."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid())[0]
+    except Exception:  # no user database entry (containers with arbitrary uids), or no pwd
+        return None
+
+
+def iso_utc_ms(epoch_ns: int) -> str:
+    """``datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat(timespec="milliseconds")`` with
+    ``Z`` for ``+00:00``, without importing datetime."""
+    import time
+
+    # fromtimestamp's own rounding of the float: its fraction to whole microseconds, half to even.
+    timestamp = epoch_ns / 1e9
+    seconds = int(timestamp // 1)
+    micros = round((timestamp - seconds) * 1e6)
+    if micros >= 1_000_000:
+        seconds, micros = seconds + 1, micros - 1_000_000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros // 1000:03d}Z"
 
 
 def env_resource_attributes(environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -74,7 +99,12 @@ def env_resource_attributes(environ: dict[str, str] | None = None) -> dict[str, 
     for item in (env.get("OTEL_RESOURCE_ATTRIBUTES") or "").split(","):
         key, sep, value = item.partition("=")
         if sep and key.strip():
-            attrs[key.strip()] = unquote(value.strip())
+            value = value.strip()
+            if "%" in value:  # urllib.parse costs ~3 ms to import (ipaddress with it)
+                from urllib.parse import unquote
+
+                value = unquote(value)
+            attrs[key.strip()] = value
     service = env.get("OTEL_SERVICE_NAME")
     if service:
         attrs["service.name"] = service

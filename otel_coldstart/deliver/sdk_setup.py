@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-from otel_coldstart.deliver import raw_copy, spans
+from otel_coldstart.deliver import light_trace, raw_copy, spans
 from otel_coldstart.record import process_role
 from otel_coldstart.record.timeline import Timeline
 from otel_coldstart.version import __version__
@@ -144,27 +144,17 @@ def trace_exporters(timeout_s: float | None = None) -> list[SpanExporter]:
 
 
 class _SeededIds(ColdstartIds):
-    """``ColdstartIds`` for a raw copy built anywhere: the root gets the ids its process derived
-    (children link to them), the rest come from the copy's seed, so that building the same raw
-    copy twice, here or in another process, gives the same trace and span ids."""
+    """``ColdstartIds`` for a raw copy built anywhere: ``light_trace.SeededIds``, the one sequence
+    of ids a raw copy gives, with the SDK's trace file or without it."""
 
     def __init__(self, seed: int | None, root_ids: Any = None) -> None:
-        self._derived = tuple(root_ids) if root_ids else None
-        self._root_pending = 0
-        self._random = random.Random(seed)
+        self._ids = light_trace.SeededIds(seed, root_ids)
 
     def generate_trace_id(self) -> int:
-        derived, self._derived = self._derived, None
-        if derived is None:
-            return self._random.getrandbits(128) or 1
-        self._root_pending = derived[1]
-        return derived[0]
+        return self._ids.trace_id()
 
     def generate_span_id(self) -> int:
-        if self._root_pending:
-            span_id, self._root_pending = self._root_pending, 0
-            return span_id
-        return self._random.getrandbits(64) or 1
+        return self._ids.span_id()
 
 
 def build_spans(

@@ -14,16 +14,46 @@ Runs after the ready moment only. Span shape (all in one trace)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
-
 from otel_coldstart import conventions as cv
 from otel_coldstart.record import imports, module_info
 from otel_coldstart.record.timeline import AnyRecord, ImportRecord, Timeline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # at exit the trace file is built without typing or OpenTelemetry (light_trace.py)
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from opentelemetry.trace import Span, Tracer
+
+
+class SdkApi:
+    """What building needs of a tracer, for an OpenTelemetry ``Tracer``. A tracer that has a
+    ``build_api`` of its own (``light_trace.LightTracer``: the trace file at exit without the SDK)
+    is used through that instead, so this module imports the OpenTelemetry API only here."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        from opentelemetry import context, trace
+        from opentelemetry.trace import Status, StatusCode
+
+        self._tracer, self._context, self._trace = tracer, context, trace
+        self._status, self._error = Status, StatusCode.ERROR
+
+    def root(self, name: str, start_ns: int, attrs: dict[str, Any], parent_ids: Any, link_attrs: Any) -> Span:
+        trace = self._trace
+        links = None
+        if parent_ids is not None:
+            parent = trace.SpanContext(*parent_ids, is_remote=True, trace_flags=trace.TraceFlags(1))
+            links = [trace.Link(parent, link_attrs)]
+        return self._tracer.start_span(
+            name, context=self._context.Context(), start_time=start_ns, attributes=attrs, links=links
+        )
+
+    def child(self, name: str, parent: Span, start_ns: int, attrs: dict[str, Any]) -> Span:
+        ctx = self._trace.set_span_in_context(parent, self._context.Context())
+        return self._tracer.start_span(name, context=ctx, start_time=start_ns, attributes=attrs)
+
+    def set_error(self, span: Span, description: str) -> None:
+        span.set_status(self._status(self._error, description))
 
 
 def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]) -> None:
@@ -57,24 +87,19 @@ def _import_attributes(name: str, spec: Any, file: Any, via_import_module: bool)
     return attrs
 
 
-def _end_with_error(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
+def _end_with_error(api: Any, span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
     span.set_attribute(cv.IMPORT_OUTCOME, cv.OUTCOME_OK if error is None else cv.OUTCOME_ERROR)
-    _end_record(span, error, end_ns)
+    _end_record(api, span, error, end_ns)
 
 
-def _end_record(span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
+def _end_record(api: Any, span: Span, error: tuple[str, str] | None, end_ns: int | None) -> None:
     if error is not None:
         exc_type, message = error
         span.add_event(
             cv.EXCEPTION_EVENT, {cv.EXCEPTION_TYPE: exc_type, cv.EXCEPTION_MESSAGE: message}, end_ns
         )
-        span.set_status(Status(StatusCode.ERROR, f"{exc_type}: {message}"))
+        api.set_error(span, f"{exc_type}: {message}")
     span.end(end_time=end_ns)
-
-
-def _child(tracer: Tracer, name: str, parent: Span, start_ns: int, attrs: dict[str, Any]) -> Span:
-    ctx = trace.set_span_in_context(parent, otel_context.Context())
-    return tracer.start_span(name, context=ctx, start_time=start_ns, attributes=attrs)
 
 
 def build(
@@ -90,6 +115,7 @@ def build(
     ``parent_ids``: the (trace id, root span id) of the parent process's cold start, linked from
     the root of a forked or spawned child's.
     """
+    api = getattr(tracer, "build_api", None) or SdkApi(tracer)
     to_ns = timeline.to_epoch_ns
     hook_ns = to_ns(timeline.hook_installed_ns)
     ready_mono = timeline.ready_ns if timeline.ready_ns is not None else timeline.hook_installed_ns
@@ -120,17 +146,11 @@ def build(
     root_attrs.update(timeline.root_attributes)
     if extra_root_attributes:
         root_attrs.update(extra_root_attributes)
-    links = None
-    if parent_ids is not None:
-        parent = trace.SpanContext(*parent_ids, is_remote=True, trace_flags=trace.TraceFlags(1))
-        links = [trace.Link(parent, {cv.LINK_KIND: cv.LINK_PARENT_PROCESS})]
-    root = tracer.start_span(
-        cv.ROOT_SPAN, context=otel_context.Context(), start_time=start_ns, attributes=root_attrs, links=links
-    )
+    link_attrs = {cv.LINK_KIND: cv.LINK_PARENT_PROCESS}
+    root = api.root(cv.ROOT_SPAN, start_ns, root_attrs, parent_ids, link_attrs)
     _memory_events(root, snapshots, to_ns)
 
-    boot = _child(
-        tracer,
+    boot = api.child(
         cv.BOOT_SPAN,
         root,
         start_ns,
@@ -147,14 +167,12 @@ def build(
     phases: list[tuple[Span, int, int]] = []
     main_start = timeline.hook_installed_ns
     if launcher_done is not None and launcher_done <= ready_mono:
-        launcher = _child(
-            tracer, cv.LAUNCHER_SPAN, root, hook_ns, {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_LAUNCHER}
+        launcher = api.child(
+            cv.LAUNCHER_SPAN, root, hook_ns, {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_LAUNCHER}
         )
         phases.append((launcher, timeline.hook_installed_ns, launcher_done))
         main_start = launcher_done
-    main = _child(
-        tracer, cv.MAIN_SPAN, root, to_ns(main_start), {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_MAIN}
-    )
+    main = api.child(cv.MAIN_SPAN, root, to_ns(main_start), {cv.KIND: cv.KIND_PHASE, cv.PHASE: cv.PHASE_MAIN})
     phases.append((main, main_start, ready_mono))
 
     def phase_for(start_mono: int) -> Span:
@@ -173,7 +191,7 @@ def build(
     def clamped(mono_ns: int) -> int:
         return max(to_ns(mono_ns), start_ns)
 
-    emitted = _emit(tracer, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped)
+    emitted = _emit(api, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped)
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
     root.set_attribute(cv.IMPORTS_RECORDED, emitted)
@@ -182,7 +200,7 @@ def build(
 
 
 def _emit(
-    tracer: Tracer,
+    api: Any,
     records: Iterable[AnyRecord],
     phase_for: Callable[[int], Span],
     ready_mono: int,
@@ -228,12 +246,12 @@ def _emit(
             attrs[cv.THREAD_ID] = tid
             # A record may name its thread itself: thread ids are reused once a thread ends.
             attrs.setdefault(cv.THREAD_NAME, thread_names.get(tid, str(tid)))
-        span = _child(tracer, name, parent, to_ns(start), attrs)
+        span = api.child(name, parent, to_ns(start), attrs)
         spans[id(record)] = span
         if isinstance(record, ImportRecord):
-            _end_with_error(span, record.error, to_ns(end))
+            _end_with_error(api, span, record.error, to_ns(end))
         else:
-            _end_record(span, record.error, to_ns(end))
+            _end_record(api, span, record.error, to_ns(end))
     return kept_imports
 
 
@@ -244,8 +262,12 @@ class LiveImports:
     """
 
     def __init__(self, tracer: Tracer, suppress: Callable[[], Any]) -> None:
+        from opentelemetry import context, trace
+
         self._tracer = tracer
         self._suppress = suppress
+        self._api = SdkApi(tracer)
+        self._context, self._trace = context, trace
 
     def start(self, name: str, via_import_module: bool) -> Any:
         try:
@@ -253,7 +275,7 @@ class LiveImports:
                 span = self._tracer.start_span(
                     cv.IMPORT_SPAN_PREFIX + name, attributes={cv.PHASE: cv.PHASE_AFTER_READY}
                 )
-            return span, name, via_import_module, otel_context.attach(trace.set_span_in_context(span))
+            return span, name, via_import_module, self._context.attach(self._trace.set_span_in_context(span))
         except Exception:
             return None
 
@@ -262,11 +284,11 @@ class LiveImports:
             return
         span, name, via_import_module, token = handle
         try:
-            otel_context.detach(token)
+            self._context.detach(token)
             with self._suppress():
                 spec, file = module_info.spec_and_file(module) if error is None else (None, None)
                 span.set_attributes(_import_attributes(name, spec, file, via_import_module))
-                _end_with_error(span, None if error is None else imports._describe(error), None)
+                _end_with_error(self._api, span, None if error is None else imports._describe(error), None)
         except Exception:
             pass
 

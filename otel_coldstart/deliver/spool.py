@@ -29,19 +29,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import re
-import socket
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from otel_coldstart import config
-from otel_coldstart.deliver import lambda_sandbox, otlp_json
+from otel_coldstart.deliver import lambda_sandbox, lazy_log, otlp_json
 
-_log = logging.getLogger("otel_coldstart")
+# Every traced process writes its raw copy through this module, at exit: logging, re, socket,
+# typing and dataclasses stay off that path (~10 ms on a busy machine); listing the spool is a
+# drainer's work and compiles the patterns then.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+_log = lazy_log.logger
 
 #: ``OTEL_PYTHON_COLDSTART_SPOOL_MAX_BYTES`` default (spelled in ``config.Settings``): hundreds of
 #: cold starts, never a full disk.
@@ -54,10 +56,21 @@ STALE_CLAIM_S = 15 * 60
 ORPHAN_TMP_S = 2.0
 
 _STEM = r"(?P<stem>\d+-\d+-[0-9a-f]+)"
-_FREE = re.compile(rf"^{_STEM}\.(?P<ext>jsonl|raw)$")
-_CLAIMED = re.compile(rf"^{_STEM}\.(?P<ext>claim|rawclaim)-(?P<pid>\d+)-(?P<host>.*)$")
-_REJECTED = re.compile(rf"^{_STEM}\.(jsonl|raw)\.rejected$")
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+_PATTERNS: dict[str, Any] = {}
+
+
+def _pattern(name: str) -> Any:
+    """The compiled file-name pattern ``name`` (free, claimed, rejected, tmp)."""
+    if not _PATTERNS:
+        import re
+
+        _PATTERNS["free"] = re.compile(rf"^{_STEM}\.(?P<ext>jsonl|raw)$")
+        _PATTERNS["claimed"] = re.compile(rf"^{_STEM}\.(?P<ext>claim|rawclaim)-(?P<pid>\d+)-(?P<host>.*)$")
+        _PATTERNS["rejected"] = re.compile(rf"^{_STEM}\.(jsonl|raw)\.rejected$")
+        _PATTERNS["tmp"] = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+    return _PATTERNS[name]
+
+
 #: Entry kinds: OTLP JSON lines, or a raw copy of the timeline.
 OTLP, RAW = "otlp", "raw"
 
@@ -73,7 +86,8 @@ def default_dir() -> str:
 
 def _host() -> str:
     # Containers sharing a spool volume have distinct hostnames but may reuse pids.
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname()) or "localhost"
+    name = os.uname().nodename if hasattr(os, "uname") else ""  # socket.gethostname(), no socket
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in name) or "localhost"
 
 
 def new_stem() -> str:
@@ -92,7 +106,7 @@ def claim_name(stem: str, kind: str = OTLP) -> str:
 def kind_of(path: str) -> str:
     """The kind of a free or claimed spool file, from its name."""
     name = os.path.basename(path)
-    match = _FREE.match(name) or _CLAIMED.match(name)
+    match = _pattern("free").match(name) or _pattern("claimed").match(name)
     return RAW if match is not None and match.group("ext") in ("raw", "rawclaim") else OTLP
 
 
@@ -141,15 +155,37 @@ def read_raw(path: str) -> dict[str, Any]:
             raise ValueError(f"{path}: {exc}") from None
 
 
-@dataclass(frozen=True)
 class Entry:
-    """A spool file as listed: free, or claimed by ``pid`` on ``host``."""
+    """A spool file as listed: free, or claimed by ``pid`` on ``host``. Immutable."""
 
+    __slots__ = ("claimed_by", "kind", "path", "size", "stem")
     path: str
     stem: str
     size: int
-    claimed_by: tuple[int, str] | None = None
-    kind: str = OTLP
+    claimed_by: tuple[int, str] | None
+    kind: str
+
+    def __init__(
+        self, path: str, stem: str, size: int, claimed_by: tuple[int, str] | None = None, kind: str = OTLP
+    ) -> None:
+        for name, value in zip(self.__slots__, (claimed_by, kind, path, size, stem), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.path, self.stem, self.size, self.claimed_by, self.kind)
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if type(other) is Entry else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        path, stem, size, claimed_by, kind = self._key()
+        return f"Entry({path=!r}, {stem=!r}, {size=}, {claimed_by=}, {kind=!r})"
 
     def stale(self, now: float | None = None) -> bool:
         """A claim whose holder is gone (same host, pid not running) or that is too old."""
@@ -188,8 +224,8 @@ def list_entries(directory: str) -> list[Entry]:
     entries = []
     for name in sorted(names):
         path = os.path.join(directory, name)
-        free = _FREE.match(name)
-        claimed = None if free else _CLAIMED.match(name)
+        free = _pattern("free").match(name)
+        claimed = None if free else _pattern("claimed").match(name)
         if not free and not claimed:
             continue
         try:
@@ -234,7 +270,7 @@ def quarantined(directory: str) -> list[str]:
         names = sorted(os.listdir(directory))
     except OSError:
         return []
-    return [os.path.join(directory, name) for name in names if _REJECTED.match(name)]
+    return [os.path.join(directory, name) for name in names if _pattern("rejected").match(name)]
 
 
 def recover_orphans(directory: str, now: float | None = None) -> tuple[list[str], list[str]]:
@@ -249,7 +285,7 @@ def recover_orphans(directory: str, now: float | None = None) -> tuple[list[str]
         return recovered, removed
     now = time.time() if now is None else now
     for name in names:
-        match = _TMP.match(name)
+        match = _pattern("tmp").match(name)
         if match is None:
             continue
         path = os.path.join(directory, name)
@@ -261,7 +297,7 @@ def recover_orphans(directory: str, now: float | None = None) -> tuple[list[str]
         if age < ORPHAN_TMP_S or (age < STALE_CLAIM_S and _alive(pid)):
             continue  # still being written
         target = match.group("name")
-        parsed = _FREE.match(target) or _CLAIMED.match(target)
+        parsed = _pattern("free").match(target) or _pattern("claimed").match(target)
         complete = False
         if parsed is not None:
             try:

@@ -79,10 +79,11 @@ def parse_launch(value: str | None) -> Launch | None:
         return None  # someone else's value: no wrapper span rather than a wrong one
 
 
-def pth_hook() -> None:
-    """Called by ``otel_coldstart.pth`` when one of its conditions holds. Never raises: a broken
-    hook must not stop an interpreter from starting."""
-    start = time.perf_counter_ns()
+def pth_hook(started_ns: int | None = None) -> None:
+    """Called by ``otel_coldstart.pth`` when one of its conditions holds, with the moment the line
+    began (so that importing this package is our launcher's time, not unexplained boot). Never
+    raises: a broken hook must not stop an interpreter from starting."""
+    start = time.perf_counter_ns() if started_ns is None else started_ns
     try:
         _dispatch(start)
     except Exception as exc:  # the application must never pay for our failure
@@ -95,9 +96,16 @@ def _dispatch(start_mono_ns: int) -> None:
     if program == STOCK_WRAPPER:
         _stamp_at_exec(STOCK_WRAPPER)
         return
-    launch = parse_launch(os.environ.pop(LAUNCH_ENV, None))
     if program == _CLI:
+        # ``otel-coldstart run COMMAND``: exec here, from site, before the console script loads
+        # (its ``import re``) and our CLI: this process's life is the app's start-up time. On any
+        # failure the CLI runs as usual and reports it.
+        if argv[1:2] == ["run"] and argv[2:3] not in (["-h"], ["--help"]):
+            command = argv[3:] if argv[2:3] == ["--"] else argv[2:]
+            if command:
+                _exec_run(command)
         return  # our own command line (validate, flush, run's wrapper) is a tool, not an app
+    launch = parse_launch(os.environ.pop(LAUNCH_ENV, None))
     if launch is not None and launch.wrapper == STOCK_WRAPPER:
         from otel_coldstart.launch import launch_phases
 
@@ -137,15 +145,29 @@ def run(command: list[str]) -> int:
         command = command[1:]
     if not command:
         return exit_codes.fail("run needs a COMMAND, e.g. otel-coldstart run python app.py")
+    exc = _exec_run(command)
+    if exc is None:  # pragma: no cover - execvp does not return
+        return exit_codes.OK
+    code = exit_codes.NOT_FOUND if isinstance(exc, FileNotFoundError) else exit_codes.NOT_EXECUTABLE
+    return exit_codes.fail(f"cannot run {command[0]}: {exc.strerror or exc}", code)
+
+
+def _exec_run(command: list[str]) -> OSError | None:
+    """Exec COMMAND (after an optional ``--``) with the zero-tax launch on; returns only on failure,
+    with the environment as it was."""
+    previous = os.environ.get(AUTO_ENV)
     os.environ[AUTO_ENV] = "1"
     os.environ[LAUNCH_ENV] = stamp(cv.WRAPPER_RUN)
     try:
         os.execvp(command[0], command)
     except OSError as exc:
         os.environ.pop(LAUNCH_ENV, None)
-        code = exit_codes.NOT_FOUND if isinstance(exc, FileNotFoundError) else exit_codes.NOT_EXECUTABLE
-        return exit_codes.fail(f"cannot run {command[0]}: {exc.strerror or exc}", code)
-    return exit_codes.OK  # pragma: no cover - execvp does not return
+        if previous is None:
+            os.environ.pop(AUTO_ENV, None)
+        else:
+            os.environ[AUTO_ENV] = previous
+        return exc
+    return None  # pragma: no cover - execvp does not return
 
 
 def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
@@ -162,7 +184,7 @@ def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     _gevent_patch()
-    lifecycle.request_sdk(_instrumentation_version())
+    lifecycle.request_sdk(_instrumentation_version)  # looked up after ready
     lazy_instrumentors.install()
     launch_phases.phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, time.perf_counter_ns())
     launch_phases.launcher_done()

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import sys
 from _thread import get_ident
-from collections.abc import Callable
 from types import CodeType, FunctionType
-from typing import Any, Protocol
 
 from otel_coldstart.record import module_info, post_import, timeline
 from otel_coldstart.record.timeline import ImportRecord, state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
+    from collections.abc import Callable
+    from typing import Any, Protocol
 
 _bootstrap: Any = sys.modules["_frozen_importlib"]
 _modules = sys.modules
@@ -38,13 +41,15 @@ _hook_code: CodeType | None = None
 rss_probe: Callable[[], int] | None = None
 
 
-class LiveHandler(Protocol):
-    """Imports after the ready moment, as live spans: ``start`` before the import runs, ``end``
-    after it (with the module, or the exception it raised). Neither may raise."""
+if TYPE_CHECKING:  # a Protocol class would need typing at run time
 
-    def start(self, name: str, via_import_module: bool) -> Any: ...
+    class LiveHandler(Protocol):
+        """Imports after the ready moment, as live spans: ``start`` before the import runs, ``end``
+        after it (with the module, or the exception it raised). Neither may raise."""
 
-    def end(self, handle: Any, module: object, error: BaseException | None) -> None: ...
+        def start(self, name: str, via_import_module: bool) -> Any: ...
+
+        def end(self, handle: Any, module: object, error: BaseException | None) -> None: ...
 
 
 #: Set once the SDK is up after the ready moment. Until then post-ready imports run unrecorded.

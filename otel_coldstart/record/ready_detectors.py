@@ -23,11 +23,14 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
 
 from otel_coldstart import conventions as cv
 from otel_coldstart.record import post_import, process_role
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 _mark_ready: Callable[[str], Any] = lambda trigger: None  # noqa: E731  (set by install())
 #: Frameworks that will declare this process ready themselves: the generic detector stays quiet.

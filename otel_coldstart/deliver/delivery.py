@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from otel_coldstart.deliver import export, raw_copy, spool
+from otel_coldstart.deliver import exit_probe, export, raw_copy, spool
 from otel_coldstart.record import timeline
 
 _log = logging.getLogger("otel_coldstart")
@@ -81,6 +81,7 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
                 callback(frozen)
             except Exception as exc:  # another part's bug must not cost the cold start
                 _log.warning("otel-coldstart: a ready callback failed: %s", exc)
+        exit_probe.mark("persist_callbacks")
         from otel_coldstart import conventions as cv
         from otel_coldstart.record import process_role
         from otel_coldstart.record.process_start import process_start_ns
@@ -95,7 +96,9 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             uss = memory.uss()
             if uss is not None:
                 extra[cv.MEMORY_USS_AFTER_READY] = uss
+        exit_probe.mark("persist_identity")
         started_ns, resource = process_start_ns(), raw_copy.resource_attributes()
+        exit_probe.mark("persist_resource")
         snapshot_started, cpu_started = time.perf_counter(), time.process_time()
         raw = raw_copy.snapshot(
             frozen,
@@ -107,7 +110,9 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             root_ids=process_role.ids_of(os.getpid()),
             parent_ids=identity.parent_ids,
         )
+        exit_probe.mark("persist_snapshot")
         payload = raw_copy.encode(raw)
+        exit_probe.mark("persist_encode")
         # The estimate of the build scales with the records: time their conversion, not the fixed
         # costs around it (the file write, the first import of a module).
         _persist_s = time.perf_counter() - snapshot_started
@@ -120,6 +125,7 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
                 claimed = spool.write_file(directory, spool.claim_name(stem, spool.RAW), payload)
             except OSError as exc:
                 _log.warning("otel-coldstart: cannot write the spool in %s: %s", directory, exc)
+        exit_probe.mark("persist_write")
         job = export.Job(stem, None, directory, max_bytes, claimed_path=claimed, raw=raw)
         if not export.register(job):  # past the exit's cut-off already: release it ourselves
             with job.lock:
@@ -188,6 +194,7 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     joins it until ``deadline``).
     """
     job = persist(frozen, settings)
+    exit_probe.mark("persisted")
     if job is None or job.building:
         return
     if not fits(deadline, settings, grace_s):
@@ -209,19 +216,23 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     from otel_coldstart.deliver import sdk_setup  # the SDK: nothing of it is loaded before ready
 
     sdk_import_s = time.monotonic() - started
+    exit_probe.mark("sdk_imported")
     if not build(job, settings):
         return
+    exit_probe.mark("built")
     # Importing the exporter (requests or grpc, protobuf) costs about as much again as the SDK did:
     # if that would eat the budget, the next process or flush sends the spooled copy instead.
     if has_exporter() and deadline - time.monotonic() < EXPORTER_IMPORT_FACTOR * sdk_import_s + 0.02:
         _log.info("otel-coldstart: no time left in the exit budget to send; the cold start stays spooled")
         return
     exporters = sdk_setup.trace_exporters(0.9 * (deadline - time.monotonic()))
+    exit_probe.mark("exporters_imported")
     try:
         if export.deliver(exporters, job, settings):
             export.drain_at_exit(exporters, settings, deadline)
     finally:
         export.shutdown(exporters)
+        exit_probe.mark("sent")
 
 
 def reset_after_fork() -> None:

@@ -237,6 +237,9 @@ def _at_main_exit() -> None:
     global _exit_deadline
     if _exit_deadline is not None:
         return
+    from otel_coldstart.deliver import exit_probe
+
+    exit_probe.start()
     if _worker is None and not _has_sink():
         return  # no sink, no work: a trace built now would go nowhere
     # A fifth of the budget stays for what follows our handlers: the interpreter's teardown of a
@@ -248,13 +251,18 @@ def _at_main_exit() -> None:
 
 def _finish(trigger: str, deadline: float) -> None:
     """Exit or ``finish_now``: freeze, persist, deliver on this thread until ``deadline``, cut off."""
+    from otel_coldstart.deliver import exit_probe
+
+    exit_probe.mark("has_sink")
     memory.take_snapshot("ready")
     # Freeze first: importing our delivery modules (the SDK with them) is our work, and at exit it
     # used to end up inside the app's cold start (65 ms of pip's, 247 ms of Django's).
     frozen = timeline.freeze(trigger)
+    exit_probe.mark("snapshot_freeze")
     with timeline.suppressed():  # our own modules, not part of the app's cold start
         export = _export_module()
         delivery = _delivery()
+    exit_probe.mark("import_delivery")
     # Background retries and spool drains stop now; only the bounded export here may still send.
     export.begin_exit(deadline)
     with timeline.suppressed():
@@ -277,6 +285,7 @@ def _finish(trigger: str, deadline: float) -> None:
             # Whatever is still unacknowledged goes back to the spool before the interpreter goes.
             for path in export.cut_off():
                 _log().info("otel-coldstart: cold-start trace not delivered in time; spooled to %s", path)
+            exit_probe.mark("cut_off")
 
 
 def _on_exit() -> None:
@@ -290,6 +299,9 @@ def _on_exit() -> None:
         except RuntimeError:  # 3.12+: no new threads at shutdown; flush what is queued, bounded
             _flush_providers(_exit_deadline)
     stop_signals.restore_sigint_exit()
+    if "otel_coldstart.deliver.exit_probe" in sys.modules:
+        sys.modules["otel_coldstart.deliver.exit_probe"].mark("atexit_done")
+        sys.modules["otel_coldstart.deliver.exit_probe"].dump()
 
 
 def _wrap_threading_shutdown() -> None:

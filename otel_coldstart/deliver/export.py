@@ -32,7 +32,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from otel_coldstart import config
@@ -377,17 +376,19 @@ def deliver(exporters: Sequence[Any], job: Job | Sequence[Any], settings: Any) -
         _unregister(job)
 
 
-@dataclass
 class DrainResult:
-    sent: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
-    #: Refused by the collector for good (HTTP 4xx): set aside as ``*.rejected``.
-    quarantined: list[str] = field(default_factory=list)
-    #: Interrupted writes saved as spool files (then drained like any other).
-    recovered: list[str] = field(default_factory=list)
-    #: Files claimed by another live process (it is sending them).
-    held: int = 0
+    # A plain class, not a dataclass: an exiting process imports this module, and the decorator's
+    # code generation would cost it a few ms of CPU.
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.failed: list[str] = []
+        self.bad: list[str] = []
+        #: Refused by the collector for good (HTTP 4xx): set aside as ``*.rejected``.
+        self.quarantined: list[str] = []
+        #: Interrupted writes saved as spool files (then drained like any other).
+        self.recovered: list[str] = []
+        #: Files claimed by another live process (it is sending them).
+        self.held = 0
 
 
 def _job_for_entry(entry: spool.Entry, claimed: str, exporters: Sequence[Any], max_bytes: int) -> Job | None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 from otel_coldstart import config
@@ -157,7 +159,8 @@ def finish_now(trigger: str, budget_s: float) -> None:
     try:
         if _exit_deadline is not None:
             return  # the exit is already doing it
-        _finish(trigger, time.monotonic() + max(0.0, float(budget_s)))
+        with _collections_held():
+            _finish(trigger, time.monotonic() + max(0.0, float(budget_s)))
     except Exception as exc:  # the application must never pay for our failure
         with contextlib.suppress(Exception):
             _log().warning("otel-coldstart: finish_now(%r) failed: %s", trigger, exc)
@@ -240,13 +243,33 @@ def _at_main_exit() -> None:
     from otel_coldstart.deliver import exit_probe
 
     exit_probe.start()
-    if _worker is None and not _has_sink():
-        return  # no sink, no work: a trace built now would go nowhere
-    # A fifth of the budget stays for what follows our handlers: the interpreter's teardown of a
-    # process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is about the
-    # process's exit.
-    _exit_deadline = time.monotonic() + 0.8 * _settings.exit_timeout_s
-    _finish(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT, _exit_deadline)
+    with _collections_held():
+        if _worker is None and not _has_sink():
+            return  # no sink, no work: a trace built now would go nowhere
+        # A fifth of the budget stays for what follows our handlers: the interpreter's teardown of
+        # a process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is
+        # about the process's exit.
+        _exit_deadline = time.monotonic() + 0.8 * _settings.exit_timeout_s
+        _finish(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT, _exit_deadline)
+
+
+@contextlib.contextmanager
+def _collections_held() -> Iterator[None]:
+    """No automatic garbage collection while our exit work runs.
+
+    Our exit allocates (and frees, by reference counting) some 100,000 objects for a large app;
+    each 700 allocations start a young collection, each tenth of those an older one, and in an app
+    that has just imported thousands of modules the next one is a full collection of everything
+    (0.1-0.2 s of CPU with 20,000 modules, seconds on a busy machine). Held off, the counters stand
+    where the app left them, and the process ends with the collections it would have had without us.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _finish(trigger: str, deadline: float) -> None:

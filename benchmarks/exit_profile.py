@@ -48,10 +48,11 @@ print(f"last_ns={{time.time_ns()}}", flush=True)
 
 def make_app(root: Path, modules: int, per_package: int = 100) -> Path:
     """An app importing ``modules`` one-line modules in packages of ``per_package``."""
+    root.mkdir(parents=True, exist_ok=True)
     lines = []
     if modules:
         package = root / "bigtree"
-        package.mkdir(parents=True)
+        package.mkdir()
         subs = []
         for p in range((modules + per_package - 1) // per_package):
             sub = package / f"p{p}"

@@ -8,7 +8,8 @@ alternating order, ``--parallel`` processes at a time. Usage::
     python benchmarks/exit_profile.py [--imports 20000] [--rounds 10] [--hogs 0] [--parallel 1]
                                       [--collector down|up]
 
-Printed per step: the median and 90th percentile of its wall time and its CPU time (wall over CPU
+``--baseline DIR`` adds a third variant, otel_coldstart from another source tree, in the same
+rounds. Printed per step: the median and 90th percentile of its wall time and its CPU time (wall over CPU
 is how starved of CPU the process was). ``app_to_exit`` runs from the app's last statement to our
 first handler; ``teardown`` from our last handler to the process's end as its parent sees it (the
 interpreter's finalisation and the kernel's reaping). Then the exit delay of both variants, and the
@@ -100,6 +101,12 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="traced and plain pairs at a time")
     parser.add_argument("--collector", choices=["down", "up"], default="down")
     parser.add_argument("--timeout", default="0.5", help="OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run otel_coldstart from this source tree (e.g. `git archive REV | tar -x -C DIR`), "
+        "put first on PYTHONPATH, in the same rounds: before and after under the same load",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, HttpReceiver(args.collector) as receiver:
@@ -124,39 +131,42 @@ def main() -> None:
         # Warm the page cache and the bytecode caches: every round then measures the same thing.
         run([sys.executable, str(app)], plain_env)
         hogs = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(args.hogs)]
-        steps: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        traced_names = ["traced", "baseline"] if args.baseline else ["traced"]
+        steps: dict[str, dict[str, list[tuple[float, float]]]] = {n: defaultdict(list) for n in traced_names}
         order: list[str] = []
-        traced: list[float] = []
-        plain: list[float] = []
-        over: list[float] = []
+        delays: dict[str, list[float]] = defaultdict(list)
         imported: list[int] = []
 
         def pair(slot: int, round_: int) -> None:
-            marks_file = work / f"marks-{round_}-{slot}"
-            env = dict(traced_env, OTEL_PYTHON_COLDSTART_EXIT_PROFILE=str(marks_file))
-            variants = [
-                ("traced", launcher_command(app), env),
-                ("plain", [sys.executable, str(app)], plain_env),
-            ]
-            if (round_ + slot) % 2:
-                variants.reverse()
-            delays = {}
-            for name, command, variant_env in variants:
+            variants = []
+            for name in traced_names:
+                env = dict(
+                    traced_env, OTEL_PYTHON_COLDSTART_EXIT_PROFILE=str(work / f"{name}-{round_}-{slot}")
+                )
+                if name == "baseline":
+                    env["PYTHONPATH"] = os.pathsep.join(filter(None, [args.baseline, env.get("PYTHONPATH")]))
+                variants.append((name, launcher_command(app), env))
+            variants.append(("plain", [sys.executable, str(app)], plain_env))
+            shift = (round_ + slot) % len(variants)  # rotating order: no variant always goes first
+            measured = {}
+            for name, command, variant_env in variants[shift:] + variants[:shift]:
                 last, ended = run(command, variant_env)
-                delays[name] = (ended - last) / 1e9
-                if name == "traced":
-                    marks = read_marks(marks_file)
+                measured[name] = (ended - last) / 1e9
+                if name in traced_names:
+                    marks = read_marks(Path(variant_env["OTEL_PYTHON_COLDSTART_EXIT_PROFILE"]))
                     previous = ("app_to_exit", last, marks[0][2])
                     for step, wall, cpu, _ in marks:
                         if step not in order:
                             order.append(step)
-                        steps[step].append(((wall - previous[1]) / 1e9, (cpu - previous[2]) / 1e9))
+                        steps[name][step].append(((wall - previous[1]) / 1e9, (cpu - previous[2]) / 1e9))
                         previous = (step, wall, cpu)
-                    steps["teardown"].append(((ended - marks[-1][1]) / 1e9, 0.0))
-                    imported.append(marks[-1][3] - marks[0][3])
-            traced.append(delays["traced"])
-            plain.append(delays["plain"])
-            over.append(delays["traced"] - delays["plain"])
+                    steps[name]["teardown"].append(((ended - marks[-1][1]) / 1e9, 0.0))
+                    if name == "traced":
+                        imported.append(marks[-1][3] - marks[0][3])
+            for name, delay in measured.items():
+                delays[name].append(delay)
+                if name != "plain":
+                    delays[f"{name} - plain"].append(delay - measured["plain"])
 
         try:
             with ThreadPoolExecutor(args.parallel) as pool:
@@ -170,23 +180,26 @@ def main() -> None:
 
     print(
         f"Exit profile: {args.imports} imports, collector {args.collector}, {args.hogs} CPU hogs, "
-        f"{args.parallel} pair(s) at a time, {len(traced)} traced exits (ms)"
+        f"{args.parallel} run(s) of each variant at a time, {len(delays['plain'])} rounds (ms)"
     )
-    print(f"{'step':<22}{'wall p50':>10}{'wall p90':>10}{'cpu p50':>10}{'cpu p90':>10}{'n':>5}")
     order[:0] = ["exit_begins"]
-    for step in dict.fromkeys([*order, "teardown"]):
-        values = steps.get(step)
-        if not values:
-            continue
-        walls, cpus = [v[0] * 1e3 for v in values], [v[1] * 1e3 for v in values]
-        name = "app_to_exit" if step == "exit_begins" else step
-        cpu_p50 = f"{q(cpus, 0.5):>10.1f}" if step != "teardown" else f"{'-':>10}"
-        cpu_p90 = f"{q(cpus, 0.9):>10.1f}" if step != "teardown" else f"{'-':>10}"
-        print(f"{name:<22}{q(walls, 0.5):>10.1f}{q(walls, 0.9):>10.1f}{cpu_p50}{cpu_p90}{len(values):>5}")
+    for name in traced_names:
+        print(f"{name:<22}{'wall p50':>10}{'wall p90':>10}{'cpu p50':>10}{'cpu p90':>10}{'n':>5}")
+        for step in dict.fromkeys([*order, "teardown"]):
+            values = steps[name].get(step)
+            if not values:
+                continue
+            walls, cpus = [v[0] * 1e3 for v in values], [v[1] * 1e3 for v in values]
+            label = "  app_to_exit" if step == "exit_begins" else f"  {step}"
+            cpu_p50 = f"{q(cpus, 0.5):>10.1f}" if step != "teardown" else f"{'-':>10}"
+            cpu_p90 = f"{q(cpus, 0.9):>10.1f}" if step != "teardown" else f"{'-':>10}"
+            print(
+                f"{label:<22}{q(walls, 0.5):>10.1f}{q(walls, 0.9):>10.1f}{cpu_p50}{cpu_p90}{len(values):>5}"
+            )
     print(f"modules our exit imported: median {statistics.median(imported)}")
-    for name, values in (("traced", traced), ("plain", plain), ("traced - plain", over)):
+    for name, values in delays.items():
         print(
-            f"exit delay {name:<15} p50 {q(values, 0.5):.3f} s  p90 {q(values, 0.9):.3f} s  "
+            f"exit delay {name:<17} p50 {q(values, 0.5):.3f} s  p90 {q(values, 0.9):.3f} s  "
             f"p99 {q(values, 0.99):.3f} s  max {max(values):.3f} s"
         )
 

@@ -169,6 +169,12 @@ def finish_now(trigger: str, budget_s: float) -> None:
             sys.modules["otel_coldstart.deliver.export"].end_exit()
 
 
+def _exit_probe() -> Any:
+    with timeline.suppressed():  # our own module: at exit the cold start may not have ended yet
+        from otel_coldstart.deliver import exit_probe
+    return exit_probe
+
+
 def _delivery() -> Any:
     from otel_coldstart.deliver import delivery
 
@@ -240,8 +246,7 @@ def _at_main_exit() -> None:
     global _exit_deadline
     if _exit_deadline is not None:
         return
-    from otel_coldstart.deliver import exit_probe
-
+    exit_probe = _exit_probe()
     exit_probe.start()
     with _collections_held():
         if _worker is None and not _has_sink():
@@ -274,8 +279,7 @@ def _collections_held() -> Iterator[None]:
 
 def _finish(trigger: str, deadline: float) -> None:
     """Exit or ``finish_now``: freeze, persist, deliver on this thread until ``deadline``, cut off."""
-    from otel_coldstart.deliver import exit_probe
-
+    exit_probe = _exit_probe()
     exit_probe.mark("has_sink")
     memory.take_snapshot("ready")
     # Freeze first: importing our delivery modules (the SDK with them) is our work, and at exit it

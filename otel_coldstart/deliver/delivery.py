@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from otel_coldstart.deliver import export, lazy_log, raw_copy, spool
+from otel_coldstart.deliver import exit_probe, export, lazy_log, raw_copy, spool
 from otel_coldstart.record import timeline
 
 TYPE_CHECKING = False
@@ -45,13 +45,51 @@ EXPORTER_IMPORT_FACTOR = 1.5
 
 #: CPU time of importing the SDK and an OTLP exporter on an idle machine (measured 0.15-0.2 s).
 SDK_IMPORT_CPU_S = 0.2
+#: CPU time the interpreter's teardown then takes on top, for the modules that sending loaded (the
+#: SDK, the exporter, requests or grpc, protobuf): part of the exit delay too. A small app sending
+#: at exit used 0.3-0.4 s more CPU in all than one whose raw copy waited in the spool (load 8).
+SEND_TEARDOWN_CPU_S = 0.1
 
 _lock = threading.Lock()
 _own: export.Job | None = None
 _persist_s = 0.0
-#: Wall time over CPU time while the raw copy was written: how starved of CPU this process is
-#: (1 on an idle machine, 5-10 beside busy processes on 2 cores).
+#: How starved of CPU this process is (``_measure_starvation``): 1 on an idle machine, 5-10 beside
+#: busy processes on 2 cores.
 _starvation = 1.0
+
+
+#: The kernel's scheduler statistics of the calling thread and of the main thread (Linux):
+#: nanoseconds on a CPU, then nanoseconds runnable but waiting for one.
+_THREAD_SCHEDSTAT = "/proc/thread-self/schedstat"
+_PROCESS_SCHEDSTAT = "/proc/self/schedstat"
+
+
+def _run_and_wait_ns(path: str) -> tuple[int, int] | None:
+    """``None`` where the kernel keeps no such statistics (not Linux, no ``CONFIG_SCHED_INFO``)."""
+    try:
+        with open(path, "rb") as handle:
+            run, wait = handle.read().split()[:2]
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None
+
+
+def _measure_starvation(wall_s: float, cpu_s: float, thread_started: tuple[int, int] | None) -> float:
+    """How much longer than its CPU time this process's work takes now: the largest of wall over
+    CPU during the persist, and (where the kernel tells) time runnable over time running, during
+    the persist and over the main thread's life. Wall over CPU alone, over the few milliseconds a
+    small app's persist takes, often read 1 at load 10 on 2 cores: a process that just got the CPU
+    keeps it for a whole time slice."""
+    ratios = [wall_s / max(cpu_s, 1e-4)]
+    thread_now = _run_and_wait_ns(_THREAD_SCHEDSTAT)
+    if thread_started is not None and thread_now is not None:
+        run, wait = thread_now[0] - thread_started[0], thread_now[1] - thread_started[1]
+        if run > 0:
+            ratios.append((run + wait) / run)
+    life = _run_and_wait_ns(_PROCESS_SCHEDSTAT)
+    if life is not None and life[0] > 0:
+        ratios.append((life[0] + life[1]) / life[0])
+    return max(1.0, *ratios)
 
 
 def has_exporter() -> bool:
@@ -78,11 +116,16 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
     with _lock:
         if _own is not None or not has_sink(settings):
             return _own
+        # Starvation is measured over the whole persist, not only the records' conversion: for a
+        # small app that alone is well under a millisecond, too short to tell a busy machine.
+        persist_started, persist_cpu_started = time.perf_counter(), time.process_time()
+        sched_started = _run_and_wait_ns(_THREAD_SCHEDSTAT)
         for callback in list(timeline.state.ready_callbacks):
             try:
                 callback(frozen)
             except Exception as exc:  # another part's bug must not cost the cold start
                 _log.warning("otel-coldstart: a ready callback failed: %s", exc)
+        exit_probe.mark("persist_callbacks")
         from otel_coldstart import conventions as cv
         from otel_coldstart.record import process_role
         from otel_coldstart.record.process_start import process_start_ns
@@ -97,8 +140,10 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             uss = memory.uss()
             if uss is not None:
                 extra[cv.MEMORY_USS_AFTER_READY] = uss
+        exit_probe.mark("persist_identity")
         started_ns, resource = process_start_ns(), raw_copy.resource_attributes()
-        snapshot_started, cpu_started = time.perf_counter(), time.process_time()
+        exit_probe.mark("persist_resource")
+        snapshot_started = time.perf_counter()
         raw = raw_copy.snapshot(
             frozen,
             process_start_ns=started_ns,
@@ -109,11 +154,12 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             root_ids=process_role.ids_of(os.getpid()),
             parent_ids=identity.parent_ids,
         )
+        exit_probe.mark("persist_snapshot")
         payload = raw_copy.encode(raw)
+        exit_probe.mark("persist_encode")
         # The estimate of the build scales with the records: time their conversion, not the fixed
         # costs around it (the file write, the first import of a module).
         _persist_s = time.perf_counter() - snapshot_started
-        _starvation = max(1.0, _persist_s / max(time.process_time() - cpu_started, 1e-4))
         directory, max_bytes = export.spool_settings(settings)
         stem = spool.new_stem()
         claimed = None
@@ -122,6 +168,10 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
                 claimed = spool.write_file(directory, spool.claim_name(stem, spool.RAW), payload)
             except OSError as exc:
                 _log.warning("otel-coldstart: cannot write the spool in %s: %s", directory, exc)
+        exit_probe.mark("persist_write")
+        _starvation = _measure_starvation(
+            time.perf_counter() - persist_started, time.process_time() - persist_cpu_started, sched_started
+        )
         job = export.Job(stem, None, directory, max_bytes, claimed_path=claimed, raw=raw)
         if not export.register(job):  # past the exit's cut-off already: release it ourselves
             with job.lock:
@@ -218,6 +268,7 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     joins it until ``deadline``).
     """
     job = persist(frozen, settings)
+    exit_probe.mark("persisted")
     if job is None or job.building:
         return
     sending = sends_at_exit(settings)
@@ -241,18 +292,21 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
         return  # the cut-off releases the raw copy
     if "opentelemetry.sdk.trace" not in sys.modules:
         # Nothing of the SDK is loaded before ready: importing it and an exporter costs ~0.2 s of
-        # CPU, times how starved this process is. On a saturated machine that alone would break
-        # the budget: the next process or flush sends the spooled copy instead.
+        # CPU, and tearing them down at exit ~0.1 s more, times how starved this process is. On a
+        # busy machine that alone would break the budget: the next process or flush sends the
+        # spooled copy instead.
         left = deadline - time.monotonic() + _grace(settings, grace_s)
-        if SDK_IMPORT_CPU_S * _starvation > left:
+        if (SDK_IMPORT_CPU_S + SEND_TEARDOWN_CPU_S) * _starvation > left:
             _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
             return
     started = time.monotonic()
     from otel_coldstart.deliver import sdk_setup  # the SDK: nothing of it is loaded before ready
 
     sdk_import_s = time.monotonic() - started
+    exit_probe.mark("sdk_imported")
     if not build(job, settings):
         return
+    exit_probe.mark("built")
     if not sending:
         if not has_exporter():
             export.deliver([], job, settings)
@@ -263,11 +317,13 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
         _log.info("otel-coldstart: no time left in the exit budget to send; the cold start stays spooled")
         return
     exporters = sdk_setup.trace_exporters(0.9 * (deadline - time.monotonic()))
+    exit_probe.mark("exporters_imported")
     try:
         if export.deliver(exporters, job, settings):
             export.drain_at_exit(exporters, settings, deadline)
     finally:
         export.shutdown(exporters)
+        exit_probe.mark("sent")
 
 
 def _light_usable() -> bool:

@@ -105,9 +105,10 @@ def claim_name(stem: str, kind: str = OTLP) -> str:
 
 def kind_of(path: str) -> str:
     """The kind of a free or claimed spool file, from its name."""
-    name = os.path.basename(path)
-    match = _pattern("free").match(name) or _pattern("claimed").match(name)
-    return RAW if match is not None and match.group("ext") in ("raw", "rawclaim") else OTLP
+    # The names we write are ``<stem>.<ext>`` or ``<stem>.<ext>-<pid>-<host>``, and a stem has no
+    # dot: no pattern (and no ``re``) on the exit's release path.
+    ext = os.path.basename(path).partition(".")[2]
+    return RAW if ext == "raw" or ext.startswith("rawclaim-") else OTLP
 
 
 def write_file(directory: str, name: str, payload: bytes) -> str:

@@ -202,9 +202,14 @@ def _namespace(module: object) -> dict[str, Any]:
 
 
 def _module_files() -> dict[str, str]:
+    # Inlined ``_namespace``: this loop visits every module (20,000 in a large app), at exit too.
     files = {}
     for name, module in list(sys.modules.items()):
-        path = _namespace(module).get("__file__")
+        try:
+            namespace = vars(module)
+            path = namespace.get("__file__") if type(namespace) is dict else None
+        except TypeError:
+            continue
         if isinstance(path, str):
             files[path] = name
     return files
@@ -270,25 +275,37 @@ def _used_modules(
 ) -> set[str]:
     used: set[str] = set()
     seen: set[tuple[int, str]] = set()
+    # Per code object, once: the module its code is evidence for ("" for none). Samples repeat the
+    # same few thousand code objects tens of thousands of times (20,000 imports: 66,000 frames).
+    evidence: dict[int, str] = {}
 
-    def note(code: Any, record: Any) -> None:
-        opening = record.name if isinstance(record, ImportRecord) else ""
-        key = (id(code), _package_of(opening))
+    def module_of(code: Any) -> str:
+        module = evidence.get(id(code))
+        if module is None:
+            module = ""
+            if code.co_name != "<module>" and not _is_machinery(code.co_filename):
+                found = files.get(code.co_filename)
+                if found is not None and found != "__main__":
+                    module = found
+            evidence[id(code)] = module
+        return module
+
+    def note(code: Any, opening: str) -> None:
+        """``opening``: the package of the import open when ``code`` ran ("" for none)."""
+        key = (id(code), opening)
         if key in seen:
             return
         seen.add(key)
-        if code.co_name == "<module>" or _is_machinery(code.co_filename):
-            return
-        module = files.get(code.co_filename)
-        if module is None or module == "__main__":
-            return
+        module = module_of(code)
         # Code a package runs while it is itself being imported says nothing about the program.
-        if opening and _package_of(opening) == _package_of(module):
-            return
-        used.add(module)
+        if module and not (opening and opening == _package_of(module)):
+            used.add(module)
+
+    def opening_package(record: Any) -> str:
+        return _package_of(record.name) if isinstance(record, ImportRecord) else ""
 
     for code, record in profile.first_calls:
-        note(code, record)
+        note(code, opening_package(record))
     if not profile.first_calls and samples:
         _children_cache.clear()
         everything: list[AnyRecord] = [*frozen.imports, *frozen.records]
@@ -296,16 +313,22 @@ def _used_modules(
             parent = record.parent
             if parent is not None:
                 _children_cache.setdefault(id(parent), []).append(record)
+        ours: dict[int, bool] = {}
         for at, stack in samples:
-            if any("/otel_coldstart/" in code.co_filename for code, _ in stack):
-                continue  # our own work (a memory snapshot): not the program's
-            record = _open_at(covered, at)
-            package = _package_of(record.name) if isinstance(record, ImportRecord) else ""
+            own = False
             for code, _ in stack:
-                # Most frames repeat from sample to sample: skip them before the call (at exit a
-                # run of pip list has ~19,000 frames to look at, this is on the exit's clock).
-                if (id(code), package) not in seen:
-                    note(code, record)
+                mine = ours.get(id(code))
+                if mine is None:
+                    mine = ours[id(code)] = "/otel_coldstart/" in code.co_filename
+                if mine:
+                    own = True
+                    break
+            if own:
+                continue  # our own work (a memory snapshot): not the program's
+            opening = opening_package(_open_at(covered, at))
+            for code, _ in stack:
+                if (id(code), opening) not in seen:
+                    note(code, opening)
         _children_cache.clear()
     return used
 

@@ -26,6 +26,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # the exit of every traced process imports this module: no typing, no logging
     from typing import Any
 
+    from otel_coldstart import config
+
 _log = lazy_log.logger
 
 #: Building and encoding the spans of a timeline costs about this many times as long as writing
@@ -97,16 +99,18 @@ def has_exporter() -> bool:
     return any(name.strip() not in ("", "none") for name in names.split(","))
 
 
-def has_sink(settings: Any) -> bool:
+def has_sink(settings: config.Settings) -> bool:
     """A trace file or a trace exporter to deliver to (``OTEL_TRACES_EXPORTER=none``: none)."""
-    return bool(getattr(settings, "trace_file", None)) or has_exporter()
+    return bool(settings.trace_file) or has_exporter()
 
 
 def own_job() -> export.Job | None:
     return _own
 
 
-def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) -> export.Job | None:
+def persist(
+    frozen: timeline.Timeline, settings: config.Settings, read_uss: bool = False
+) -> export.Job | None:
     """Write the raw copy of this process's cold start (once; later calls return the same job).
 
     ``None`` when there is nothing to deliver to. Never raises for a spool it cannot write: the
@@ -148,8 +152,8 @@ def persist(frozen: timeline.Timeline, settings: Any, read_uss: bool = False) ->
             frozen,
             process_start_ns=started_ns,
             resource=resource,
-            trace_file=getattr(settings, "trace_file", None),
-            min_import_ns=int(getattr(settings, "min_import_duration_ms", 0.0) * 1_000_000),
+            trace_file=settings.trace_file,
+            min_import_ns=int(settings.min_import_duration_ms * 1_000_000),
             extra_root_attributes=extra,
             root_ids=process_role.ids_of(os.getpid()),
             parent_ids=identity.parent_ids,
@@ -187,17 +191,17 @@ def root_context() -> Any:
     return getattr(job, "root_context", None) if job is not None else None
 
 
-def _grace(settings: Any, grace_s: float) -> float:
-    return grace_s if getattr(settings, "trace_file", None) else 0.0
+def _grace(settings: config.Settings, grace_s: float) -> float:
+    return grace_s if settings.trace_file else 0.0
 
 
-def fits(deadline: float, settings: Any, grace_s: float = 0.0) -> bool:
+def fits(deadline: float, settings: config.Settings, grace_s: float = 0.0) -> bool:
     """Whether building the persisted cold start fits the time left before ``deadline``."""
     left = BUILD_SHARE * (deadline - time.monotonic()) + _grace(settings, grace_s)
     return BUILD_COST_FACTOR * _persist_s <= left
 
 
-def wait_for_build(deadline: float, settings: Any, grace_s: float = 0.0) -> None:
+def wait_for_build(deadline: float, settings: config.Settings, grace_s: float = 0.0) -> None:
     """At exit, while the worker builds: wait for the local build (not the network) if there is a
     trace file to write, within the grace."""
     job = _own
@@ -205,7 +209,7 @@ def wait_for_build(deadline: float, settings: Any, grace_s: float = 0.0) -> None
         job.built.wait(max(0.0, deadline - time.monotonic()) + _grace(settings, grace_s))
 
 
-def build(job: export.Job, settings: Any, resource: Any = None) -> bool:
+def build(job: export.Job, settings: config.Settings, resource: Any = None) -> bool:
     """Build the spans of ``job``'s raw copy and write the trace file.
 
     ``False`` if another thread is the builder, or if the job was cut off meanwhile.
@@ -225,7 +229,7 @@ def build(job: export.Job, settings: Any, resource: Any = None) -> bool:
             job.chunks = export.chunked(spans)
             if spans:
                 job.root_context = spans[-1].get_span_context()
-        trace_file = getattr(settings, "trace_file", None)
+        trace_file = settings.trace_file
         if trace_file:
             job.write_trace_file(trace_file)
         return True
@@ -233,35 +237,38 @@ def build(job: export.Job, settings: Any, resource: Any = None) -> bool:
         job.built.set()
 
 
-def sends_at_exit(settings: Any) -> bool:
+def sends_at_exit(settings: config.Settings) -> bool:
     """The exit policy (``OTEL_PYTHON_COLDSTART_EXIT_EXPORT``): whether a cold start still unsent at
     exit is sent by this process (importing the SDK and an exporter: ~0.2 s of CPU, more than many
     short programs live) or left spooled, raw, for the next process that lives past its ready
     moment or ``otel-coldstart flush``. Nothing to send without a trace exporter; the trace file is
     written either way."""
-    return has_exporter() and getattr(settings, "exit_export", "auto") != "defer"
+    return has_exporter() and settings.exit_export != "defer"
 
 
-def write_trace_file_light(job: export.Job, settings: Any) -> bool:
+def write_trace_file_light(job: export.Job, settings: config.Settings) -> bool:
     """Build ``job``'s raw copy without the SDK (``light_trace.py``) and write the trace file.
 
     ``False`` if another thread is the builder or the job was cut off."""
     from otel_coldstart.deliver import light_trace, otlp_json
 
-    assert job.raw is not None
+    trace_file = settings.trace_file
+    assert job.raw is not None and trace_file  # called only for a trace file
     with job.lock:
         if job.closed or job.building:
             return False
         job.building = True
     try:
         documents = [otlp_json.encode(chunk) for chunk in export.chunked(light_trace.build_from_raw(job.raw))]
-        job.write_trace_file(settings.trace_file, documents)
+        job.write_trace_file(trace_file, documents)
         return True
     finally:
         job.built.set()
 
 
-def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, grace_s: float = 0.0) -> None:
+def finish_inline(
+    frozen: timeline.Timeline, settings: config.Settings, deadline: float, grace_s: float = 0.0
+) -> None:
     """At exit (or ``finish_now``): persist, then build and send on this thread if time allows.
 
     If the worker started after ``mark_ready`` is already building, it is left to it (the caller
@@ -272,7 +279,7 @@ def finish_inline(frozen: timeline.Timeline, settings: Any, deadline: float, gra
     if job is None or job.building:
         return
     sending = sends_at_exit(settings)
-    trace_file = getattr(settings, "trace_file", None)
+    trace_file = settings.trace_file
     if not sending and not trace_file:
         return  # deferred: the cut-off releases the raw copy for the next process or flush
     if not sending and _light_usable():

@@ -327,7 +327,7 @@ def bounded(exporters: Sequence[Any], timeout_s: float) -> list[Any]:
     return out
 
 
-def job_for_spans(spans: Sequence[Any], settings: Any) -> Job | None:
+def job_for_spans(spans: Sequence[Any], settings: config.Settings) -> Job | None:
     """A job for spans that have no raw copy (a Lambda's first invocation): their OTLP documents
     are the write-ahead copy, claimed. ``None`` once past the exit's cut-off."""
     directory, max_bytes = spool_settings(settings)
@@ -346,7 +346,7 @@ def job_for_spans(spans: Sequence[Any], settings: Any) -> Job | None:
     return job
 
 
-def deliver(exporters: Sequence[Any], job: Job | Sequence[Any], settings: Any) -> bool:
+def deliver(exporters: Sequence[Any], job: Job | Sequence[Any], settings: config.Settings) -> bool:
     """Send a cold start (``job``, registered when its raw copy was written; or plain spans); on
     failure keep it spooled and, unless exiting, retry."""
     if not isinstance(job, Job):
@@ -479,9 +479,9 @@ def drain(
     return result
 
 
-def drain_after_ready(exporters: Sequence[Any], settings: Any) -> None:
+def drain_after_ready(exporters: Sequence[Any], settings: config.Settings) -> None:
     """A living process, its own trace through: send what earlier processes spooled."""
-    if not getattr(settings, "spool_drain", True):
+    if not settings.spool_drain:
         return
     directory, max_bytes = spool_settings(settings)
     if directory is None:
@@ -491,11 +491,11 @@ def drain_after_ready(exporters: Sequence[Any], settings: Any) -> None:
         _log.info("otel-coldstart: sent %d spooled cold start(s)", len(drained.sent))
 
 
-def drain_at_exit(exporters: Sequence[Any], settings: Any, deadline: float) -> None:
+def drain_at_exit(exporters: Sequence[Any], settings: config.Settings, deadline: float) -> None:
     """At exit, if enough of the budget is left: send earlier OTLP spool files (no building)."""
-    budget = float(getattr(settings, "exit_timeout_s", 0.5))
+    budget = settings.exit_timeout_s
     directory, max_bytes = spool_settings(settings)
-    if not exporters or directory is None or not getattr(settings, "spool_drain", True):
+    if not exporters or directory is None or not settings.spool_drain:
         return
     if deadline - time.monotonic() < EXIT_DRAIN_SHARE * budget:
         return

@@ -15,7 +15,7 @@ def start(*, configure_sdk: bool = True) -> None:
     ``OTEL_*`` environment variables right after the ready moment, as the launcher would.
     Calling it under ``opentelemetry-instrument`` is harmless.
     """
-    arming.arm("start")
+    arming.arm(cv.ORIGIN_START)
     if configure_sdk:
         lifecycle.request_sdk(None)
 

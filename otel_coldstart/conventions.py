@@ -377,9 +377,6 @@ METRIC_FAAS_COLDSTARTS = "faas.coldstarts"
 TRIGGER_SIGNAL = "signal"
 #: ``coldstart.ready.trigger``: the generic detector, the first listening socket.
 TRIGGER_LISTEN = "listen"
-#: ``coldstart.ready.trigger`` values that say how a cold start ended without a ready moment:
-#: the duration includes whatever the process did until then (idle serving, the stop).
-TRIGGERS_WITHOUT_READY = (TRIGGER_EXIT, TRIGGER_TIMEOUT, TRIGGER_SIGNAL)
 
 # --- process roles (root attributes) ------------------------------------------------------------
 

@@ -104,10 +104,6 @@ def has_sink(settings: config.Settings) -> bool:
     return bool(settings.trace_file) or has_exporter()
 
 
-def own_job() -> export.Job | None:
-    return _own
-
-
 def persist(
     frozen: timeline.Timeline, settings: config.Settings, read_uss: bool = False
 ) -> export.Job | None:

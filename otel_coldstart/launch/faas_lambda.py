@@ -199,11 +199,6 @@ class Runtime:
 _runtime: Runtime | None = None
 
 
-def runtime() -> Runtime | None:
-    """This process's Lambda runtime state, once ``install()`` found a Runtime API."""
-    return _runtime
-
-
 def install(budget_s: float = 1.0) -> bool:
     """Watch the Runtime API if this process runs in a Lambda sandbox. Idempotent."""
     global _runtime

@@ -37,15 +37,6 @@ class LambdaSplit:
     #: Init ran ahead of demand (provisioned concurrency, proactive init): the gap is no one's wait.
     proactive: bool
 
-    @property
-    def waited_ns(self) -> int | None:
-        """What the first caller waited for: init, the gap unless proactive, the first invocation."""
-        if self.first_invocation_ns is None:
-            return None
-        if self.proactive:
-            return self.first_invocation_ns
-        return self.init_ns + (self.gap_ns or 0) + self.first_invocation_ns
-
 
 def split(trace: Trace) -> LambdaSplit | None:
     """The Lambda figures of a cold-start trace, or ``None`` if it is not a Lambda cold start."""

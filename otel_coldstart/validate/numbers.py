@@ -98,15 +98,6 @@ def finite(value: Any, what: str) -> float:
     return number
 
 
-def check_attributes(attributes: dict[str, Any], what: str) -> None:
-    """Finite numbers everywhere (nested values too), non-negative where only that makes sense."""
-    for key, value in attributes.items():
-        if type(value) is float and not math.isfinite(value):
-            raise TraceError(f"{what} attribute {key!r} is {value}, expected a finite number")
-        if key in NON_NEGATIVE and isinstance(value, (int, float)) and value < 0:
-            raise TraceError(f"{what} attribute {key!r} is negative ({value})")
-
-
 def check_interval(start_ns: int, end_ns: int, what: str) -> None:
     if end_ns < start_ns:
         raise TraceError(f"{what} ends before it starts (end {end_ns} < start {start_ns} ns)")

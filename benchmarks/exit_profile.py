@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from helpers import import_tree  # noqa: E402
 from otlp_receiver import HttpReceiver  # noqa: E402
 from private_spool import isolate  # noqa: E402
 
@@ -52,18 +53,7 @@ def make_app(root: Path, modules: int, per_package: int = 100) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     lines = []
     if modules:
-        package = root / "bigtree"
-        package.mkdir()
-        subs = []
-        for p in range((modules + per_package - 1) // per_package):
-            sub = package / f"p{p}"
-            sub.mkdir()
-            names = [f"m{i}" for i in range(min(per_package, modules - p * per_package))]
-            for name in names:
-                (sub / f"{name}.py").write_text("X = 1\n")
-            (sub / "__init__.py").write_text("".join(f"from . import {name}\n" for name in names))
-            subs.append(f"from . import p{p}\n")
-        (package / "__init__.py").write_text("".join(subs))
+        import_tree(root, modules, per_package)
         lines.append("import bigtree")
     app = root / "app.py"
     app.write_text(APP.format(root=str(root), imports="\n".join(lines)))

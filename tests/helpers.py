@@ -79,6 +79,23 @@ def parse_importtime(stderr: str) -> list[tuple[str, str | None]]:
     return edges
 
 
+def import_tree(root: Path, modules: int, per_package: int = 100) -> None:
+    """``root/bigtree``: ``modules`` one-line modules in packages of ``per_package``, all imported
+    by ``import bigtree`` (large cold starts for the delivery tests and the exit benchmarks)."""
+    package = root / "bigtree"
+    package.mkdir(parents=True)
+    lines = []
+    for p in range((modules + per_package - 1) // per_package):
+        sub = package / f"p{p}"
+        sub.mkdir()
+        names = [f"m{i}" for i in range(min(per_package, modules - p * per_package))]
+        for name in names:
+            (sub / f"{name}.py").write_text("X = 1\n")
+        (sub / "__init__.py").write_text("".join(f"from . import {name}\n" for name in names))
+        lines.append(f"from . import p{p}\n")
+    (package / "__init__.py").write_text("".join(lines))
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

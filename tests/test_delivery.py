@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import Run, run_instrumented, write
+from helpers import Run, import_tree, run_instrumented, write
 from otlp_receiver import HttpReceiver, Receiver
 
 from otel_coldstart.deliver import sdk_setup, spool
@@ -39,18 +39,7 @@ print(f"last={{time.time()}}", flush=True)
 
 def make_tree(root: Path, modules: int, per_package: int = 100) -> Path:
     """``bigtree`` with ``modules`` modules in packages of ``per_package``, and an app importing it."""
-    package = root / "bigtree"
-    package.mkdir(parents=True)
-    lines = []
-    for p in range((modules + per_package - 1) // per_package):
-        sub = package / f"p{p}"
-        sub.mkdir()
-        names = [f"m{i}" for i in range(min(per_package, modules - p * per_package))]
-        for name in names:
-            (sub / f"{name}.py").write_text("X = 1\n")
-        (sub / "__init__.py").write_text("".join(f"from . import {name}\n" for name in names))
-        lines.append(f"from . import p{p}\n")
-    (package / "__init__.py").write_text("".join(lines))
+    import_tree(root, modules, per_package)
     return write(root / "app.py", APP.format(root=str(root)))
 
 

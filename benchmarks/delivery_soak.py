@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from otlp_receiver import RECEIVERS, Receiver  # noqa: E402
-from private_spool import isolate  # noqa: E402
+from private_spool import traced_to  # noqa: E402
 
 from otel_coldstart.cli.demo import launcher_command  # noqa: E402
 from otel_coldstart.deliver import spool  # noqa: E402
@@ -155,18 +155,7 @@ def main() -> int:
         states: list[tuple[float, str]] = []
         cycler = threading.Thread(target=cycle, args=(receiver, args.cycle, stop, states), daemon=True)
         base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        common = isolate(
-            dict(
-                base,
-                **receiver.env(),
-                OTEL_PYTHON_DISTRO="otel_coldstart",
-                OTEL_PYTHON_CONFIGURATOR="otel_coldstart",
-                OTEL_METRICS_EXPORTER="none",
-                OTEL_LOGS_EXPORTER="none",
-                OTEL_EXPORTER_OTLP_TIMEOUT="2",
-            ),
-            tmp,
-        )
+        common = traced_to(receiver.env(), tmp)
         delays: list[float] = []
         plain_delays: list[float] = []
         over_plain: list[float] = []

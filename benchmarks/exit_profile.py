@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from helpers import import_tree  # noqa: E402
 from otlp_receiver import HttpReceiver  # noqa: E402
-from private_spool import isolate  # noqa: E402
+from private_spool import isolate, traced_to  # noqa: E402
 
 from otel_coldstart.cli.demo import launcher_command  # noqa: E402
 
@@ -104,19 +104,11 @@ def main() -> None:
         app = make_app(work / "app", args.imports)
         base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         plain_env = isolate(base, tmp)
-        traced_env = isolate(
-            dict(
-                base,
-                **receiver.env(),
-                OTEL_PYTHON_DISTRO="otel_coldstart",
-                OTEL_PYTHON_CONFIGURATOR="otel_coldstart",
-                OTEL_METRICS_EXPORTER="none",
-                OTEL_LOGS_EXPORTER="none",
-                OTEL_EXPORTER_OTLP_TIMEOUT="2",
-                OTEL_SERVICE_NAME="exit-profile",
-                OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT=args.timeout,
-            ),
+        traced_env = traced_to(
+            receiver.env(),
             tmp,
+            OTEL_SERVICE_NAME="exit-profile",
+            OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT=args.timeout,
         )
         # Warm the page cache and the bytecode caches: every round then measures the same thing.
         run([sys.executable, str(app)], plain_env)

@@ -207,21 +207,14 @@ def _gather_file(path: str, index: int, kept: _Kept, hold_spans: int) -> tuple[s
 
 
 def _gather_jaeger(query: JaegerQuery, index: int, kept: _Kept) -> tuple[str, str]:
-    if query.limit < 1:
-        raise TraceError("--limit must be at least 1")
-    try:
-        since_seconds = jaeger.parse_since(query.since)
-    except ValueError as exc:
-        raise TraceError(str(exc)) from None
-    client = jaeger.JaegerClient(query.url, timeout=query.timeout, retries=query.retries)
+    client, since_seconds = query.client()
     described = query.describe()
     if query.trace_id:
         fmt, spans = client.trace(query.trace_id)
         pages: Iterator[list] = iter([spans])
-    elif query.service:
-        fmt, pages = client.search_pages(query.service, query.limit, since_seconds)
     else:
-        raise TraceError("a Jaeger source needs --service NAME or --trace-id ID")
+        assert query.service  # client() refuses a query that names neither
+        fmt, pages = client.search_pages(query.service, query.limit, since_seconds)
     found: list[tuple[int, int, str]] = []
     count = 0
     order = 0

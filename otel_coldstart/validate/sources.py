@@ -33,6 +33,19 @@ class JaegerQuery:
             return f"{self.url} trace {self.trace_id}"
         return f"{self.url} service {self.service} (latest {self.limit}, last {self.since})"
 
+    def client(self) -> tuple[jaeger.JaegerClient, float]:
+        """The client for this query and its look-back in seconds, once the query is checked
+        (``TraceError`` for a bad limit, look-back, or a query that names nothing to fetch)."""
+        if self.limit < 1:
+            raise TraceError("--limit must be at least 1")
+        if not self.trace_id and not self.service:
+            raise TraceError("a Jaeger source needs --service NAME or --trace-id ID")
+        try:
+            since_seconds = jaeger.parse_since(self.since)
+        except ValueError as exc:
+            raise TraceError(str(exc)) from None
+        return jaeger.JaegerClient(self.url, timeout=self.timeout, retries=self.retries), since_seconds
+
 
 @dataclass(frozen=True)
 class Loaded:
@@ -71,19 +84,12 @@ def load(source: str | JaegerQuery) -> Loaded:
     if isinstance(source, str):
         fmt, traces = read_file(source)
         return Loaded(source, fmt, traces)
-    if source.limit < 1:
-        raise TraceError("--limit must be at least 1")
-    try:
-        since_seconds = jaeger.parse_since(source.since)
-    except ValueError as exc:
-        raise TraceError(str(exc)) from None
-    client = jaeger.JaegerClient(source.url, timeout=source.timeout, retries=source.retries)
+    client, since_seconds = source.client()
     if source.trace_id:
         fmt, spans = client.trace(source.trace_id)
-    elif source.service:
-        fmt, spans = client.search(source.service, source.limit, since_seconds)
     else:
-        raise TraceError("a Jaeger source needs --service NAME or --trace-id ID")
+        assert source.service  # client() refuses a query that names neither
+        fmt, spans = client.search(source.service, source.limit, since_seconds)
     described = source.describe()
     traces = traces_from_spans(spans, described)
     if not traces:

@@ -54,9 +54,7 @@ def test_instruments_through_an_in_memory_reader():
     try:
         memory.MemoryGauges().register(provider)
         first = _points(reader)
-        assert {name for name, _unit, _kind in memory.INSTRUMENTS} - {"coldstart.memory.growth_rate"} <= set(
-            first
-        )
+        assert {name for name, *_ in memory.INSTRUMENTS} - {"coldstart.memory.growth_rate"} <= set(first)
         assert first["process.memory.usage"][0] == "By"
         assert abs(first["process.memory.usage"][1] - memory.rss()) < 8 * MB
         assert first["process.memory.virtual"][1] >= first["process.memory.usage"][1]

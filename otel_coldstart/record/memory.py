@@ -164,15 +164,31 @@ def uss() -> int | None:
         return None
 
 
-#: Instruments registered by ``MemoryGauges``: (name, unit, kind). The ``process.*`` ones follow the
-#: OS process metrics semantic conventions, which define them as UpDownCounters (asynchronous here,
-#: observed at collection time); the ``coldstart.*`` ones have no convention and are gauges.
+#: Instruments registered by ``MemoryGauges``: (name, unit, kind, description), in the order
+#: ``register`` returns them. The ``process.*`` ones follow the OS process metrics semantic
+#: conventions, which define them as UpDownCounters (asynchronous here, observed at collection
+#: time); the ``coldstart.*`` ones have no convention and are gauges.
 INSTRUMENTS = (
-    (cv.METRIC_MEMORY_USAGE, "By", "updowncounter"),
-    (cv.METRIC_MEMORY_VIRTUAL, "By", "updowncounter"),
-    (cv.METRIC_MEMORY_PEAK, "By", "gauge"),
-    (cv.METRIC_MEMORY_GROWTH_RATE, "By/s", "gauge"),
-    (cv.METRIC_MEMORY_USS, "By", "gauge"),
+    (cv.METRIC_MEMORY_USAGE, "By", "updowncounter", "The amount of physical memory in use."),
+    (cv.METRIC_MEMORY_VIRTUAL, "By", "updowncounter", "The amount of committed virtual memory."),
+    (
+        cv.METRIC_MEMORY_PEAK,
+        "By",
+        "gauge",
+        "High-water mark of the resident set size (the kernel's, not our samples').",
+    ),
+    (
+        cv.METRIC_MEMORY_GROWTH_RATE,
+        "By/s",
+        "gauge",
+        "Change of the resident set size per second since the previous collection.",
+    ),
+    (
+        cv.METRIC_MEMORY_USS,
+        "By",
+        "gauge",
+        "Unique set size: memory that would be freed if the process exited.",
+    ),
 )
 
 
@@ -213,35 +229,18 @@ class MemoryGauges:
             if value is not None:
                 yield Observation(value)
 
+        callbacks = {
+            cv.METRIC_MEMORY_USAGE: usage,
+            cv.METRIC_MEMORY_VIRTUAL: virtual,
+            cv.METRIC_MEMORY_PEAK: peak,
+            cv.METRIC_MEMORY_GROWTH_RATE: growth,
+            cv.METRIC_MEMORY_USS: unique,
+        }
+        create = {
+            "updowncounter": meter.create_observable_up_down_counter,
+            "gauge": meter.create_observable_gauge,
+        }
         return [
-            meter.create_observable_up_down_counter(
-                cv.METRIC_MEMORY_USAGE,
-                [usage],
-                unit="By",
-                description="The amount of physical memory in use.",
-            ),
-            meter.create_observable_up_down_counter(
-                cv.METRIC_MEMORY_VIRTUAL,
-                [virtual],
-                unit="By",
-                description="The amount of committed virtual memory.",
-            ),
-            meter.create_observable_gauge(
-                cv.METRIC_MEMORY_PEAK,
-                [peak],
-                unit="By",
-                description="High-water mark of the resident set size (the kernel's, not our samples').",
-            ),
-            meter.create_observable_gauge(
-                cv.METRIC_MEMORY_GROWTH_RATE,
-                [growth],
-                unit="By/s",
-                description="Change of the resident set size per second since the previous collection.",
-            ),
-            meter.create_observable_gauge(
-                cv.METRIC_MEMORY_USS,
-                [unique],
-                unit="By",
-                description="Unique set size: memory that would be freed if the process exited.",
-            ),
+            create[kind](name, [callbacks[name]], unit=unit, description=description)
+            for name, unit, kind, description in INSTRUMENTS
         ]

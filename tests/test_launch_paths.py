@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import clean_env, run_instrumented, write
 
+from otel_coldstart.cli.demo import launcher_command, traced_env
 from otel_coldstart.validate.analysis import is_import
 from otel_coldstart.validate.readers import read_file
 
@@ -187,9 +188,50 @@ def test_a_stamp_that_is_not_ours_is_ignored(tmp_path: Path):
         assert not named(only_trace(trace_file), "coldstart.wrapper")
 
 
-def test_under_opentelemetry_instrument_the_launchers_own_work_is_spans(tmp_path: Path):
+# What the app sees of its launch: the variables the wrapper sets, its command line, and which
+# of the launcher's modules are loaded before its first line.
+SEEN = """
+import os, sys
+print(os.environ.get("PYTHONPATH"), os.environ.get("OTEL_PYTHON_DISTRO"), sys.argv[1:])
+print(sorted(m for m in sys.modules if m.startswith(("opentelemetry.instrumentation", "packaging"))))
+print(sys.modules["sitecustomize"].__file__)
+"""
+
+
+def test_under_opentelemetry_instrument_our_hook_does_the_launchers_work_without_the_launcher(tmp_path: Path):
+    script = write(tmp_path / "app.py", SEEN)
+    # A PYTHONPATH of the user's, the working directory already on it.
+    python_path = {"PYTHONPATH": os.pathsep.join(["/opt/nowhere", str(tmp_path)])}
+    fast = run_instrumented(script, tmp_path / "trace.jsonl", "a", "--b", env=python_path, cwd=tmp_path)
+    assert fast.completed.returncode == 0, fast.completed.stderr
+    # "--" makes the stock wrapper parse the command line itself: the same exec, the same variables.
+    command = launcher_command(script, "a", "--b")
+    command.insert(1, "--")
+    env = {**traced_env(str(tmp_path / "stock.jsonl")), **python_path, "OTEL_PYTHON_DISTRO": None}
+    stock = run(command, {k: v for k, v in env.items() if v is not None}, cwd=tmp_path)
+    assert stock.returncode == 0, stock.stderr
+    fast_env, fast_modules, fast_site = fast.completed.stdout.splitlines()
+    stock_env, stock_modules, stock_site = stock.stdout.splitlines()
+    assert fast_env == stock_env and fast_site == stock_site
+    assert fast_env.endswith(" otel_coldstart ['a', '--b']")
+    # Neither the wrapper's nor the launcher's sitecustomize import ran in the app's process.
+    assert fast_modules == stock_modules == "[]"
+    trace = fast.trace()
+    (wrapper,) = named(trace, "coldstart.wrapper")
+    assert wrapper.attributes["coldstart.launcher.wrapper"] == "opentelemetry-instrument"
+    assert abs(wrapper.start_ns - trace.root.start_ns) < 1_000_000
+    assert trace.root.attributes["coldstart.origin"] == "launcher"
+    launcher = phase(trace, "coldstart.launcher")
+    names = {s.name for s in launcher.walk()}
+    assert "coldstart.launcher.activate" in names and not names & LAUNCHER_STEPS
+    modules = {s.attributes.get("coldstart.module.name") for s in trace.spans if is_import(s)}
+    assert not modules & {"sitecustomize", "opentelemetry.instrumentation.auto_instrumentation"}
+
+
+def test_with_the_stock_distro_chosen_the_launchers_own_work_is_spans(tmp_path: Path):
     script = write(tmp_path / "app.py", APP)
-    completed = run_instrumented(script, tmp_path / "trace.jsonl")
+    env = {"OTEL_PYTHON_DISTRO": "distro", "OTEL_PYTHON_CONFIGURATOR": "configurator"}
+    completed = run_instrumented(script, tmp_path / "trace.jsonl", env=env)
     assert completed.completed.returncode == 0, completed.completed.stderr
     trace = completed.trace()
     (wrapper,) = named(trace, "coldstart.wrapper")
@@ -199,7 +241,6 @@ def test_under_opentelemetry_instrument_the_launchers_own_work_is_spans(tmp_path
     inside = list(launcher.walk())
     names = {s.name for s in inside}
     assert names >= LAUNCHER_STEPS
-    assert {"instrument coldstart_imports", "instrument coldstart_services"} <= names
     groups = {s.attributes.get("coldstart.launcher.group") for s in inside}
     assert {"opentelemetry_distro", "opentelemetry_instrumentor"} <= groups
     modules = {s.attributes.get("coldstart.module.name") for s in inside if is_import(s)}

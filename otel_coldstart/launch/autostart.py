@@ -30,6 +30,8 @@ if TYPE_CHECKING:  # typing stays off the path of every interpreter this hook ru
 
 AUTO_ENV = "OTEL_PYTHON_COLDSTART_AUTO"
 LAUNCH_ENV = "OTEL_PYTHON_COLDSTART_LAUNCH"
+DISTRO_ENV = "OTEL_PYTHON_DISTRO"
+DISTRO = "otel_coldstart"
 #: ``sys.argv[0]`` of the stock launcher's wrapper process (a console script).
 STOCK_WRAPPER = cv.WRAPPER_STOCK
 _CLI = "otel-coldstart"
@@ -94,6 +96,7 @@ def _dispatch(start_mono_ns: int) -> None:
     argv = getattr(sys, "argv", None) or [""]
     program = os.path.basename(argv[0])
     if program == STOCK_WRAPPER:
+        _wrap_like_the_stock_wrapper(argv)  # returns only where the stock wrapper must do it
         _stamp_at_exec(STOCK_WRAPPER)
         return
     if program == _CLI:
@@ -106,6 +109,16 @@ def _dispatch(start_mono_ns: int) -> None:
                 _exec_run(command)
         return  # our own command line (validate, flush, run's wrapper) is a tool, not an app
     launch = parse_launch(os.environ.pop(LAUNCH_ENV, None))
+    if launch is None or launch.wrapper == STOCK_WRAPPER:
+        # The app the stock wrapper started, or a Python child of a traced process: the child
+        # inherits the launcher's PYTHONPATH and would run its sitecustomize too.
+        stock_site = _stock_sitecustomize() if _ours_chosen() else None
+        if stock_site is not None:
+            # Our distro and configurator are the ones the launcher would load: do what they and
+            # the launcher's sitecustomize would do, minus the launcher (see _stand_in_for).
+            activate(start_mono_ns, launch, cv.ORIGIN_LAUNCHER)
+            _stand_in_for(stock_site)
+            return
     if launch is not None and launch.wrapper == STOCK_WRAPPER:
         from otel_coldstart.launch import launch_phases
 
@@ -115,7 +128,13 @@ def _dispatch(start_mono_ns: int) -> None:
 
 
 def _stamp_at_exec(wrapper: str) -> None:
-    """In a wrapper process: put the stamp into the environment at the moment it ``exec``s.
+    """In a wrapper process: put the stamp into the environment at the moment it ``exec``s, and
+    choose our distro unless ``OTEL_PYTHON_DISTRO`` names one.
+
+    With the stock ``opentelemetry-distro`` installed too, the launcher takes whichever distro its
+    entry-point scan meets first (directory order: it differs between machines). That one was often
+    the stock distro, whose configurator sets the whole SDK up before the app runs (~0.4 s of CPU
+    here) and leaves ours "not loaded": installing otel-coldstart must be enough to get it.
 
     ``opentelemetry-instrument`` ends in ``os.execl``, which calls ``os.execv``; the stamp must
     carry the ``exec`` moment itself, so it is taken there.
@@ -123,11 +142,16 @@ def _stamp_at_exec(wrapper: str) -> None:
     real_execv = os.execv
 
     def execv(path: Any, args: Any) -> NoReturn:
+        chosen = DISTRO_ENV not in os.environ
+        if chosen:
+            os.environ[DISTRO_ENV] = DISTRO
         os.environ[LAUNCH_ENV] = stamp(wrapper)
         try:
             real_execv(path, args)
         except BaseException:
             os.environ.pop(LAUNCH_ENV, None)
+            if chosen:
+                os.environ.pop(DISTRO_ENV, None)
             raise
 
     os.execv = execv
@@ -170,7 +194,7 @@ def _exec_run(command: list[str]) -> OSError | None:
     return None  # pragma: no cover - execvp does not return
 
 
-def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
+def activate(start_mono_ns: int, launch: Launch | None = None, origin: str = cv.ORIGIN_AUTO) -> None:
     """The zero-tax launch: what the distro, configurator and instrumentors do under
     ``opentelemetry-instrument``, without the launcher. Idempotent."""
     from otel_coldstart.deliver import lifecycle
@@ -179,7 +203,7 @@ def activate(start_mono_ns: int, launch: Launch | None = None) -> None:
 
     if timeline.current() is not None:
         return
-    arming.arm(cv.ORIGIN_AUTO)
+    arming.arm(origin)
     launch_phases.hook_started(start_mono_ns, launch)
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
@@ -208,3 +232,103 @@ def _instrumentation_version() -> str | None:
     except ImportError:
         return None
     return __version__
+
+
+#: Where the stock launcher's ``sitecustomize`` lives, below a ``sys.path`` entry.
+STOCK_SITE_DIR = os.path.join("opentelemetry", "instrumentation", "auto_instrumentation")
+
+
+def _stock_site_dir() -> str | None:
+    """The directory the stock wrapper puts first on ``PYTHONPATH`` (its package's own), found
+    without importing it: the first ``sys.path`` entry holding the package."""
+    for entry in sys.path:
+        directory = os.path.abspath(os.path.join(entry or ".", STOCK_SITE_DIR))
+        if os.path.isfile(os.path.join(directory, "__init__.py")):
+            return directory
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
+
+
+def _which(command: str) -> str | None:
+    """``shutil.which`` for POSIX (``shutil`` costs the wrapper ~5 ms of imports)."""
+    if os.path.dirname(command):
+        return command if _executable(command) else None
+    for directory in os.environ["PATH"].split(os.pathsep):
+        candidate = os.path.join(directory, command)
+        if _executable(candidate):
+            return candidate
+    return None
+
+
+def _wrap_like_the_stock_wrapper(argv: list[str]) -> None:
+    """In ``opentelemetry-instrument``'s wrapper process, before its console script runs: do the
+    wrapper's whole job (``auto_instrumentation.run()``: ``PYTHONPATH``, then ``exec`` the
+    command) without importing the launcher, which costs the wrapper ~100 ms of CPU.
+
+    Only for the command line it parses without its options table (``opentelemetry-instrument
+    COMMAND ARGS...``, no ``--``): any option of its own, or anything unusual (no ``PATH``, a
+    command not found, an ``exec`` that fails), returns with nothing changed, and the stock
+    wrapper does it (and reports it) as always.
+    """
+    if os.name != "posix" or len(argv) < 2 or argv[1].startswith("-") or "--" in argv[2:]:
+        return
+    if "PATH" not in os.environ:
+        return
+    site_dir = _stock_site_dir()
+    executable = _which(argv[1])
+    if site_dir is None or executable is None:
+        return
+    saved = {key: os.environ.get(key) for key in ("PYTHONPATH", DISTRO_ENV, LAUNCH_ENV)}
+    # The same PYTHONPATH as auto_instrumentation.run() makes, step by step.
+    python_path_value = os.environ.get("PYTHONPATH")
+    python_path = python_path_value.split(os.pathsep) if python_path_value else []
+    cwd = os.getcwd()
+    if cwd not in python_path:
+        python_path.insert(0, cwd)
+    python_path = [path for path in python_path if path != site_dir]
+    python_path.insert(0, site_dir)
+    os.environ["PYTHONPATH"] = os.pathsep.join(python_path)
+    os.environ.setdefault(DISTRO_ENV, DISTRO)
+    os.environ[LAUNCH_ENV] = stamp(STOCK_WRAPPER)
+    try:
+        os.execv(executable, [executable, *argv[2:]])
+    except OSError:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _ours_chosen() -> bool:
+    """Would the stock launcher load our distro and configurator (and no other) in this process?"""
+    return (
+        os.environ.get(DISTRO_ENV) == DISTRO and os.environ.get("OTEL_PYTHON_CONFIGURATOR", DISTRO) == DISTRO
+    )
+
+
+def _stock_sitecustomize() -> str | None:
+    """The stock launcher's ``sitecustomize.py``, if it is the one ``site`` is about to import
+    (the wrapper put its directory first on ``PYTHONPATH``)."""
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if not entries[0].endswith(STOCK_SITE_DIR):
+        return None
+    path = os.path.join(entries[0], "sitecustomize.py")
+    return path if os.path.isfile(path) else None
+
+
+def _stand_in_for(stock_site: str) -> None:
+    """Our activation has done what the launcher's ``sitecustomize`` would do with our distro and
+    configurator chosen (the gevent patch, the distro's defaults, the configurator, the pre- and
+    post-instrument hooks, each instrumentor when its library is first imported). Stand in for
+    that module, so that ``site`` does not import the launcher (~150 ms of CPU, ``packaging``,
+    ``importlib.metadata``, the entry-point scan) to do it again. Like the stock module, ours
+    shadows any other ``sitecustomize`` on the path."""
+    module = type(sys)(
+        "sitecustomize", "Stood in for by otel-coldstart: the launch was done by its start-up hook."
+    )
+    module.__file__ = stock_site
+    sys.modules["sitecustomize"] = module

@@ -90,6 +90,8 @@ def launcher_done() -> None:
     current = timeline.current()
     if current is not None:
         current.mark(LAUNCHER_DONE)
+        # Where the launch's memory ends and the app's begins, on every launch path.
+        memory.take_snapshot(LAUNCHER_DONE)
 
 
 def _ours_may_run() -> bool:

@@ -161,16 +161,24 @@ def test_run_without_a_command_or_with_a_missing_one_says_so_in_one_line(tmp_pat
     assert "Traceback" not in denied.stderr
 
 
-def test_a_child_process_gets_its_own_cold_start_without_the_parents_wrapper(tmp_path: Path):
-    child = write(tmp_path / "child.py", "import decimal\nprint('child')\n")
+CHILD = """
+import decimal, sys
+print("child", "opentelemetry.instrumentation.auto_instrumentation" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("path", ["run", "opentelemetry-instrument"])
+def test_a_child_process_gets_its_own_cold_start_without_the_parents_wrapper(tmp_path: Path, path: str):
+    child = write(tmp_path / "child.py", CHILD)
     parent = write(
         tmp_path / "parent.py",
         f"import subprocess, sys\nsubprocess.run([sys.executable, {str(child)!r}], check=True)\n",
     )
     trace_file = tmp_path / "trace.jsonl"
-    done = run([CLI, "run", sys.executable, str(parent)], auto_env(trace_file))
+    done = _launched(path, parent, trace_file)
     assert done.returncode == 0, done.stderr
-    assert done.stdout == "child\n"
+    # Under opentelemetry-instrument too, the child's launch is our hook's, not the launcher's.
+    assert done.stdout == "child False\n"
     traces = read_file(str(trace_file))[1]
     assert len(traces) == 2
     wrappers = [len(named(t, "coldstart.wrapper")) for t in traces]

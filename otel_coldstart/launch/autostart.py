@@ -1,8 +1,8 @@
 """Recording from the first line we can run: the ``otel_coldstart.pth`` start-up hook.
 
 ``site`` executes the one line of ``otel_coldstart.pth`` in every interpreter of the environment.
-It reads two environment variables and ``sys.argv[0]`` and does nothing else unless one applies
-(about a microsecond: ``benchmarks/launch_paths.py`` measures it), so an environment with
+It reads three environment variables and ``sys.argv[0]`` and does nothing else unless one applies
+(a few microseconds: ``benchmarks/launch_paths.py`` measures it), so an environment with
 otel-coldstart installed pays nothing for it. When one applies, ``pth_hook()`` runs:
 
 - ``OTEL_PYTHON_COLDSTART_AUTO=1`` (set by ``otel-coldstart run``, or in a Dockerfile or a process
@@ -12,8 +12,10 @@ otel-coldstart installed pays nothing for it. When one applies, ``pth_hook()`` r
   ``opentelemetry.instrumentation.auto_instrumentation`` import.
 - the ``opentelemetry-instrument`` wrapper process itself: it stamps its start and its ``exec``
   moment into ``OTEL_PYTHON_COLDSTART_LAUNCH``, so the app's trace can show the wrapper as a span.
-- the application that wrapper started (the stamp is set): the recorder starts before the
-  launcher's ``sitecustomize``, so the launcher's own work becomes spans (``launch_phases.py``).
+- the application that wrapper started (the stamp is set), or a Python child of it (the
+  launcher's directory is on ``PYTHONPATH``): with our distro chosen, our activation does the
+  launcher's work and stands in for its ``sitecustomize``; with another, the recorder starts
+  before that ``sitecustomize``, so the launcher's own work becomes spans (``launch_phases.py``).
 """
 
 from __future__ import annotations

@@ -155,6 +155,7 @@ def persist(
             parent_ids=identity.parent_ids,
         )
         exit_probe.mark("persist_snapshot")
+        timeline.release(frozen)
         payload = raw_copy.encode(raw)
         exit_probe.mark("persist_encode")
         # The estimate of the build scales with the records: time their conversion, not the fixed
@@ -288,9 +289,9 @@ def finish_inline(
         return
     if not fits(deadline, settings, grace_s):
         _log.info(
-            "otel-coldstart: a cold start of %d records takes too long to build within the exit "
+            "otel-coldstart: a cold start of %d imports takes too long to build within the exit "
             "budget; its raw copy waits in the spool for the next process or `otel-coldstart flush`",
-            len(frozen.imports) + len(frozen.records),
+            job.raw["imports"] if job.raw is not None else 0,
         )
         return  # the cut-off releases the raw copy
     if "opentelemetry.sdk.trace" not in sys.modules:

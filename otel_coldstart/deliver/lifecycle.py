@@ -333,6 +333,11 @@ def _on_exit() -> None:
         except RuntimeError:  # 3.12+: no new threads at shutdown; flush what is queued, bounded
             _flush_providers(_exit_deadline)
     stop_signals.restore_sigint_exit()
+    current = timeline.current()
+    if current is not None:
+        # Persisted (or with no sink, going nowhere): nothing reads the records after this, and
+        # held they would cost the interpreter's teardown a late full collection.
+        timeline.release(current)
     if "otel_coldstart.deliver.exit_probe" in sys.modules:
         sys.modules["otel_coldstart.deliver.exit_probe"].mark("atexit_done")
         sys.modules["otel_coldstart.deliver.exit_probe"].dump()

@@ -170,6 +170,12 @@ def _at_ready(frozen: Timeline) -> None:
         _read(profile, frozen)
     except Exception:
         frozen.root_attributes.pop(cv.USED_MODULES, None)
+    finally:
+        # Read once: the samples' frames and code objects would otherwise stay alive (tens of
+        # thousands of tuples, for the interpreter's teardown to collect at exit).
+        profile.samples.clear()
+        profile.first_calls.clear()
+        _children_cache.clear()
 
 
 def _read(profile: _Profile, frozen: Timeline) -> None:

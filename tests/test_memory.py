@@ -189,8 +189,9 @@ def test_a_service_that_allocates_50_mb_shows_in_its_span_the_peak_and_the_repor
     root = trace.root
     snapshots = {e.attributes["coldstart.memory.label"]: e.attributes for e in root.events}
     growth = root.attributes["coldstart.memory.peak_rss"] - snapshots["launcher_done"]["coldstart.memory.rss"]
-    # The peak grew by the block plus what the app imported meanwhile (our services module, a few MB).
-    assert 0.9 * 50 * MB <= growth <= 1.1 * 50 * MB + 4 * MB
+    # The peak grew by the block plus what the app imported meanwhile: our services module, and
+    # the services instrumentation (wrapt) that its first import brings in, 4-12 MB by Python.
+    assert 0.9 * 50 * MB <= growth <= 1.1 * 50 * MB + 12 * MB
 
     # The launcher execs the app: its own (larger) peak must not pass for the app's.
     assert (

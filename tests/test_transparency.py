@@ -201,6 +201,41 @@ def test_a_plugin_unloaded_before_ready_is_freed(tmp_path: Path):
     assert spans["plugin_one"].attributes[cv.MODULE_KIND] == cv.MODULE_KIND_SOURCE
 
 
+SPEC_APP = """
+import gc, sys, time, weakref
+import otel_coldstart
+import plugin_one
+
+spec_ref = weakref.ref(plugin_one.__spec__)
+loader_ref = weakref.ref(plugin_one.__loader__)
+otel_coldstart.mark_ready()
+del sys.modules["plugin_one"], plugin_one
+for _ in range(200):  # the cold start's first durable copy is written right after ready
+    gc.collect()
+    if spec_ref() is None and loader_ref() is None:
+        break
+    time.sleep(0.05)
+print("spec and loader freed:", spec_ref() is None and loader_ref() is None)
+"""
+
+
+def test_a_module_unloaded_after_ready_leaves_nothing_of_it_behind(tmp_path: Path):
+    # The records hold each module's spec (and through it the loader) until the raw copy has
+    # what the spans need; then they are let go, as they would be without us.
+    write(tmp_path / "plugin_one.py", "import decimal\n")
+    script = write(tmp_path / "app.py", SPEC_APP)
+    # The app ends right after the copy is written: time enough for the build that follows it on
+    # a busy machine, or the exit's cut-off says so on stderr.
+    plain, traced, trace_file = run_both(script, tmp_path, env={"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "10"})
+    assert plain.stdout == "spec and loader freed: True\n", plain.stderr
+    assert_same(plain, traced)
+    from otel_coldstart.validate.readers import read_file
+
+    (trace,) = read_file(str(trace_file))[1]
+    spans = {s.attributes[cv.MODULE_NAME]: s for s in trace.spans if is_import(s)}
+    assert spans["plugin_one"].attributes[cv.CODE_FILE_PATH].endswith("plugin_one.py")
+
+
 THREADS_APP = """
 import os, sys, threading, time
 

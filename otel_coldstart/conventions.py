@@ -99,6 +99,10 @@ IMPORT_CALLERS = "coldstart.import.callers"
 PROFILE_INTERVAL_NS = "coldstart.profile.interval_ns"
 #: ns the build thread spent after ready turning samples into spans and evidence.
 PROFILE_BUILD_NS = "coldstart.profile.build_ns"
+#: Why the samples were not read (no code spans, no evidence): ``PROFILE_SKIPPED_*``.
+PROFILE_SKIPPED = "coldstart.profile.skipped"
+#: The cold start ended at exit, and reading the samples would not fit the exit budget.
+PROFILE_SKIPPED_EXIT_BUDGET = "exit_budget"
 
 # --- attribute keys: code spans (the main phase between imports) ------------------------------
 

@@ -3,6 +3,8 @@ needs before ready deferred, and the main phase explained (a real program under 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from otel_coldstart import conventions as cv
 from otel_coldstart.validate import analysis, readers, recommend
 from otel_coldstart.validate.model import union_ns
 from tests.fixtures.builder import Builder, write_lines
-from tests.helpers import run_instrumented
+from tests.helpers import flush_into_trace_file, run_instrumented
 
 
 def _summary(tmp_path: Path, document: dict) -> analysis.Summary:
@@ -140,3 +142,29 @@ def test_real_program_needs_are_kept_and_main_phase_explained(tmp_path: Path) ->
         [(max(s.start_ns, main.start_ns), min(s.end_ns, main.end_ns)) for s in main.children]
     )
     assert explained >= 0.9 * main.duration_ns
+
+
+def test_a_read_out_that_does_not_fit_the_exit_budget_is_skipped_and_said(tmp_path: Path) -> None:
+    # A large app ending at exit with a tight budget: the samples stay unread (the raw copy goes
+    # first), the trace says why, and the report says it instead of showing no code at all.
+    from helpers import import_tree
+
+    import_tree(tmp_path, 6000, 100)
+    script = tmp_path / "app.py"
+    script.write_text(f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport bigtree\n")
+    env = {"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.05"}
+    run = run_instrumented(script, tmp_path / "trace.jsonl", env=env, timeout=120)
+    assert run.completed.returncode == 0, run.completed.stderr
+    if not (tmp_path / "trace.jsonl").exists():  # a budget this tight may leave even the file to flush
+        flush_into_trace_file(tmp_path / "spool")
+    summary = analysis.summarize(run.trace())
+    root = summary.trace.root
+    assert root is not None and root.attributes[cv.PROFILE_SKIPPED] == cv.PROFILE_SKIPPED_EXIT_BUDGET
+    assert cv.USED_MODULES not in root.attributes
+    main = next(s for s in root.children if s.name == "coldstart.main")
+    assert not [s for s in main.children if s.attributes.get(cv.KIND) == cv.KIND_CODE]
+    command = [sys.executable, "-m", "otel_coldstart.cli", "validate", str(tmp_path / "trace.jsonl")]
+    text = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert "not read: the cold start ended at exit" in text.stdout, text.stdout + text.stderr
+    as_json = subprocess.run([*command, "--format", "json"], capture_output=True, text=True, timeout=120)
+    assert '"profile_skipped": "exit_budget"' in as_json.stdout

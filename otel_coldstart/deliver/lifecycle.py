@@ -262,6 +262,7 @@ def _at_main_exit() -> None:
         # a process that has the SDK loaded takes 50-100 ms on a busy machine, and the promise is
         # about the process's exit.
         _exit_deadline = time.monotonic() + 0.8 * _settings.exit_timeout_s
+        startup_profile.exit_deadline = _exit_deadline
         _finish(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT, _exit_deadline)
 
 

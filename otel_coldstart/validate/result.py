@@ -38,7 +38,8 @@ renaming or removing one bumps ``schema_version``. Times are milliseconds (``*_m
     "services": [{"name", "tier", "duration_ms", "memory_delta_bytes", "failed", "dependencies",
                   "threaded"}],   # the 50 slowest
     "main_phase": null | {"duration_ms", "explained_ms", "imports_ms", "code_ms",
-                          "code": [{"name", "duration_ms", "hot": [str]}]},
+                          "code": [{"name", "duration_ms", "hot": [str]}],
+                          "profile_skipped": str | None},
     "memory": {"peak_rss_bytes", "rss_at_ready_bytes",
                "snapshots": [{"label", "offset_ms", "rss_bytes", "peak_rss_bytes"}],
                "top_consumers": [{"kind": "service"|"import", "name", "rss_delta_bytes"}]},
@@ -55,6 +56,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import faas, fleet, metrics, roles, stats
 from otel_coldstart.validate.analysis import ImportFigure, Summary
 from otel_coldstart.validate.attribution import LeftOut
@@ -110,7 +112,14 @@ def _main_phase_document(summary: Summary) -> dict[str, Any] | None:
         "imports_ms": _ms(main.import_ns),
         "code_ms": _ms(main.code_ns),
         "code": [{"name": name, "duration_ms": _ms(ns), "hot": hot} for name, ns, hot in main.code[:10]],
+        "profile_skipped": _profile_skipped(summary),
     }
+
+
+def _profile_skipped(summary: Summary) -> str | None:
+    root = summary.trace.root
+    reason = root.attributes.get(cv.PROFILE_SKIPPED) if root is not None else None
+    return str(reason) if reason else None
 
 
 def _summary_document(summary: Summary) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, TextIO
 
+from otel_coldstart import conventions as cv
 from otel_coldstart.validate import faas, fleet, stats
 
 
@@ -199,6 +200,13 @@ def render(document: dict[str, Any], style: Style | None = None) -> str:
             + ", ".join(failed_imports[:12])
             + (f" … +{len(failed_imports) - 12} more" if len(failed_imports) > 12 else "")
         )
+    if main and main.get("profile_skipped") == cv.PROFILE_SKIPPED_EXIT_BUDGET:
+        lines += [
+            "",
+            style.bold("Code between imports")
+            + ": not read: the cold start ended at exit, and reading its samples did not fit the exit"
+            " budget (OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT); the raw copy went first",
+        ]
     if main and main["code"]:
         lines += ["", style.bold("Code between imports") + " (the main thread, sampled)"]
         for row in main["code"][:6]:

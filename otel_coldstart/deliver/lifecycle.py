@@ -209,6 +209,15 @@ def _after_ready(frozen: Timeline) -> None:
             _built.set()
             if export.deliver(_pipeline.exporters, job, _settings):
                 export.drain_after_ready(_pipeline.exporters, _settings)
+        except RuntimeError as exc:
+            shutting_down = sys.is_finalizing() or _export_module().exiting()
+            if not shutting_down:
+                _log().warning("otel-coldstart: could not deliver the cold-start trace: %s", exc, exc_info=1)
+            else:
+                # The app ended while we set the SDK up, and 3.12+ refuses the SDK's threads at
+                # shutdown: the raw copy is written, and the exit path (or the next drain) sends
+                # it. Nothing for the app's stderr.
+                _log().info("otel-coldstart: the exit came during the SDK set-up: %s", exc)
         except Exception as exc:  # the application must never pay for our failure
             _log().warning("otel-coldstart: could not deliver the cold-start trace: %s", exc, exc_info=True)
         finally:

@@ -152,30 +152,46 @@ def _number(value: Any) -> str:
 def _rows(frozen: timeline.Timeline) -> Rows:
     """``[name, start, end, parent index, thread, ...]`` per record: for an import then
     ``via_import_module, error, kind, path, rss_delta``, for any other record ``attrs, error, kind``
-    (``to_timeline`` reads them back)."""
+    (``to_timeline`` reads them back).
+
+    The import loop is the exit's largest cost for a large app (20,000 rows), so the common case
+    (ints where ints belong, no error, no memory delta) is written inline, without a call per
+    field: about a third less CPU than through ``_number`` and ``module_info.facts`` each time."""
     string, null = _string, "null"
-    records: list[Any] = [*frozen.imports, *frozen.records]
-    index = {id(record): position for position, record in enumerate(records)}
-    n_imports = len(frozen.imports)
+    imports, others = frozen.imports, frozen.records
+    index = {id(record): position for position, record in enumerate(imports)}
+    index.update((id(record), len(imports) + position) for position, record in enumerate(others))
+    facts, facts_type = module_info.facts, module_info.ModuleFacts
     parts: list[str] = []
     append = parts.append
-    for position, record in enumerate(records):
+    for record in imports:
         parent = record.parent
-        parent_index = index.get(id(parent), -1) if parent is not None else -1
+        parent_index = -1 if parent is None else index.get(id(parent), -1)
+        end = record.end
+        end_text = str(end) if type(end) is int else _number(end)
         error = null if record.error is None else _value(list(record.error))
-        # start, thread and the parent index are ints by construction; end may still be open.
-        head = f"{string(record.name)},{record.start},{_number(record.end)},{parent_index},{record.thread}"
-        if position < n_imports:
-            spec, file = record.spec, record.file
-            if spec is not None or file is not None:
-                kind, path = module_info.facts(spec, file)
-                facts = f"{string(kind)},{null if path is None else string(path)}"
-            else:
-                facts = "null,null"
-            via = "true" if record.via_import_module else "false"
-            append(f"[{head},{via},{error},{facts},{_number(record.rss_delta)}]")
+        spec = record.spec
+        if type(spec) is facts_type:
+            kind, path = spec.kind, spec.path
+        elif spec is not None or record.file is not None:
+            kind, path = facts(spec, record.file)
         else:
-            append(f"[{head},{_value(record.attrs)},{error},{string(record.kind)}]")
+            kind = path = None
+        rss = record.rss_delta
+        append(
+            f"[{string(record.name)},{record.start},{end_text},{parent_index},{record.thread},"
+            f"{'true' if record.via_import_module else 'false'},{error},"
+            f"{null if kind is None else string(kind)},{null if path is None else string(path)},"
+            f"{null if rss is None else _number(rss)}]"
+        )
+    for record in others:
+        parent = record.parent
+        parent_index = -1 if parent is None else index.get(id(parent), -1)
+        error = null if record.error is None else _value(list(record.error))
+        append(
+            f"[{string(record.name)},{record.start},{_number(record.end)},{parent_index},{record.thread},"
+            f"{_value(record.attrs)},{error},{string(record.kind)}]"
+        )
     return Rows("[" + ",".join(parts) + "]")
 
 

@@ -171,6 +171,8 @@ def _rows(frozen: timeline.Timeline) -> Rows:
         end_text = str(end) if type(end) is int else _number(end)
         error = null if record.error is None else _value(list(record.error))
         spec = record.spec
+        kind: str | None
+        path: str | None
         if type(spec) is facts_type:
             kind, path = spec.kind, spec.path
         elif spec is not None or record.file is not None:
@@ -184,13 +186,13 @@ def _rows(frozen: timeline.Timeline) -> Rows:
             f"{null if kind is None else string(kind)},{null if path is None else string(path)},"
             f"{null if rss is None else _number(rss)}]"
         )
-    for record in others:
-        parent = record.parent
+    for other in others:
+        parent = other.parent
         parent_index = -1 if parent is None else index.get(id(parent), -1)
-        error = null if record.error is None else _value(list(record.error))
+        error = null if other.error is None else _value(list(other.error))
         append(
-            f"[{string(record.name)},{record.start},{_number(record.end)},{parent_index},{record.thread},"
-            f"{_value(record.attrs)},{error},{string(record.kind)}]"
+            f"[{string(other.name)},{other.start},{_number(other.end)},{parent_index},{other.thread},"
+            f"{_value(other.attrs)},{error},{string(other.kind)}]"
         )
     return Rows("[" + ",".join(parts) + "]")
 

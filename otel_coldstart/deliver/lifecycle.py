@@ -52,9 +52,9 @@ IMPORTS_ENTRY_POINT = "coldstart_imports"
 
 
 def _log() -> Any:
-    import logging
+    from otel_coldstart.deliver import lazy_log
 
-    return logging.getLogger("otel_coldstart")
+    return lazy_log.logger
 
 
 def imports_disabled() -> bool:

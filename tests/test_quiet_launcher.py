@@ -61,3 +61,26 @@ def test_demo_claims_no_port(tmp_path: Path) -> None:
     assert "ready on port" not in done.stderr + done.stdout
     assert "not bound" in done.stderr
     assert "not loaded because" not in done.stderr
+
+
+LAZY_LOG = """
+import sys
+from otel_coldstart.deliver import lazy_log
+lazy_log.logger.info("dropped %s", 1)
+lazy_log.logger.debug("dropped")
+print("logging imported after info:", "logging" in sys.modules)
+lazy_log.logger.warning("otel-coldstart: shown")
+print("logging imported after warning:", "logging" in sys.modules)
+"""
+
+
+def test_info_lines_do_not_import_logging_but_warnings_are_shown() -> None:
+    # Nobody has imported logging: nobody configured it, and info would be dropped anyway.
+    done = subprocess.run([sys.executable, "-c", LAZY_LOG], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "logging imported after info: False\nlogging imported after warning: True\n"
+    assert done.stderr == "otel-coldstart: shown\n"
+    # Configured by the app: info goes where the app sends it.
+    setup = "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+    configured = setup + LAZY_LOG
+    done = subprocess.run([sys.executable, "-c", configured], capture_output=True, text=True, timeout=60)
+    assert "INFO:otel_coldstart:dropped 1" in done.stdout

@@ -117,9 +117,8 @@ def _dispatch(start_mono_ns: int) -> None:
         stock_site = _stock_sitecustomize() if _ours_chosen() else None
         if stock_site is not None:
             # Our distro and configurator are the ones the launcher would load: do what they and
-            # the launcher's sitecustomize would do, minus the launcher (see _stand_in_for).
-            activate(start_mono_ns, launch, cv.ORIGIN_LAUNCHER)
-            _stand_in_for(stock_site)
+            # the launcher's sitecustomize would do, minus the launcher (see _StandIn).
+            activate(start_mono_ns, launch, cv.ORIGIN_LAUNCHER, stock_site)
             return
     if launch is not None and launch.wrapper == STOCK_WRAPPER:
         from otel_coldstart.launch import launch_phases
@@ -196,9 +195,18 @@ def _exec_run(command: list[str]) -> OSError | None:
     return None  # pragma: no cover - execvp does not return
 
 
-def activate(start_mono_ns: int, launch: Launch | None = None, origin: str = cv.ORIGIN_AUTO) -> None:
+def activate(
+    start_mono_ns: int,
+    launch: Launch | None = None,
+    origin: str = cv.ORIGIN_AUTO,
+    stock_site: str | None = None,
+) -> None:
     """The zero-tax launch: what the distro, configurator and instrumentors do under
-    ``opentelemetry-instrument``, without the launcher. Idempotent."""
+    ``opentelemetry-instrument``, without the launcher. Idempotent.
+
+    ``stock_site``: the launcher's ``sitecustomize.py``, which we stand in for. The instrumentors
+    are then installed when ``site`` imports ``sitecustomize``, after every ``.pth`` file has run
+    (as the launcher does it): a later ``.pth`` file may put a distribution on ``sys.path``."""
     from otel_coldstart.deliver import lifecycle
     from otel_coldstart.launch import arming, launch_phases, lazy_instrumentors
     from otel_coldstart.record import timeline
@@ -211,9 +219,19 @@ def activate(start_mono_ns: int, launch: Launch | None = None, origin: str = cv.
         os.environ.setdefault(key, value)
     _gevent_patch()
     lifecycle.request_sdk(_instrumentation_version)  # looked up after ready
-    lazy_instrumentors.install()
-    launch_phases.phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, time.perf_counter_ns())
-    launch_phases.launcher_done()
+    if stock_site is None:
+        lazy_instrumentors.install()
+    activated = time.perf_counter_ns()
+    launch_phases.phase(cv.LAUNCHER_ACTIVATE_SPAN, cv.STEP_ACTIVATE, start_mono_ns, activated)
+    if stock_site is None:
+        launch_phases.launcher_done()
+        return
+    from otel_coldstart.record.post_import import when_imported
+
+    sys.meta_path.insert(0, _StandIn(stock_site))
+    # The launch ends once ``import sitecustomize`` has returned: marked inside it, the import's
+    # span would stick out of coldstart.launcher.
+    when_imported("sitecustomize", lambda _module: launch_phases.launcher_done())
 
 
 def _gevent_patch() -> None:
@@ -322,15 +340,44 @@ def _stock_sitecustomize() -> str | None:
     return path if os.path.isfile(path) else None
 
 
-def _stand_in_for(stock_site: str) -> None:
-    """Our activation has done what the launcher's ``sitecustomize`` would do with our distro and
-    configurator chosen (the gevent patch, the distro's defaults, the configurator, the pre- and
-    post-instrument hooks, each instrumentor when its library is first imported). Stand in for
-    that module, so that ``site`` does not import the launcher (~150 ms of CPU, ``packaging``,
-    ``importlib.metadata``, the entry-point scan) to do it again. Like the stock module, ours
-    shadows any other ``sitecustomize`` on the path."""
-    module = type(sys)(
-        "sitecustomize", "Stood in for by otel-coldstart: the launch was done by its start-up hook."
-    )
-    module.__file__ = stock_site
-    sys.modules["sitecustomize"] = module
+class _StandIn:
+    """Serves ``import sitecustomize`` in place of the launcher's module, once.
+
+    Our activation has done what the launcher's ``sitecustomize`` would do with our distro and
+    configurator chosen (the gevent patch, the distro's defaults, the configurator), except the
+    instrumentors: those are installed here, when ``site`` imports ``sitecustomize``, at the
+    moment the launcher would (the pre- and post-instrument hooks, each instrumentor on the
+    first import of its library). ``site`` does not import the launcher (~150 ms of CPU,
+    ``packaging``, ``importlib.metadata``, its own entry-point scan) to do it again. Like the
+    launcher's module, ours shadows any other ``sitecustomize`` on the path, and its
+    ``__file__`` is the launcher's file.
+    """
+
+    def __init__(self, stock_site: str) -> None:
+        self.stock_site = stock_site
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname != "sitecustomize":
+            return None
+        if self in sys.meta_path:  # someone may have rebuilt sys.meta_path meanwhile
+            sys.meta_path.remove(self)
+        # importlib's own ModuleSpec, without importing importlib.machinery for it.
+        spec_type: Any = type(sys.__spec__) if sys.__spec__ is not None else None
+        if spec_type is None:
+            from importlib.machinery import ModuleSpec as spec_type
+        return spec_type(fullname, self, origin=self.stock_site)
+
+    def create_module(self, spec: Any) -> None:
+        return None  # the default module
+
+    def exec_module(self, module: Any) -> None:
+        from otel_coldstart import conventions as cv
+        from otel_coldstart.launch import launch_phases, lazy_instrumentors
+
+        module.__file__ = self.stock_site
+        module.__doc__ = "Stood in for by otel-coldstart: the launch was done by its start-up hook."
+        try:
+            with launch_phases.step(cv.LAUNCHER_INSTRUMENTORS_SPAN, cv.STEP_INSTRUMENTORS):
+                lazy_instrumentors.install()
+        except Exception as exc:  # the application must never pay for our failure
+            sys.stderr.write(f"otel-coldstart: installing the instrumentors failed: {exc!r}\n")

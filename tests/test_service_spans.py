@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_instrumented, write
+from helpers import flush_into_trace_file, run_instrumented, write
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -254,6 +254,10 @@ asyncio.run(main())
 def test_async_tier_gathers_inits_with_async_waits(tmp_path: Path):
     run = run_instrumented(write(tmp_path / "app.py", ASYNC_APP), tmp_path / "trace.jsonl")
     assert run.completed.returncode == 0, run.completed.stderr[-3000:]
+    if not run.trace_file.exists():
+        # The app exits right after mark_ready(): on a starved machine (CI's two lanes, 3.12) the
+        # exit can leave the build to flush, with the raw copy in the spool. Not lost: flush it.
+        flush_into_trace_file(run.trace_file.parent / "spool")
     trace = run.trace()
     spans = by_name(trace)
     critical = spans["coldstart.tier critical"]

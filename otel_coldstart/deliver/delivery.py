@@ -21,6 +21,7 @@ import time
 
 from otel_coldstart.deliver import exit_probe, export, lazy_log, raw_copy, spool
 from otel_coldstart.record import timeline
+from otel_coldstart.record.process_start import PROCESS_SCHEDSTAT, THREAD_SCHEDSTAT, run_and_wait_ns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the exit of every traced process imports this module: no typing, no logging
@@ -60,22 +61,6 @@ _persist_s = 0.0
 _starvation = 1.0
 
 
-#: The kernel's scheduler statistics of the calling thread and of the main thread (Linux):
-#: nanoseconds on a CPU, then nanoseconds runnable but waiting for one.
-_THREAD_SCHEDSTAT = "/proc/thread-self/schedstat"
-_PROCESS_SCHEDSTAT = "/proc/self/schedstat"
-
-
-def _run_and_wait_ns(path: str) -> tuple[int, int] | None:
-    """``None`` where the kernel keeps no such statistics (not Linux, no ``CONFIG_SCHED_INFO``)."""
-    try:
-        with open(path, "rb") as handle:
-            run, wait = handle.read().split()[:2]
-        return int(run), int(wait)
-    except (OSError, ValueError):
-        return None
-
-
 def _measure_starvation(wall_s: float, cpu_s: float, thread_started: tuple[int, int] | None) -> float:
     """How much longer than its CPU time this process's work takes now: the largest of wall over
     CPU during the persist, and (where the kernel tells) time runnable over time running, during
@@ -83,12 +68,12 @@ def _measure_starvation(wall_s: float, cpu_s: float, thread_started: tuple[int, 
     small app's persist takes, often read 1 at load 10 on 2 cores: a process that just got the CPU
     keeps it for a whole time slice."""
     ratios = [wall_s / max(cpu_s, 1e-4)]
-    thread_now = _run_and_wait_ns(_THREAD_SCHEDSTAT)
+    thread_now = run_and_wait_ns(THREAD_SCHEDSTAT)
     if thread_started is not None and thread_now is not None:
         run, wait = thread_now[0] - thread_started[0], thread_now[1] - thread_started[1]
         if run > 0:
             ratios.append((run + wait) / run)
-    life = _run_and_wait_ns(_PROCESS_SCHEDSTAT)
+    life = run_and_wait_ns(PROCESS_SCHEDSTAT)
     if life is not None and life[0] > 0:
         ratios.append((life[0] + life[1]) / life[0])
     return max(1.0, *ratios)
@@ -119,7 +104,7 @@ def persist(
         # Starvation is measured over the whole persist, not only the records' conversion: for a
         # small app that alone is well under a millisecond, too short to tell a busy machine.
         persist_started, persist_cpu_started = time.perf_counter(), time.process_time()
-        sched_started = _run_and_wait_ns(_THREAD_SCHEDSTAT)
+        sched_started = run_and_wait_ns(THREAD_SCHEDSTAT)
         for callback in list(timeline.state.ready_callbacks):
             try:
                 callback(frozen)

@@ -212,7 +212,8 @@ def _after_ready(frozen: Timeline) -> None:
         except RuntimeError as exc:
             shutting_down = sys.is_finalizing() or _export_module().exiting()
             if not shutting_down:
-                _log().warning("otel-coldstart: could not deliver the cold-start trace: %s", exc, exc_info=1)
+                message = "otel-coldstart: could not deliver the cold-start trace: %s"
+                _log().warning(message, exc, exc_info=True)
             else:
                 # The app ended while we set the SDK up, and 3.12+ refuses the SDK's threads at
                 # shutdown: the raw copy is written, and the exit path (or the next drain) sends

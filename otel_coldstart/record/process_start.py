@@ -29,3 +29,20 @@ def process_start_ns() -> int:
         import psutil
 
         return int(psutil.Process().create_time() * 1_000_000_000)
+
+
+#: The kernel's scheduler statistics of the calling thread and of the process (Linux): nanoseconds
+#: on a CPU, then nanoseconds runnable but waiting for one.
+THREAD_SCHEDSTAT = "/proc/thread-self/schedstat"
+PROCESS_SCHEDSTAT = "/proc/self/schedstat"
+
+
+def run_and_wait_ns(path: str) -> tuple[int, int] | None:
+    """``(running, waiting)`` ns from a schedstat file; ``None`` where the kernel keeps no such
+    statistics (not Linux, no ``CONFIG_SCHED_INFO``)."""
+    try:
+        with open(path, "rb") as handle:
+            run, wait = handle.read().split()[:2]
+        return int(run), int(wait)
+    except (OSError, ValueError):
+        return None

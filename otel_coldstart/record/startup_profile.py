@@ -199,12 +199,12 @@ def _at_ready(frozen: Timeline) -> None:
 def _starvation() -> float:
     """Wall over CPU time of this process so far, where the kernel tells (Linux): 1 idle, 5-10
     beside busy processes on 2 cores."""
-    try:
-        with open("/proc/self/schedstat", "rb") as handle:
-            run, wait = (int(field) for field in handle.read().split()[:2])
-    except (OSError, ValueError):
+    from otel_coldstart.record.process_start import PROCESS_SCHEDSTAT, run_and_wait_ns
+
+    found = run_and_wait_ns(PROCESS_SCHEDSTAT)
+    if found is None or found[0] <= 0:
         return 1.0
-    return (run + wait) / run if run > 0 else 1.0
+    return (found[0] + found[1]) / found[0]
 
 
 def _fits(profile: _Profile) -> bool:

@@ -282,3 +282,45 @@ def test_finish_now_delivers_before_returning_and_the_process_lives_on(tmp_path:
         assert {span.span_id for span in received} == {span.span_id for span in run.trace().spans}
         assert run.trace().root.attributes["coldstart.ready.trigger"] == "signal"
     assert spool_left(tmp_path / "spool") == []
+
+
+BUILD_REFUSED = """
+import threading, time
+import otel_coldstart
+from otel_coldstart.deliver import export, sdk_setup
+
+real = sdk_setup.build_from_raw
+building = threading.Event()
+
+
+def build_from_raw(*args, **kwargs):
+    if threading.current_thread() is threading.main_thread():
+        return real(*args, **kwargs)  # the exit's own build
+    # The worker's build meets the exit, as on 3.12+ when the SDK's first thread is refused.
+    building.set()
+    while not export.exiting():
+        time.sleep(0.005)
+    raise RuntimeError("can't create new thread at interpreter shutdown")
+
+
+sdk_setup.build_from_raw = build_from_raw
+otel_coldstart.mark_ready()
+assert building.wait(30)
+print("ready", flush=True)
+"""
+
+
+def test_a_worker_build_that_fails_at_exit_hands_the_job_back_to_the_exit(tmp_path: Path) -> None:
+    """The worker after ``mark_ready`` is still building when the app exits, and its build fails:
+    the exit builds the trace itself (without the SDK) and both sinks get it once."""
+    script = write(tmp_path / "app.py", BUILD_REFUSED)
+    with HttpReceiver("up") as receiver:
+        env = app_env(receiver, tmp_path / "spool")
+        run = run_instrumented(script, tmp_path / "trace.jsonl", env=env)
+        assert run.completed.returncode == 0, run.completed.stderr
+        assert run.completed.stdout == "ready\n"
+        assert "Traceback" not in run.completed.stderr, run.completed.stderr
+        trace = run.trace()
+        assert trace.root.attributes["coldstart.ready.trigger"] == "explicit"
+        assert_exactly_once(receiver, file_ids(run))
+    assert spool_left(tmp_path / "spool") == []

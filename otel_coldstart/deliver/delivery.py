@@ -215,8 +215,30 @@ def build(job: export.Job, settings: config.Settings, resource: Any = None) -> b
         if trace_file:
             job.write_trace_file(trace_file)
         return True
+    except BaseException:
+        _give_up_building(job)
+        raise
     finally:
         job.built.set()
+
+
+def _give_up_building(job: export.Job) -> None:
+    # A builder that failed (3.12+ refuses the SDK's threads once the interpreter is shutting down)
+    # hands the job back: the exit's own build (``retry_at_exit``) may still write the trace file.
+    with job.lock:
+        job.building = False
+        job.build_failed = True
+        job.chunks = None
+
+
+def retry_at_exit(settings: config.Settings, deadline: float, grace_s: float = 0.0) -> None:
+    """At exit, after the worker: if its build failed, the exit builds and sends what it can."""
+    job = _own
+    if job is None or not job.build_failed or job.building or job.closed:
+        return
+    job.build_failed = False
+    _log.info("otel-coldstart: the cold start's build after ready failed; the exit builds it")
+    _build_and_send(job, settings, deadline, grace_s)
 
 
 def sends_at_exit(settings: config.Settings) -> bool:
@@ -244,6 +266,9 @@ def write_trace_file_light(job: export.Job, settings: config.Settings) -> bool:
         documents = [otlp_json.encode(chunk) for chunk in export.chunked(light_trace.build_from_raw(job.raw))]
         job.write_trace_file(trace_file, documents)
         return True
+    except BaseException:
+        _give_up_building(job)
+        raise
     finally:
         job.built.set()
 
@@ -260,6 +285,10 @@ def finish_inline(
     exit_probe.mark("persisted")
     if job is None or job.building:
         return
+    _build_and_send(job, settings, deadline, grace_s)
+
+
+def _build_and_send(job: export.Job, settings: config.Settings, deadline: float, grace_s: float) -> None:
     sending = sends_at_exit(settings)
     trace_file = settings.trace_file
     if not sending and not trace_file:

@@ -145,6 +145,8 @@ class Job:
         self.closed = False
         #: Someone is building the spans (the worker after ready, or the exit): one builder only.
         self.building = False
+        #: The last builder failed and handed the job back (``delivery.retry_at_exit``).
+        self.build_failed = False
         #: The built root span's context (links from the Lambda first invocation, child processes).
         self.root_context: Any = None
         #: Set when the builder is through (spans built and the trace file written, or failed).

@@ -320,6 +320,7 @@ def _finish(trigger: str, deadline: float) -> None:
             if _worker is not None:
                 delivery.wait_for_build(deadline, _settings, BUILD_GRACE_S)
                 _join(_worker, deadline, "cold-start trace export")
+                delivery.retry_at_exit(_settings, deadline, BUILD_GRACE_S)
         except Exception as exc:  # the application must never pay for our failure
             _log().warning("otel-coldstart: cold-start trace delivery failed: %s", exc, exc_info=True)
         finally:

@@ -2,12 +2,12 @@
 
 Runs a program that imports a few hundred standard-library modules and runs some code of its own
 between them, under the launcher, with ``OTEL_PYTHON_COLDSTART_PROFILE_INTERVAL_MS=0`` (off) and
-with the default (2 ms), back to back in rotating order so that machine noise hits both alike.
+with the default (10 ms), back to back in rotating order so that machine noise hits both alike.
 Reports the medians of the main phase (wall, from the trace) and of the child's CPU time (user +
 system, from ``wait4``: less sensitive to a busy machine), their ratios, and the work done after
 ready (``coldstart.profile.build_ns``, on the build thread). Usage::
 
-    python benchmarks/startup_profile.py [--rounds 9] [--interval-ms 2] [--json out.json]
+    python benchmarks/startup_profile.py [--rounds 9] [--interval-ms 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def run_once(script: Path, interval: str, tmp: Path) -> tuple[float, float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--interval-ms", default="2")
+    parser.add_argument("--interval-ms", default="10")
     parser.add_argument("--json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:

@@ -152,7 +152,9 @@ def test_a_read_out_that_does_not_fit_the_exit_budget_is_skipped_and_said(tmp_pa
     import_tree(tmp_path, 6000, 100)
     script = tmp_path / "app.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport bigtree\n")
-    env = {"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.05"}
+    # Samples every 2 ms: a read-out too large for that budget (at the default 10 ms, the samples
+    # of a 6,000-module start-up are few enough to be read in any exit).
+    env = {"OTEL_PYTHON_COLDSTART_EXIT_TIMEOUT": "0.05", "OTEL_PYTHON_COLDSTART_PROFILE_INTERVAL_MS": "2"}
     run = run_instrumented(script, tmp_path / "trace.jsonl", env=env, timeout=120)
     assert run.completed.returncode == 0, run.completed.stderr
     if not (tmp_path / "trace.jsonl").exists():  # a budget this tight may leave even the file to flush

@@ -8,6 +8,13 @@ an app that never imports the library pays nothing, and no library is imported e
 app imports it. An instrumentor whose library we cannot name is loaded at once, as the stock
 launcher would.
 
+A few instrumentors wait longer, for the first call of the one method their whole effect goes
+through (``ON_FIRST_CALL``): loading ``opentelemetry-instrumentation-requests`` (the trace and
+metrics API, wrapt with asyncio, packaging: ~70 ms of CPU) on ``import requests`` was most of what
+a traced script that imports requests paid, and most programs import requests long before they
+send anything, if they send at all before they exit. The method is instrumented before that first
+call runs, so every request is traced and carries the context as before.
+
 The entry-point scan reads ``*.dist-info/entry_points.txt`` on ``sys.path`` directly: importing
 ``importlib.metadata`` would cost the start-up path more than the scan.
 """
@@ -51,6 +58,11 @@ TRIGGERS = {
 }
 #: Instrumentors that wait for no library (they watch the process or the Lambda handler).
 EAGER = frozenset({"system_metrics", "aws-lambda"})
+#: Instrumentors whose whole effect is to replace one method in place on a class that every use
+#: goes through (module, class, method): loaded on that method's first call, not on the import of
+#: the library. Only instrumentors checked to patch exactly that (and the class in place, so that
+#: objects made before are covered) belong here.
+ON_FIRST_CALL = {"requests": ("requests.sessions", "Session", "send")}
 #: Where the services instrumentor's targets live: it waits for the first of them.
 SERVICE_MODULES = ("otel_coldstart.library.services", "otel_coldstart.library.lazy", "svcs._core")
 #: User-named factories can live in any module: with this set, the services instrumentor loads at once.
@@ -133,9 +145,11 @@ def trigger_module(name: str) -> str | None:
     return module if module.partition(".")[0] in scan().top_level else None
 
 
-def defer(name: str, instrument: Callable[[], Any]) -> None:
+def defer(name: str, instrument: Callable[[], Any], instrumentation_module: str | None = None) -> None:
     """Run ``instrument()`` (load and instrument entry point ``name``) when its library is first
-    imported, or now; recorded as ``instrument <name>``, a failure logged, never raised."""
+    imported (or its method first called, ``ON_FIRST_CALL``; ``instrumentation_module``: the
+    module the entry point loads), or now; recorded as ``instrument <name>``, a failure logged,
+    never raised."""
 
     def run(module: object = None) -> None:
         current = timeline.current()
@@ -159,7 +173,100 @@ def defer(name: str, instrument: Callable[[], Any]) -> None:
         return
     from otel_coldstart.record.post_import import when_imported
 
+    target = ON_FIRST_CALL.get(name)
+    if target is not None and instrumentation_module:
+        first_call = FirstCall(target, instrumentation_module, run)
+        when_imported(trigger, first_call.arm)
+        return
     when_imported(trigger, run)
+
+
+class FirstCall:
+    """Stands in for one method (``ON_FIRST_CALL``) until its first call, which puts the method
+    back, instruments (the instrumentor wraps the real method) and goes on through the
+    instrumented method: that call is traced as every later one.
+
+    Also done at once when anything imports the instrumentation module itself (an app calling
+    ``RequestsInstrumentor().instrument()`` or ``.uninstrument()`` sees the state it would have
+    seen), and never on a thread doing our own work (the OTLP/HTTP exporter sends with requests)
+    or at exit.
+    """
+
+    def __init__(self, target: tuple[str, str, str], instrumentation_module: str, run: Callable[[], Any]):
+        self.module_name, self.class_name, self.method = target
+        self.instrumentation_module = instrumentation_module
+        self.run = run
+        self.cls: Any = None
+        self.original: Any = None
+        self.stand_in: Any = None
+        self.done = False
+        #: The method was put back (not wrapped by someone else meanwhile).
+        self.restored = False
+        self.owner: int | None = None
+        self.lock: Any = None
+
+    def arm(self, _library: object = None) -> None:
+        """The library has been imported: stand in for its method (or, if it is not as
+        expected, instrument now, as for any other instrumentor)."""
+        import _thread
+
+        module = sys.modules.get(self.module_name)
+        cls = getattr(module, self.class_name, None)
+        original: Any = getattr(cls, "__dict__", {}).get(self.method)
+        if not isinstance(cls, type) or type(original).__name__ != "function":
+            self.run()
+            return
+        self.cls, self.original, self.lock = cls, original, _thread.allocate_lock()
+        self.stand_in = self._stand_in(original)
+        setattr(cls, self.method, self.stand_in)
+        from otel_coldstart.record.post_import import when_imported
+
+        when_imported(self.instrumentation_module, lambda _module: self.finish())
+
+    def _stand_in(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        import functools  # the library has imported it already
+
+        @functools.wraps(original)
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            if not self.done and not _our_own_work():
+                self.finish()
+            current = getattr(self.cls, self.method)
+            if not self.done or current is stand_in or not self.restored:
+                return original(*args, **kwargs)
+            return current(*args, **kwargs)
+
+        return stand_in
+
+    def finish(self) -> None:
+        """Put the method back and instrument, once; another thread's first call waits for it."""
+        import _thread
+
+        if self.done or self.owner == _thread.get_ident():
+            return  # done, or the instrumentation's own import of its module, inside this call
+        with self.lock:
+            if self.done:
+                return
+            self.owner = _thread.get_ident()
+            try:
+                if self.cls.__dict__.get(self.method) is self.stand_in:
+                    # Wrapped by someone else meanwhile, it stays in their chain: the
+                    # instrumentor then wraps theirs.
+                    setattr(self.cls, self.method, self.original)
+                    self.restored = True
+                self.run()
+            finally:
+                self.done = True
+                self.owner = None
+
+
+def _our_own_work() -> bool:
+    """On a thread of our own work, or at exit: nothing the app's instrumentation should see."""
+    import _thread
+
+    if _thread.get_ident() in timeline.state.suppressed:
+        return True
+    current = timeline.current()
+    return current is not None and current.ready_trigger == cv.TRIGGER_EXIT
 
 
 def services_when_imported(install: Callable[[], Any]) -> None:
@@ -201,10 +308,14 @@ def install() -> None:
             if name == "coldstart_services":
                 services_when_imported(_install_services)
                 continue
-            defer(name, functools.partial(_instrument_entry_point, value))
+            defer(name, functools.partial(_instrument_entry_point, value), _module_of(value))
     for name, value in found[POST_GROUP]:
         if not value.startswith("otel_coldstart."):  # ours marks the launcher's end: done by the caller
             _call(name, value)
+
+
+def _module_of(value: str) -> str:
+    return value.split("[", 1)[0].partition(":")[0].strip()
 
 
 def _instrument_entry_point(value: str) -> None:

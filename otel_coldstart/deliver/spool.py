@@ -28,7 +28,6 @@ Files are created 0600 in a 0700 directory: traces carry command lines and paths
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 
@@ -130,6 +129,8 @@ def write_file(directory: str, name: str, payload: bytes) -> str:
 
 def read_documents(path: str) -> list[dict[str, Any]]:
     """The OTLP JSON documents of one spool file; raises ``ValueError`` if it is not one."""
+    import json  # reading the spool is flush's and the drain's work, not the exit's
+
     documents = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):

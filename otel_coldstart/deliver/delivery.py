@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 
+from otel_coldstart.config import has_exporter, has_sink
 from otel_coldstart.deliver import exit_probe, export, lazy_log, raw_copy, spool
 from otel_coldstart.record import timeline
 from otel_coldstart.record.process_start import PROCESS_SCHEDSTAT, THREAD_SCHEDSTAT, run_and_wait_ns
@@ -77,16 +78,6 @@ def _measure_starvation(wall_s: float, cpu_s: float, thread_started: tuple[int, 
     if life is not None and life[0] > 0:
         ratios.append((life[0] + life[1]) / life[0])
     return max(1.0, *ratios)
-
-
-def has_exporter() -> bool:
-    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
-    return any(name.strip() not in ("", "none") for name in names.split(","))
-
-
-def has_sink(settings: config.Settings) -> bool:
-    """A trace file or a trace exporter to deliver to (``OTEL_TRACES_EXPORTER=none``: none)."""
-    return bool(settings.trace_file) or has_exporter()
 
 
 def persist(

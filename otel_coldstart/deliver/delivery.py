@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 
 from otel_coldstart.config import has_exporter, has_sink
 from otel_coldstart.deliver import exit_probe, export, lazy_log, raw_copy, spool
-from otel_coldstart.record import timeline
+from otel_coldstart.record import threads, timeline
 from otel_coldstart.record.process_start import PROCESS_SCHEDSTAT, THREAD_SCHEDSTAT, run_and_wait_ns
 
 TYPE_CHECKING = False
@@ -54,7 +53,7 @@ SDK_IMPORT_CPU_S = 0.2
 #: at exit used 0.3-0.4 s more CPU in all than one whose raw copy waited in the spool (load 8).
 SEND_TEARDOWN_CPU_S = 0.1
 
-_lock = threading.Lock()
+_lock = threads.allocate_lock()
 _own: export.Job | None = None
 _persist_s = 0.0
 #: How starved of CPU this process is (``_measure_starvation``): 1 on an idle machine, 5-10 beside
@@ -315,4 +314,4 @@ def _light_usable() -> bool:
 def reset_after_fork() -> None:
     global _own, _lock
     _own = None
-    _lock = threading.Lock()
+    _lock = threads.allocate_lock()

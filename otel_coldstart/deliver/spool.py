@@ -27,7 +27,6 @@ Files are created 0600 in a 0700 directory: traces carry command lines and paths
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -340,8 +339,11 @@ def enforce_cap(directory: str, max_bytes: int) -> list[str]:
     for entry in free:
         if total <= max_bytes:
             break
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        else:
             dropped.append(entry.path)
             _log.warning(
                 "otel-coldstart: spool over %d bytes: dropped the oldest cold start %s (%d bytes)",

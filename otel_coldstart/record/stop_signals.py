@@ -30,12 +30,11 @@ imported (a post-import hook), before the importer sees them; values handed to t
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # no stub: the C half of the signal module
-import contextlib
 import os
 import sys
-import threading
 
 from otel_coldstart import conventions as cv
+from otel_coldstart.record import threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -62,7 +61,7 @@ _freeze: Callable[[str], None] | None = None
 def install(freeze: Callable[[str], None], finish: Callable[[str], None]) -> None:
     """Take over the stop signals whose disposition is the default (main thread only)."""
     global _installed, _finish, _freeze
-    if _installed or threading.current_thread() is not threading.main_thread():
+    if _installed or not threads.on_main_thread():
         return
     _installed = True
     _freeze, _finish = freeze, finish
@@ -102,12 +101,16 @@ def _for_app(handler: Any) -> Any:
 def _handler(signum: int, frame: Any) -> Any:
     view = _app_view.get(signum, _SIG_DFL)
     if _freeze is not None:
-        with contextlib.suppress(Exception):
+        try:
             _freeze(cv.TRIGGER_SIGNAL)
+        except Exception:
+            pass
     if _is(view, _SIG_DFL):
         if _finish is not None:
-            with contextlib.suppress(Exception):
+            try:
                 _finish(cv.TRIGGER_SIGNAL)
+            except Exception:
+                pass
         _die_by(signum)
         return None
     if _is(view, _SIG_IGN) or view is None:
@@ -117,8 +120,10 @@ def _handler(signum: int, frame: Any) -> Any:
 
 def _die_by(signum: int) -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
+        try:
             stream.flush()
+        except Exception:
+            pass
     _real_signal(signum, _SIG_DFL)
     os.kill(os.getpid(), signum)
     # Only reached if the signal is blocked in this thread: it kills us once unblocked; until
@@ -184,5 +189,7 @@ def restore_sigint_exit() -> None:
     """
     if not interrupted():
         return
-    with contextlib.suppress(KeyboardInterrupt):
+    try:
         exec("raise KeyboardInterrupt", {})
+    except KeyboardInterrupt:
+        pass

@@ -204,7 +204,9 @@ class _ScanCache:
                 del self.parts[next(iter(self.parts))]
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
             temporary = f"{self.path}.{os.getpid()}.tmp"
-            with open(temporary, "wb") as handle:
+            # Private: what it names is imported and called by every traced process of this user.
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with open(fd, "wb") as handle:
                 handle.write(marshal.dumps(self.parts))
             os.replace(temporary, self.path)
         except (OSError, ValueError):

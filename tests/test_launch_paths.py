@@ -471,3 +471,31 @@ def test_threading_imported_after_our_worker_still_knows_the_apps_main_thread(
     assert done.stdout == "True MainThread\n"
     assert done.stderr == ""
     assert only_trace(trace_file)
+
+
+RAW_THREAD_IMPORTS_FIRST = """
+import _thread, sys, time
+done = _thread.allocate_lock()
+done.acquire()
+def work():
+    import raw_only  # recorded on this thread, which threading has never seen
+    done.release()
+_thread.start_new_thread(work, ())
+done.acquire()
+time.sleep(0.05)
+print("threading" in sys.modules)
+import threading
+print(threading.current_thread() is threading.main_thread(), threading.current_thread().name)
+"""
+
+
+def test_a_raw_threads_import_does_not_make_it_threadings_main_thread(tmp_path: Path):
+    script = write(tmp_path / "app.py", RAW_THREAD_IMPORTS_FIRST)
+    write(tmp_path / "raw_only.py", "")
+    trace_file = tmp_path / "trace.jsonl"
+    env = auto_env(trace_file, OTEL_PYTHON_COLDSTART_AUTO="1")
+    done = run([sys.executable, str(script)], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("False\nTrue MainThread\n", "")
+    spans = only_trace(trace_file).spans
+    assert [s for s in spans if s.attributes.get("coldstart.module.name") == "raw_only"]

@@ -155,13 +155,13 @@ def on_main_thread() -> bool:
 
 
 def current_name() -> str:
-    """``threading.current_thread().name``; ``threading`` is imported only for a thread other than
-    the main one while nothing has imported it (a thread started with ``_thread``)."""
+    """``threading.current_thread().name`` once anything has imported ``threading``. Before that,
+    "MainThread", or for a thread started with ``_thread`` a name of its ident: importing
+    ``threading`` on such a thread would make it threading's main thread."""
     threading = sys.modules.get("threading")
     if getattr(threading, "current_thread", None) is None:
-        if _original_get_ident() == _main_ident:
-            return "MainThread"
-        import threading
+        ident = _original_get_ident()
+        return "MainThread" if ident == _main_ident else f"thread-{ident}"
     return threading.current_thread().name  # type: ignore[union-attr]
 
 

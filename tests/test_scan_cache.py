@@ -4,6 +4,7 @@ instrumentor installed, removed or rewritten in place at once. Real processes, r
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -102,6 +103,22 @@ def test_a_corrupt_or_unwritable_cache_costs_only_the_read(tmp_path: Path):
     directory = tmp_path / "cache" / "otel-coldstart"
     directory.mkdir(parents=True)
     (directory / CACHE_NAME).write_bytes(b"\x00junk")
+    done = traced(site, tmp_path)
+    assert (done.stdout, done.stderr) == ("instrumented by alpha v1\napp ran\n", "")
+    # Well formed and current, but not what we write: the directory is read again.
+    cache = directory / CACHE_NAME
+    parts = marshal.loads(cache.read_bytes())
+    stamp, dists, top_level = parts[str(site)]
+    parts[str(site)] = (
+        stamp,
+        [(d, path, s, [("not_our_group", "x", 1)]) for d, path, s, _ in dists],
+        top_level,
+    )
+    cache.write_bytes(marshal.dumps(parts))
+    done = traced(site, tmp_path)
+    assert (done.stdout, done.stderr) == ("instrumented by alpha v1\napp ran\n", "")
+    parts[str(site)] = (stamp, [None], top_level)
+    cache.write_bytes(marshal.dumps(parts))
     done = traced(site, tmp_path)
     assert (done.stdout, done.stderr) == ("instrumented by alpha v1\napp ran\n", "")
     # A cache home that cannot hold a directory (a file): nothing written, nothing shown.

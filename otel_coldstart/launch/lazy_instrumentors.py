@@ -91,17 +91,36 @@ def scan() -> Scan:
     cache = _ScanCache.load()
     for entry in sys.path:
         directory = os.path.abspath(entry or ".")
-        dists, top_level = cache.directory(directory)
-        for dist, _path, _stamp, entry_points in dists:
-            if dist in seen:
-                continue
-            seen.add(dist)
-            for group, name, value in entry_points:
-                result.entry_points[group].append((name, value))
-        result.top_level.update(top_level)
+        try:
+            found, names = _merged(*cache.directory(directory), seen)
+        except (TypeError, ValueError, KeyError):  # a damaged cache entry: read the directory
+            found, names = _merged(*cache.directory(directory, fresh=True), seen)
+        for group, name, value in found:
+            result.entry_points[group].append((name, value))
+        result.top_level.update(names)
     cache.save()
     _scan = result
     return result
+
+
+_EntryPoints = list[tuple[str, str, str]]
+
+
+def _merged(dists: _Dists, top_level: list[str], seen: set[str]) -> tuple[_EntryPoints, set[str]]:
+    """A directory's entry points (of distributions not ``seen`` in an earlier one) and names;
+    ``ValueError`` or ``TypeError`` for a part that is not one (a damaged cache)."""
+    found: _EntryPoints = []
+    new: set[str] = set()
+    for dist, _path, _stamp, entry_points in dists:
+        if dist in seen or dist in new:
+            continue
+        new.add(dist)
+        found.extend((group, str(name), str(value)) for group, name, value in entry_points)
+    if any(group not in _GROUPS for group, _, _ in found):
+        raise ValueError("not entry points of our groups")
+    names = {str(name) for name in top_level}
+    seen.update(new)
+    return found, names
 
 
 #: A directory's part of a scan: (distribution, its entry_points.txt, that file's mtime (ns, -1:
@@ -179,8 +198,8 @@ class _ScanCache:
             pass
         return cls(path, parts if isinstance(parts, dict) else {})
 
-    def directory(self, directory: str) -> tuple[_Dists, list[str]]:
-        part = self.parts.get(directory)
+    def directory(self, directory: str, fresh: bool = False) -> tuple[_Dists, list[str]]:
+        part = None if fresh else self.parts.get(directory)
         try:
             stamp, dists, top_level = part  # type: ignore[misc]
             if stamp == _mtime_ns(directory) and all(

@@ -186,6 +186,17 @@ class Settings:
         return f"Settings({shown})"
 
 
+def has_exporter() -> bool:
+    """``OTEL_TRACES_EXPORTER`` names a traces exporter (its default is ``otlp``; ``none``: none)."""
+    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
+    return any(name.strip() not in ("", "none") for name in names.split(","))
+
+
+def has_sink(settings: Settings) -> bool:
+    """A trace file or a traces exporter to deliver to: without either a built trace goes nowhere."""
+    return bool(settings.trace_file) or has_exporter()
+
+
 def load() -> tuple[Settings, list[str]]:
     """All settings, a bad one replaced by its default: one typo must not switch the others off
     (a bad READY must not drop the trace file). Returns the settings and one message per bad one."""

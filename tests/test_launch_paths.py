@@ -412,3 +412,90 @@ def test_the_zero_tax_launch_keeps_heavy_modules_off_the_start_up_path(tmp_path:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
     assert only_trace(trace_file).root.attributes["coldstart.origin"] == "auto"
+
+
+UNTOUCHED = """
+import sys
+print([m for m in ("threading", "contextlib", "functools", "collections", "signal", "enum", "re", "json")
+       if m in sys.modules])
+"""
+
+
+@pytest.mark.parametrize("path", ["run", "env"])
+def test_the_app_finds_no_stdlib_module_it_did_not_import(tmp_path: Path, path: str):
+    """The recorder starts without threading, contextlib, signal (enum), json (re): a program that
+    never imports them finds them missing at its first line, as without us, and its exit is
+    recorded all the same."""
+    script = write(tmp_path / "app.py", UNTOUCHED)
+    plain = run([sys.executable, str(script)], clean_env())
+    assert plain.returncode == 0, plain.stderr
+    trace_file = tmp_path / "trace.jsonl"
+    command = [CLI, "run", sys.executable, str(script)] if path == "run" else [sys.executable, str(script)]
+    extra = {} if path == "run" else {"OTEL_PYTHON_COLDSTART_AUTO": "1"}
+    done = run(command, auto_env(trace_file, **extra))
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == (plain.stdout, plain.stderr)
+    assert only_trace(trace_file).root.attributes["coldstart.ready.trigger"] == "exit"
+
+
+MAIN_THREAD_AFTER_READY = """
+import sys, time
+import otel_coldstart
+{ready}
+time.sleep(0.5)  # the worker builds and writes the trace meanwhile
+import threading
+print(threading.current_thread() is threading.main_thread(), threading.current_thread().name)
+t = threading.Thread(target=lambda: None)
+t.start()
+t.join()
+"""
+
+
+@pytest.mark.parametrize(
+    ("ready", "extra"),
+    [
+        ("otel_coldstart.mark_ready()", {}),
+        ("", {"OTEL_PYTHON_COLDSTART_READY_TIMEOUT": "0.05"}),
+    ],
+)
+def test_threading_imported_after_our_worker_still_knows_the_apps_main_thread(
+    tmp_path: Path, ready: str, extra: dict[str, str]
+):
+    """threading (before 3.12) takes the thread that first imports it for the main thread: our
+    worker, whose SDK set-up imports it, must never be that thread, or the app's main thread is a
+    dummy and the interpreter's shutdown fails on our thread's lock."""
+    script = write(tmp_path / "app.py", MAIN_THREAD_AFTER_READY.format(ready=ready))
+    trace_file = tmp_path / "trace.jsonl"
+    done = run([sys.executable, str(script)], auto_env(trace_file, OTEL_PYTHON_COLDSTART_AUTO="1", **extra))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True MainThread\n"
+    assert done.stderr == ""
+    assert only_trace(trace_file)
+
+
+RAW_THREAD_IMPORTS_FIRST = """
+import _thread, sys, time
+done = _thread.allocate_lock()
+done.acquire()
+def work():
+    import raw_only  # recorded on this thread, which threading has never seen
+    done.release()
+_thread.start_new_thread(work, ())
+done.acquire()
+time.sleep(0.05)
+print("threading" in sys.modules)
+import threading
+print(threading.current_thread() is threading.main_thread(), threading.current_thread().name)
+"""
+
+
+def test_a_raw_threads_import_does_not_make_it_threadings_main_thread(tmp_path: Path):
+    script = write(tmp_path / "app.py", RAW_THREAD_IMPORTS_FIRST)
+    write(tmp_path / "raw_only.py", "")
+    trace_file = tmp_path / "trace.jsonl"
+    env = auto_env(trace_file, OTEL_PYTHON_COLDSTART_AUTO="1")
+    done = run([sys.executable, str(script)], env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("False\nTrue MainThread\n", "")
+    spans = only_trace(trace_file).spans
+    assert [s for s in spans if s.attributes.get("coldstart.module.name") == "raw_only"]

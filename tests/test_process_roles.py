@@ -198,3 +198,31 @@ def test_no_sink_builds_nothing_at_exit(tmp_path: Path):
     with_file = run_instrumented(script, tmp_path / "trace.jsonl")
     # The probe does see a build, and the trace file alone needs no SDK (light_trace.py).
     assert with_file.completed.stdout == "spans built at exit\n"
+
+
+def test_stop_signals_cost_no_signal_import_and_the_app_sees_the_modules_answers(tmp_path: Path):
+    """Our handlers go in through ``_signal``: ``signal`` (and ``enum``) are imported when the app
+    imports them, and its functions then answer with ``signal.Handlers`` members, as without us."""
+    script = write(
+        tmp_path / "app.py",
+        "import sys, time\n"
+        "print([m for m in ('signal', 'enum') if m in sys.modules], flush=True)\n"
+        "import signal\n"
+        "print(signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,\n"
+        "      signal.signal(signal.SIGTERM, signal.SIG_IGN) is signal.SIG_DFL,\n"
+        "      signal.getsignal(signal.SIGTERM) is signal.SIG_IGN,\n"
+        "      signal.signal(signal.SIGTERM, signal.SIG_DFL) is signal.SIG_IGN,\n"
+        "      signal.getsignal(signal.SIGHUP) is signal.SIG_DFL, flush=True)\n"
+        "time.sleep(60)\n",
+    )
+    results = {}
+    for instrumented in (False, True):
+        trace_file = tmp_path / f"trace-{instrumented}.jsonl"
+        process = start([sys.executable, str(script)], trace_file, instrumented, tmp_path)
+        assert process.stdout.readline().strip() == "[]"
+        assert process.stdout.readline().strip() == "True True True True True"
+        time.sleep(0.2)
+        results[instrumented] = stop(process, signal.SIGTERM)
+    assert results[True] == results[False] == (-signal.SIGTERM, "", "")
+    (root,) = wait_for_roots(tmp_path / "trace-True.jsonl", 1)
+    assert root["coldstart.ready.trigger"] == "signal"

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 
+from otel_coldstart.config import has_exporter, has_sink
 from otel_coldstart.deliver import exit_probe, export, lazy_log, raw_copy, spool
-from otel_coldstart.record import timeline
+from otel_coldstart.record import threads, timeline
 from otel_coldstart.record.process_start import PROCESS_SCHEDSTAT, THREAD_SCHEDSTAT, run_and_wait_ns
 
 TYPE_CHECKING = False
@@ -53,7 +53,7 @@ SDK_IMPORT_CPU_S = 0.2
 #: at exit used 0.3-0.4 s more CPU in all than one whose raw copy waited in the spool (load 8).
 SEND_TEARDOWN_CPU_S = 0.1
 
-_lock = threading.Lock()
+_lock = threads.allocate_lock()
 _own: export.Job | None = None
 _persist_s = 0.0
 #: How starved of CPU this process is (``_measure_starvation``): 1 on an idle machine, 5-10 beside
@@ -77,16 +77,6 @@ def _measure_starvation(wall_s: float, cpu_s: float, thread_started: tuple[int, 
     if life is not None and life[0] > 0:
         ratios.append((life[0] + life[1]) / life[0])
     return max(1.0, *ratios)
-
-
-def has_exporter() -> bool:
-    names = os.environ.get("OTEL_TRACES_EXPORTER", "otlp")
-    return any(name.strip() not in ("", "none") for name in names.split(","))
-
-
-def has_sink(settings: config.Settings) -> bool:
-    """A trace file or a trace exporter to deliver to (``OTEL_TRACES_EXPORTER=none``: none)."""
-    return bool(settings.trace_file) or has_exporter()
 
 
 def persist(
@@ -353,4 +343,4 @@ def _light_usable() -> bool:
 def reset_after_fork() -> None:
     global _own, _lock
     _own = None
-    _lock = threading.Lock()
+    _lock = threads.allocate_lock()

@@ -26,12 +26,11 @@ waits at exit adds to the time we measure. So:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 import time
 
 from otel_coldstart.deliver import lazy_log, otlp_json, spool
+from otel_coldstart.record import threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the exit of every traced process imports this module: no typing, no logging
@@ -49,9 +48,9 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
 #: At exit, send earlier processes' spool only if at least this share of the exit budget is left.
 EXIT_DRAIN_SHARE = 0.4
 
-_exiting = threading.Event()
+_exiting = threads.Flag()
 _exit_deadline: float | None = None
-_jobs_lock = threading.Lock()
+_jobs_lock = threads.allocate_lock()
 _jobs: list[Job] = []
 #: HTTP statuses that say "this collector is not taking anything now", not "never this file".
 _TRANSIENT_4XX = frozenset({401, 403, 407, 408, 429})
@@ -80,8 +79,10 @@ def _watch(exporter: Any) -> None:
         return result
 
     watched._coldstart_watched = True  # type: ignore[attr-defined]
-    with contextlib.suppress(AttributeError):
+    try:
         client.export = watched
+    except AttributeError:
+        pass
 
 
 def _export_uninstrumented(exporter: Any, chunk: list[Any]) -> Any:
@@ -125,7 +126,7 @@ class Job:
         documents: list[dict[str, Any]] | None = None,
         raw: dict[str, Any] | None = None,
     ) -> None:
-        self.lock = threading.Lock()
+        self.lock = threads.allocate_lock()
         self.stem = stem
         #: ``None`` until the spans are built (a raw copy only).
         self.chunks = chunks
@@ -150,7 +151,7 @@ class Job:
         #: The built root span's context (links from the Lambda first invocation, child processes).
         self.root_context: Any = None
         #: Set when the builder is through (spans built and the trace file written, or failed).
-        self.built = threading.Event()
+        self.built = threads.Flag()
         #: Where ``release`` put what was left.
         self.spooled_to: str | None = None
         #: How many exporters the last ``send`` had: with none, the trace file was the only sink.
@@ -218,8 +219,10 @@ class Job:
                 return False
             self.done = True
             if self.claimed_path:
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.unlink(self.claimed_path)
+                except FileNotFoundError:
+                    pass
                 self.claimed_path = None
             return True
 
@@ -298,8 +301,11 @@ def register(job: Job) -> bool:
 
 
 def _unregister(job: Job) -> None:
-    with _jobs_lock, contextlib.suppress(ValueError):
-        _jobs.remove(job)
+    with _jobs_lock:
+        try:
+            _jobs.remove(job)
+        except ValueError:
+            pass
 
 
 def spool_settings(settings: config.Settings) -> tuple[str | None, int]:
@@ -452,14 +458,18 @@ def drain(
             job = _job_for_entry(entry, claimed, exporters, max_bytes)
         except Exception as exc:  # unreadable, or a raw copy this version cannot build
             bad = os.path.join(directory, f"{entry.stem}.bad")
-            with contextlib.suppress(OSError):
+            try:
                 os.rename(claimed, bad)
+            except OSError:
+                pass
             _log.warning("otel-coldstart: unreadable spool file moved to %s: %s", bad, exc)
             result.bad.append(bad)
             continue
         if job is None:
-            with contextlib.suppress(OSError):
+            try:
                 spool.release(claimed, entry.stem)
+            except OSError:
+                pass
             continue
         if not register(job):
             with job.lock:
@@ -512,8 +522,10 @@ def drain_at_exit(exporters: Sequence[Any], settings: config.Settings, deadline:
 
 def shutdown(exporters: Sequence[Any]) -> None:
     for exporter in exporters:
-        with contextlib.suppress(Exception):
+        try:
             exporter.shutdown()
+        except Exception:
+            pass
 
 
 def begin_exit(deadline: float) -> None:
@@ -563,7 +575,7 @@ def cut_off() -> list[str]:
 def reset_after_fork() -> None:
     """The child owns none of the parent's jobs or claims."""
     global _jobs_lock, _exit_deadline
-    _jobs_lock = threading.Lock()
+    _jobs_lock = threads.allocate_lock()
     _jobs.clear()
     _exit_deadline = None
     _exiting.clear()

@@ -9,11 +9,9 @@ before the interpreter goes away, on the main thread (3.12+ starts no threads at
 from __future__ import annotations
 
 import atexit
-import contextlib
 import gc
 import os
 import sys
-import threading
 import time
 
 from otel_coldstart import config
@@ -34,10 +32,13 @@ from otel_coldstart.record.timeline import Timeline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
-    from collections.abc import Callable, Iterator
+    import threading
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
-_lock = threading.Lock()
+# Neither threading nor contextlib here: most traced programs that never import them (python -c,
+# small scripts) would pay ~4 ms of CPU for them. threading is wrapped when it is imported.
+_lock = threads.allocate_lock()
 _armed = False
 _settings = config.Settings()
 _configure_globals = False
@@ -90,12 +91,23 @@ def arm(origin: str, record_imports: bool = True) -> None:
     if _settings.import_memory:
         imports.rss_probe = memory.rss
     atexit.register(_on_exit)
-    _wrap_threading_shutdown()
+    post_import.when_imported("threading", _wrap_threading_shutdown)
     post_import.when_imported("concurrent.futures.thread", _before_futures_stop)
     os.register_at_fork(after_in_child=_after_fork_in_child)
     os._exit = _exit_wrapper
     if _settings.ready_timeout_s > 0:
+        _import_threading_first()  # the timer's mark_ready starts the worker
         threads.call_later(_settings.ready_timeout_s, mark_ready, cv.TRIGGER_TIMEOUT)
+
+
+def _import_threading_first() -> None:
+    """Import threading on this thread (the main one, normally) if nothing has: before 3.12 it
+    takes the thread that first imports it for the main thread, and one of ours (the worker, whose
+    SDK set-up imports it) must never be that thread: the app's main thread would be a dummy, and
+    the interpreter's shutdown would fail on our thread's lock."""
+    if "threading" not in sys.modules:
+        with timeline.suppressed():
+            import threading  # noqa: F401
 
 
 def settings() -> config.Settings:
@@ -127,6 +139,7 @@ def mark_ready(trigger: str = cv.TRIGGER_EXPLICIT) -> bool:
     if frozen is None:
         return False
     ready_detectors.remove_listen_hook()
+    _import_threading_first()
     _worker = threads.Thread(_after_ready, frozen)
     return True
 
@@ -144,13 +157,15 @@ def _stop_now(trigger: str) -> None:
 
 
 def _has_sink() -> bool:
-    """A trace file or a traces exporter: without either, a built trace would go nowhere."""
-    with timeline.suppressed():  # our own module, not part of the app's cold start
-        return bool(_delivery().has_sink(_settings))
+    """A trace file or a traces exporter: without either, a built trace would go nowhere.
+
+    Asked at exit before the freeze: importing the delivery modules for it would put our exit's
+    imports (4 ms for ``python -c pass``) inside the app's cold start."""
+    return config.has_sink(_settings)
 
 
 #: Set once the worker is through with the local work (raw copy, spans, trace file).
-_built = threading.Event()
+_built = threads.Flag()
 #: How much longer than the exit budget an exit (or a Lambda freeze) may wait for the local build
 #: of a trace that has a trace file to go to (``delivery.BUILD_GRACE_S``).
 BUILD_GRACE_S = 5.0
@@ -168,8 +183,10 @@ def finish_now(trigger: str, budget_s: float) -> None:
         with _collections_held():
             _finish(trigger, time.monotonic() + max(0.0, float(budget_s)))
     except Exception as exc:  # the application must never pay for our failure
-        with contextlib.suppress(Exception):
+        try:
             _log().warning("otel-coldstart: finish_now(%r) failed: %s", trigger, exc)
+        except Exception:
+            pass
     finally:
         if _exit_deadline is None and "otel_coldstart.deliver.export" in sys.modules:
             sys.modules["otel_coldstart.deliver.export"].end_exit()
@@ -276,8 +293,7 @@ def _at_main_exit() -> None:
         _finish(cv.TRIGGER_SIGNAL if stop_signals.interrupted() else cv.TRIGGER_EXIT, _exit_deadline)
 
 
-@contextlib.contextmanager
-def _collections_held() -> Iterator[None]:
+class _collections_held:
     """No automatic garbage collection while our exit work runs.
 
     Our exit allocates (and frees, by reference counting) some 100,000 objects for a large app;
@@ -286,12 +302,15 @@ def _collections_held() -> Iterator[None]:
     (0.1-0.2 s of CPU with 20,000 modules, seconds on a busy machine). Held off, the counters stand
     where the app left them, and the process ends with the collections it would have had without us.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
+
+    __slots__ = ("was_enabled",)
+
+    def __enter__(self) -> None:
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.was_enabled:
             gc.enable()
 
 
@@ -338,6 +357,8 @@ def _on_exit() -> None:
     """atexit: flush what was recorded after ready, within the same exit bound."""
     _at_main_exit()
     if _pipeline is not None and _pipeline.shutdowns and _exit_deadline is not None:
+        import threading  # the SDK has imported it
+
         try:
             thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
             thread.start()
@@ -355,34 +376,43 @@ def _on_exit() -> None:
         sys.modules["otel_coldstart.deliver.exit_probe"].dump()
 
 
-def _wrap_threading_shutdown() -> None:
+def _wrap_threading_shutdown(threading: Any) -> None:
     # A plain function rather than a wrapt wrapper: importing wrapt (asyncio and importlib.metadata
-    # with it) would cost the start-up path more than the whole recorder.
-    original = threading._shutdown  # type: ignore[attr-defined]
+    # with it) would cost the start-up path more than the whole recorder. Done when threading is
+    # imported: without it the interpreter calls no threading._shutdown, and atexit runs our exit.
+    original = threading._shutdown
 
     def _shutdown() -> Any:
         if threading.current_thread() is threading.main_thread():
             # Never let our exit work change how the process ends.
-            with contextlib.suppress(Exception):
+            try:
                 _at_main_exit()
+            except Exception:
+                pass
         return original()
 
     _shutdown.__wrapped__ = original  # type: ignore[attr-defined]
-    threading._shutdown = _shutdown  # type: ignore[attr-defined]
+    threading._shutdown = _shutdown
 
 
 def _before_futures_stop(module: Any) -> None:
     """gevent's ``threading._shutdown`` on 3.13 runs threading's atexit calls before the function
     we wrap, concurrent.futures' among them (after it no executor takes work, and the SDK's
     resource detection needs one). Registered right after that one, ours runs before it."""
-    with contextlib.suppress(Exception):  # RuntimeError: shutdown has begun
+    import threading  # concurrent.futures.thread has imported it
+
+    try:
         threading._register_atexit(_main_exit_from_threading_atexit)  # type: ignore[attr-defined]
+    except Exception:  # RuntimeError: shutdown has begun
+        pass
 
 
 def _main_exit_from_threading_atexit() -> None:
-    if threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(Exception):
+    if threads.on_main_thread():
+        try:
             _at_main_exit()  # a no-op when our _shutdown wrapper already ran it
+        except Exception:
+            pass
 
 
 def _join(thread: threading.Thread | threads.Thread, deadline: float, what: str) -> None:
@@ -401,15 +431,19 @@ def _flush_providers(deadline: float) -> None:
             left_ms = int(1000 * (deadline - time.monotonic()))
             if left_ms <= 0:
                 return
-            with contextlib.suppress(Exception):
+            try:
                 provider.force_flush(left_ms)
+            except Exception:
+                pass
 
 
 def _shutdown_providers() -> None:
     with timeline.suppressed():
         for provider in _pipeline.shutdowns:
-            with contextlib.suppress(Exception):
+            try:
                 provider.shutdown()
+            except Exception:
+                pass
 
 
 def _exit_wrapper(status: int) -> NoReturn:
@@ -427,7 +461,7 @@ def _after_fork_in_child() -> None:
     if _pipeline is not None:
         _configure_globals = False  # the parent already set up the SDK's global providers
     _worker = _pipeline = _exit_deadline = None
-    _built = threading.Event()
+    _built = threads.Flag()
     process_role.current = process_role.forked(os.getppid())
     timeline.reset_after_fork()
     memory.take_snapshot("fork")

@@ -56,11 +56,13 @@ class SeededIds:
     in another process, with the SDK or without, gives the same ids."""
 
     def __init__(self, seed: int | None, root_ids: Any = None) -> None:
-        import random
+        # random.Random's own generator, whose int seed it passes on unchanged: the same ids,
+        # without random's imports (warnings, hashlib's sha512) at every exit.
+        from _random import Random
 
         self._derived = tuple(root_ids) if root_ids else None
         self._root_pending = 0
-        self._random = random.Random(seed)
+        self._random = Random(seed)
 
     def trace_id(self) -> int:
         derived, self._derived = self._derived, None

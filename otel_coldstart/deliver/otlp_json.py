@@ -7,8 +7,9 @@ Encoding"). 64-bit integers are strings, enums are integers, default values may 
 
 from __future__ import annotations
 
-import json
 import os
+
+from otel_coldstart.deliver import json_text
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # neither the SDK nor the API is imported: the trace file is written without them
@@ -163,7 +164,7 @@ def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
     """Documents as JSON lines (the collector file exporter's layout), compact, UTF-8."""
-    return "".join(json.dumps(doc, separators=(",", ":")) + "\n" for doc in documents).encode("utf-8")
+    return "".join(json_text.dumps(doc) + "\n" for doc in documents).encode("utf-8")
 
 
 def write_all(fd: int, payload: bytes) -> None:

@@ -12,11 +12,11 @@ files (``module_info.facts``), one ``json.dumps``.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from json.encoder import encode_basestring_ascii as _string
 
+from otel_coldstart.deliver import json_text
+from otel_coldstart.deliver.json_text import string as _string
 from otel_coldstart.record import module_info, timeline
 from otel_coldstart.version import __version__
 
@@ -133,14 +133,14 @@ class Rows:
         self.text = text
 
     def decode(self) -> list[Any]:
-        rows = json.loads(self.text)
+        rows = json_text.loads_own(self.text)
         assert isinstance(rows, list)
         return rows
 
 
 def _value(value: Any) -> str:
     # default=str: a record attribute we cannot store as JSON is kept as its text, never fatal.
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return json_text.dumps(value, default=str)
 
 
 def _number(value: Any) -> str:
@@ -259,6 +259,8 @@ def encode(raw: dict[str, Any]) -> bytes:
 
 def decode(payload: bytes) -> dict[str, Any]:
     """A raw copy read back; ``ValueError`` if ``payload`` is not one."""
+    import json  # reading a spooled copy back: flush and the drain, never the exit
+
     try:
         raw = json.loads(payload)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

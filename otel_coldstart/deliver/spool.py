@@ -27,8 +27,6 @@ Files are created 0600 in a 0700 directory: traces carry command lines and paths
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 
@@ -130,6 +128,8 @@ def write_file(directory: str, name: str, payload: bytes) -> str:
 
 def read_documents(path: str) -> list[dict[str, Any]]:
     """The OTLP JSON documents of one spool file; raises ``ValueError`` if it is not one."""
+    import json  # reading the spool is flush's and the drain's work, not the exit's
+
     documents = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
@@ -339,8 +339,11 @@ def enforce_cap(directory: str, max_bytes: int) -> list[str]:
     for entry in free:
         if total <= max_bytes:
             break
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(entry.path)
+        except FileNotFoundError:
+            pass
+        else:
             dropped.append(entry.path)
             _log.warning(
                 "otel-coldstart: spool over %d bytes: dropped the oldest cold start %s (%d bytes)",

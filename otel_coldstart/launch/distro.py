@@ -40,7 +40,8 @@ class ColdstartDistro(BaseDistro):
             with launch_phases.instrument_step(name):
                 load(entry_point, **kwargs)
             return
-        lazy_instrumentors.defer(name, lambda: load(entry_point, **kwargs))
+        module = getattr(entry_point, "module", None)
+        lazy_instrumentors.defer(name, lambda: load(entry_point, **kwargs), module)
 
 
 class ColdstartConfigurator:

@@ -10,7 +10,6 @@ is imported earlier than the launcher would import it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -21,7 +20,7 @@ from otel_coldstart.record import memory, timeline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
 #: The stock launcher's steps, by the name of the function in
@@ -52,22 +51,32 @@ def phase(name: str, step_name: str, start_ns: int, end_ns: int, attrs: dict[str
     record.end = end_ns
 
 
-@contextlib.contextmanager
-def step(name: str, step_name: str, attrs: dict[str, Any] | None = None) -> Iterator[None]:
+def step(name: str, step_name: str, attrs: dict[str, Any] | None = None) -> _Step:
     """Record a launcher step as it runs; imports inside it nest under it."""
-    opened = timeline.open_record(cv.KIND_LAUNCHER, name, {cv.LAUNCHER_STEP: step_name, **(attrs or {})})
-    if opened is None:
-        yield
-        return
-    try:
-        yield
-    except BaseException as exc:
-        timeline.close_record(opened, (type(exc).__qualname__, str(exc)))
-        raise
-    timeline.close_record(opened)
+    return _Step(name, step_name, attrs)
 
 
-def instrument_step(name: str) -> contextlib.AbstractContextManager[None]:
+class _Step:
+    # A class, not contextlib.contextmanager: contextlib (functools, collections) is not on the
+    # start-up path of a program that does not import it.
+    __slots__ = ("attrs", "name", "opened", "step_name")
+
+    def __init__(self, name: str, step_name: str, attrs: dict[str, Any] | None) -> None:
+        self.name, self.step_name, self.attrs = name, step_name, attrs
+        self.opened: Any = None
+
+    def __enter__(self) -> None:
+        attrs = {cv.LAUNCHER_STEP: self.step_name, **(self.attrs or {})}
+        self.opened = timeline.open_record(cv.KIND_LAUNCHER, self.name, attrs)
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if self.opened is None:
+            return
+        error = None if exc_type is None else (exc_type.__qualname__, str(exc))
+        timeline.close_record(self.opened, error)
+
+
+def instrument_step(name: str) -> _Step:
     """One instrumentor's load and ``instrument()`` (``instrument <entry point name>``)."""
     return step(cv.INSTRUMENT_SPAN_PREFIX + name, cv.STEP_INSTRUMENT, {cv.INSTRUMENTOR_NAME: name})
 

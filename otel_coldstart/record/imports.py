@@ -17,7 +17,7 @@ import sys
 from _thread import get_ident
 from types import CodeType, FunctionType
 
-from otel_coldstart.record import module_info, post_import, timeline
+from otel_coldstart.record import module_info, post_import, threads, timeline
 from otel_coldstart.record.timeline import ImportRecord, state
 
 TYPE_CHECKING = False
@@ -98,7 +98,7 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
         except BaseException as exc:
             record.end = _now()
             # Not contextlib.suppress: it costs a third of this whole function on every import.
-            try:  # noqa: SIM105
+            try:
                 _current.reset(token)
             except ValueError:  # set in another context (the import switched greenlets, say)
                 pass
@@ -107,7 +107,7 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
                 record.rss_delta = probe() - rss_before
             raise
         record.end = _now()
-        try:  # noqa: SIM105
+        try:
             _current.reset(token)
         except ValueError:
             pass
@@ -160,9 +160,7 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 
 def _thread_name() -> str:
     # Only on a thread's first import: threading.current_thread() is too slow for every import.
-    import threading
-
-    return threading.current_thread().name
+    return threads.current_name()
 
 
 def install(origin: str) -> bool:

@@ -10,7 +10,6 @@ at ready.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -88,8 +87,10 @@ def _read_proc(path: str, size: int) -> bytes:
 def _reopen_after_fork() -> None:
     # /proc/self was resolved when a descriptor was opened: in a child it still names the parent.
     for fd in _proc_fds.values():
-        with contextlib.suppress(OSError):
+        try:
             os.close(fd)
+        except OSError:
+            pass
     _proc_fds.clear()
 
 
@@ -121,10 +122,12 @@ def peak_rss() -> int:
     peak would pass for the app's.
     """
     if _HAVE_STATUS:
-        with contextlib.suppress(OSError, ValueError):
+        try:
             status = _read_proc(_STATUS, 4096)
             start = status.index(b"VmHWM:") + 6
             return int(status[start : status.index(b"kB", start)]) * 1024
+        except (OSError, ValueError):
+            pass
     if _resource is not None:
         return _resource.getrusage(_resource.RUSAGE_SELF).ru_maxrss * _MAXRSS_UNIT
     import psutil

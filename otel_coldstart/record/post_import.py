@@ -13,8 +13,9 @@ in a small dispatch-only wrapper of the same function installed on the first reg
 from __future__ import annotations
 
 import sys
-import threading
 from types import ModuleType
+
+from otel_coldstart.record import threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
     from typing import Any
 
 _bootstrap: Any = sys.modules["_frozen_importlib"]
-_lock = threading.Lock()
+_lock = threads.allocate_lock()
 
 #: Module name -> callbacks still waiting for it. The import wrappers hold this very dict (it is
 #: never rebound) and test ``name in hooks`` after each import: the whole cost for other modules.

@@ -20,22 +20,21 @@ imports a framework pays nothing for its detector. Each names itself in
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
+from _thread import _local
 
 from otel_coldstart import conventions as cv
 from otel_coldstart.record import post_import, process_role
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from typing import Any
 
 _mark_ready: Callable[[str], Any] = lambda trigger: None  # noqa: E731  (set by install())
 #: Frameworks that will declare this process ready themselves: the generic detector stays quiet.
 _claims: set[str] = set()
-_quiet = threading.local()
+_quiet = _local()  # threading.local, without importing threading
 
 
 def install(mark_ready: Callable[[str], Any]) -> None:
@@ -51,16 +50,6 @@ def _ready(trigger: str) -> None:
 
 def _claim(name: str) -> None:
     _claims.add(name)
-
-
-@contextlib.contextmanager
-def _listening_quietly() -> Iterator[None]:
-    depth = getattr(_quiet, "depth", 0)
-    _quiet.depth = depth + 1
-    try:
-        yield
-    finally:
-        _quiet.depth = depth
 
 
 def _wrap(module: Any, path: str, wrapper: Callable[..., Any]) -> None:
@@ -97,8 +86,12 @@ def _after_async(trigger: str) -> Callable[..., Any]:
 
 
 def _quietly(wrapped: Callable[..., Any], instance: Any, args: tuple, kwargs: dict) -> Any:
-    with _listening_quietly():
+    depth = getattr(_quiet, "depth", 0)
+    _quiet.depth = depth + 1
+    try:
         return wrapped(*args, **kwargs)
+    finally:
+        _quiet.depth = depth
 
 
 # --- generic: the first listening socket ---------------------------------------------------------
@@ -124,8 +117,10 @@ def remove_listen_hook() -> None:
 
     module = sys.modules.get("socket")
     if module is not None and "listen" in vars(module.socket):
-        with contextlib.suppress(AttributeError, TypeError):
+        try:
             del module.socket.listen
+        except (AttributeError, TypeError):
+            pass
 
 
 # --- uvicorn, hypercorn ---------------------------------------------------------------------------

@@ -27,12 +27,11 @@ import _thread
 import bisect
 import os
 import sys
-import threading
 import time
 import types
 
 from otel_coldstart import conventions as cv
-from otel_coldstart.record import timeline
+from otel_coldstart.record import threads, timeline
 from otel_coldstart.record.timeline import AnyRecord, ImportRecord, Record, Timeline
 
 TYPE_CHECKING = False
@@ -93,7 +92,7 @@ def start(interval_ms: float) -> None:
     global _profile
     if _profile is not None or interval_ms <= 0 or timeline.state.timeline is None:
         return
-    profile = _Profile(int(interval_ms * 1_000_000), threading.main_thread().ident or _get_ident())
+    profile = _Profile(int(interval_ms * 1_000_000), threads.main_ident())
     _profile = profile
     _start_monitoring(profile)
     _start_thread(_sample_loop, (profile,))

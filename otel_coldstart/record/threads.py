@@ -13,6 +13,7 @@ application runs; if it is imported later, the patcher's saved originals are use
 
 from __future__ import annotations
 
+import os
 import sys
 
 TYPE_CHECKING = False
@@ -41,7 +42,10 @@ def _original(name: str) -> Any:
 
 
 _start_new_thread = _original("start_new_thread")
+_original_get_ident = _original("get_ident")
 _allocate_lock = _original("allocate_lock")
+#: A real lock (``threading.Lock`` without importing ``threading``, never a greenlet's).
+allocate_lock = _allocate_lock
 _TIMEOUT_MAX: float = _original("TIMEOUT_MAX")
 
 
@@ -81,6 +85,84 @@ def _forget_dummy_thread() -> None:
             threading._active.pop(key, None)  # type: ignore[union-attr]
     except Exception:
         pass
+
+
+class Flag:
+    """``threading.Event`` of real locks (our worker sets it, the main thread waits for it; never a
+    greenlet's), without importing ``threading``. The gate is held while the flag is clear."""
+
+    __slots__ = ("_gate", "_mutex", "_set")
+
+    def __init__(self) -> None:
+        self._mutex = _allocate_lock()
+        self._gate = _allocate_lock()
+        self._gate.acquire()
+        self._set = False
+
+    def set(self) -> None:
+        with self._mutex:
+            if not self._set:
+                self._set = True
+                self._gate.release()
+
+    def clear(self) -> None:
+        with self._mutex:
+            if self._set:
+                self._set = False
+                self._gate.acquire()  # a waiter holds it only between its acquire and release
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self._gate.acquire(True, -1 if timeout is None else min(max(0.0, timeout), _TIMEOUT_MAX)):
+            self._gate.release()
+            return True
+        return self._set
+
+
+# The thread's identity without importing threading: the recorder starts in every traced process,
+# most of which never import it (~4 ms of CPU with contextlib). Like threading itself, which takes
+# the thread that first imports it for the main thread, we take the one that first imports us (the
+# start-up hook runs on the main thread); after a fork the forking thread is the child's main.
+_main_ident: int = _original("get_ident")()
+
+
+def _main_after_fork() -> None:
+    global _main_ident
+    _main_ident = _original("get_ident")()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_main_after_fork)
+
+
+def main_ident() -> int:
+    """``threading.main_thread().ident``."""
+    threading = sys.modules.get("threading")
+    main_thread = getattr(threading, "main_thread", None)
+    if main_thread is not None:
+        return main_thread().ident or _main_ident
+    return _main_ident
+
+
+def on_main_thread() -> bool:
+    """``threading.current_thread() is threading.main_thread()``."""
+    threading = sys.modules.get("threading")
+    if getattr(threading, "main_thread", None) is not None:
+        return threading.current_thread() is threading.main_thread()  # type: ignore[union-attr]
+    return _original_get_ident() == _main_ident
+
+
+def current_name() -> str:
+    """``threading.current_thread().name`` once anything has imported ``threading``. Before that,
+    "MainThread", or for a thread started with ``_thread`` a name of its ident: importing
+    ``threading`` on such a thread would make it threading's main thread."""
+    threading = sys.modules.get("threading")
+    if getattr(threading, "current_thread", None) is None:
+        ident = _original_get_ident()
+        return "MainThread" if ident == _main_ident else f"thread-{ident}"
+    return threading.current_thread().name  # type: ignore[union-attr]
 
 
 def call_later(delay_s: float, function: Callable[..., Any], *args: Any) -> Thread:

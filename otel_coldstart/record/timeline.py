@@ -7,14 +7,13 @@ ready moment, in ``spans.py`` and ``lifecycle.py``.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import threading
 import time
 from _thread import get_ident
 from contextvars import ContextVar, Token
 
 from otel_coldstart import conventions as cv
+from otel_coldstart.record import threads
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -106,7 +105,7 @@ class Timeline:
         self.counters: dict[str, int] = {}
         self.marks: dict[str, int] = {}
         self.memory_snapshots: list[Any] = []  # memory.MemorySnapshot
-        self.thread_names: dict[int, str] = {get_ident(): threading.current_thread().name}
+        self.thread_names: dict[int, str] = {get_ident(): threads.current_name()}
         self.ready_ns: int | None = None
         self.ready_trigger: str | None = None
         #: Attributes for the root span that a ready callback adds (a runtime's own facts).
@@ -128,7 +127,7 @@ class _State:
         #: Threads whose imports are our own work (span building, SDK set-up): never recorded.
         self.suppressed: set[int] = set()
         self.ready_callbacks: list[Callable[[Timeline], None]] = []
-        self.ready_lock = threading.Lock()
+        self.ready_lock = threads.allocate_lock()
 
 
 state = _State()
@@ -186,7 +185,7 @@ def reset_after_fork() -> None:
     state.timeline = Timeline("fork") if recording else None
     state.ready = not recording
     state.suppressed = set()
-    state.ready_lock = threading.Lock()
+    state.ready_lock = threads.allocate_lock()
 
 
 def open_record(
@@ -203,7 +202,7 @@ def open_record(
         return None
     tid = get_ident()
     if tid not in tl.thread_names:
-        tl.thread_names[tid] = threading.current_thread().name
+        tl.thread_names[tid] = threads.current_name()
     record = Record(kind, name, _now(), current_record.get() or parent, tid, attrs)
     tl.records.append(record)
     return record, current_record.set(record)
@@ -213,9 +212,10 @@ def close_record(opened: tuple[Record, Token], error: tuple[str, str] | None = N
     record, token = opened
     record.end = _now()
     record.error = error
-    # A record closed in another context (a manual timer ended elsewhere) cannot reset the var.
-    with contextlib.suppress(ValueError):
+    try:
         current_record.reset(token)
+    except ValueError:
+        pass  # closed in another context (a manual timer ended elsewhere): it cannot reset the var
 
 
 def count(key: str) -> None:

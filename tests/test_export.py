@@ -30,11 +30,21 @@ print(f"last={time.time()}", flush=True)
 """
 
 SERVICE = """
-import decimal, json, sqlite3, time
+import decimal, json, os, sqlite3, sys, time
 import otel_coldstart
+from otel_coldstart.deliver import spool
 otel_coldstart.mark_ready()
 print("ready", flush=True)
-time.sleep(float(__import__("sys").argv[1]))
+# Runs for argv[1] seconds at most, as a service would, or until everything is delivered in the
+# background: its own trace built (the file written) and the spool empty, this process's
+# write-ahead copy and any earlier process's alike.
+deadline = time.monotonic() + float(sys.argv[1])
+trace_file = os.environ["OTEL_PYTHON_COLDSTART_TRACE_FILE"]
+spool_dir = os.environ["OTEL_PYTHON_COLDSTART_SPOOL_DIR"]
+while time.monotonic() < deadline:
+    if os.path.exists(trace_file) and not spool.list_entries(spool_dir):
+        break
+    time.sleep(0.05)
 """
 
 #: Exit delay allowed in tests: the promise is 0.5 s; this is generous for a busy 2-core box.
@@ -109,9 +119,10 @@ def assert_exactly_once(receiver: Receiver, *runs: Run) -> None:
     assert {span.service for span in received} == {"coldstart-test"}
 
 
-def flush(tmp_path: Path, receiver: Receiver) -> subprocess.CompletedProcess:
+def flush(tmp_path: Path, receiver: Receiver, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **receiver.env(), "OTEL_EXPORTER_OTLP_TIMEOUT": "2"}
     command = [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(tmp_path / "spool")]
+    command += options
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -149,7 +160,8 @@ def test_down_then_flush_delivers_once(tmp_path: Path, protocol: str) -> None:
         first, _ = run_app(tmp_path, receiver)
         (entry,) = spool_files(tmp_path)
 
-        unreachable = flush(tmp_path, receiver)
+        # A refused connection fails at once, but the exporter retries it until its timeout.
+        unreachable = flush(tmp_path, receiver, "--timeout", "1")
         assert unreachable.returncode == 2
         assert unreachable.stderr.count("\n") == 1 and "collector unreachable" in unreachable.stderr
         assert [e.path for e in spool_files(tmp_path)] == [entry.path]  # put back

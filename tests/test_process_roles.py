@@ -17,7 +17,6 @@ from live_process import (
     roots,
     start,
     stop,
-    wait_for_roots,
 )
 
 
@@ -165,7 +164,11 @@ def test_default_restored_then_reraised_still_dies_by_the_signal(tmp_path: Path)
         assert process.stdout.readline().strip() == "up"
         results[instrumented] = stop(process, signal.SIGTERM)
     assert results[True] == results[False] == (-signal.SIGTERM, "shutting down\n", "")
-    (root,) = wait_for_roots(tmp_path / "trace-True.jsonl", 1)
+    if not roots(tmp_path / "trace-True.jsonl"):
+        # A starved machine (seen on 3.10 in CI's two lanes): the handler persisted the raw copy
+        # within its budget but had no time to build; flush writes the trace file from the spool.
+        flush_into_trace_file(tmp_path / "spool")
+    (root,) = roots(tmp_path / "trace-True.jsonl")
     assert root["coldstart.ready.trigger"] == "signal"
 
 

@@ -110,17 +110,20 @@ def run_both(
     script: Path, tmp_path: Path, *args: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess, Path]:
     plain_env = {**clean_env(), **(env or {})}
-    plain = subprocess.run(
-        [sys.executable, str(script), *args],
-        env=plain_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    trace_file = tmp_path / "trace.jsonl"
-    traced = run_instrumented(script, trace_file, *args, env=env, cwd=tmp_path).completed
+    # The plain run goes on beside the traced one: neither writes beside the script, and the
+    # programs that sleep (the ready-timeout ones) then cost their sleep once, not twice.
+    command = [sys.executable, str(script), *args]
+    with subprocess.Popen(
+        command, env=plain_env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            trace_file = tmp_path / "trace.jsonl"
+            traced = run_instrumented(script, trace_file, *args, env=env, cwd=tmp_path).completed
+            out, err = process.communicate(timeout=60)
+        except BaseException:
+            process.kill()
+            raise
+    plain = subprocess.CompletedProcess(command, process.returncode, out, err)
     return plain, traced, trace_file
 
 

@@ -361,7 +361,7 @@ def _on_exit() -> None:
 
         try:
             thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
-            thread.start()
+            threads.start_without_signals(thread.start)
             _join(thread, _exit_deadline, "telemetry flush")
         except RuntimeError:  # 3.12+: no new threads at shutdown; flush what is queued, bounded
             _flush_providers(_exit_deadline)

@@ -37,7 +37,7 @@ import wrapt
 from otel_coldstart import conventions as cv
 from otel_coldstart.deliver import lifecycle
 from otel_coldstart.deliver.lambda_sandbox import in_lambda
-from otel_coldstart.record import timeline
+from otel_coldstart.record import threads, timeline
 
 INIT_TYPE_ENV = "AWS_LAMBDA_INITIALIZATION_TYPE"
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` values.
@@ -342,7 +342,7 @@ def _send_first_invocation(rt: Runtime, invocation: Invocation, root: Any, deadl
         name="otel-coldstart-lambda",
         daemon=True,
     )
-    sender.start()
+    threads.start_without_signals(sender.start)
     sender.join(max(0.0, deadline - time.monotonic()))
 
 

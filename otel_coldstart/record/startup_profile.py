@@ -95,7 +95,7 @@ def start(interval_ms: float) -> None:
     profile = _Profile(int(interval_ms * 1_000_000), threads.main_ident())
     _profile = profile
     _start_monitoring(profile)
-    _start_thread(_sample_loop, (profile,))
+    threads.start_without_signals(_start_thread, _sample_loop, (profile,))
     timeline.on_ready(_at_ready)
     os.register_at_fork(after_in_child=_stop_in_child)
 

@@ -49,6 +49,37 @@ allocate_lock = _allocate_lock
 _TIMEOUT_MAX: float = _original("TIMEOUT_MAX")
 
 
+#: A thread's own faults: they must reach the thread that faulted. Every other signal is
+#: process-directed (``kill``), and the kernel picks any thread that does not block it.
+_FAULTS = ("SIGILL", "SIGTRAP", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS")
+_asynchronous: Any = None
+
+
+def start_without_signals(start: Callable[..., Any], *args: Any) -> Any:
+    """``start(*args)`` (a thread's start) with the asynchronous signals blocked in the thread it
+    starts, which inherits the mask from its birth, and so does every thread it starts.
+
+    Without us the application's process has only its own threads. A SIGTERM sent to the process
+    goes to any thread that does not block it: on one of ours, the main thread's ``time.sleep``
+    or ``select`` is not interrupted, and the application's handler (or ours, which ends the
+    process) runs only when the main thread wakes, up to the whole sleep later.
+    """
+    global _asynchronous
+    try:
+        import _signal  # type: ignore[import-not-found]  # no stub: the C half of the signal module
+
+        if _asynchronous is None:
+            faults = {getattr(_signal, name) for name in _FAULTS if hasattr(_signal, name)}
+            _asynchronous = _signal.valid_signals() - faults
+        previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, _asynchronous)
+    except (ImportError, AttributeError, OSError, ValueError):  # no POSIX signal masks here
+        return start(*args)
+    try:
+        return start(*args)
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
+
+
 class Thread:
     """A started background thread with ``join(timeout)`` and ``is_alive()``: what our exit path
     needs of it. Its target must not raise (ours catch and log): nothing would report it."""
@@ -58,7 +89,7 @@ class Thread:
     def __init__(self, target: Callable[..., Any], *args: Any) -> None:
         self._done = _allocate_lock()
         self._done.acquire()
-        _start_new_thread(self._run, (target, args))
+        start_without_signals(_start_new_thread, self._run, (target, args))
 
     def _run(self, target: Callable[..., Any], args: tuple) -> None:
         try:

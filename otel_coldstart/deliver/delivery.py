@@ -306,6 +306,9 @@ def _build_and_send(job: export.Job, settings: config.Settings, deadline: float,
         left = deadline - time.monotonic() + _grace(settings, grace_s)
         if (SDK_IMPORT_CPU_S + SEND_TEARDOWN_CPU_S) * _starvation > left:
             _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
+            if settings.trace_file and _light_usable():
+                # The trace file needs no SDK: it is written now, and only the send waits.
+                write_trace_file_light(job, settings)
             return
     started = time.monotonic()
     from otel_coldstart.deliver import sdk_setup  # the SDK: nothing of it is loaded before ready

@@ -366,12 +366,22 @@ def _record_metrics(rt: Runtime, provider: Any) -> None:
 
 
 def _flush(provider: Any, deadline: float) -> None:
+    """``provider.force_flush`` until ``deadline`` at most, whatever the collector does.
+
+    The SDK's batch processor (1.28+) exports on the calling thread and does not heed the
+    timeout: a hanging collector held the sandbox for the exporter's own timeout (10 s by
+    default) at every freeze after the first. On a thread of its own the flush may go on, and
+    finishes after the thaw."""
     flush = getattr(provider, "force_flush", None)
     remaining = deadline - time.monotonic()
     if flush is None or remaining <= 0:
         return
-    with contextlib.suppress(Exception):
-        flush(timeout_millis=int(remaining * 1000))
+
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            flush(timeout_millis=int(remaining * 1000))
+
+    threads.Thread(run).join(max(0.0, deadline - time.monotonic()))
 
 
 # --- awslambdaric -----------------------------------------------------------------------------

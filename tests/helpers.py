@@ -106,6 +106,22 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
 
 
+def auto_env(trace_file: Path, **extra: str) -> dict[str, str]:
+    """A clean environment traced by environment activation's settings: the trace to
+    ``trace_file`` only (no exporter), the spool beside it. ``extra`` is added last."""
+    env = clean_env()
+    env.update(
+        OTEL_SERVICE_NAME="coldstart-test",
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
+        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(trace_file.parent / "spool"),
+    )
+    env.update(extra)
+    return env
+
+
 def flush_into_trace_file(spool_dir: Path) -> subprocess.CompletedProcess:
     """``otel-coldstart flush`` with no exporter: what a user does when a process could not build
     its trace within its exit budget (a starved machine, a huge trace). The raw copy waiting in

@@ -326,17 +326,12 @@ def test_a_worker_build_that_fails_at_exit_hands_the_job_back_to_the_exit(tmp_pa
     assert spool_left(tmp_path / "spool") == []
 
 
-SMALL_APP = """
-import decimal, json, sqlite3
-"""
-
-
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
 def test_too_busy_to_send_at_exit_still_writes_the_trace_file(tmp_path: Path) -> None:
     """Ten busy processes on the app's one CPU: the exit judges the SDK's import too costly to
     send (the cold start waits in the spool), but the trace file needs no SDK and is written.
     Before, it was left to the spool too (one run in three here)."""
-    script = write(tmp_path / "app.py", SMALL_APP)
+    script = write(tmp_path / "app.py", SMALL)
     pin = {min(os.sched_getaffinity(0))}
     hog = f"import os\nos.sched_setaffinity(0, {pin!r})\nwhile True: pass"
     hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(10)]
@@ -347,9 +342,8 @@ def test_too_busy_to_send_at_exit_still_writes_the_trace_file(tmp_path: Path) ->
         with HttpReceiver("down") as receiver:
             for attempt in range(3):
                 spool_dir = tmp_path / f"spool{attempt}"
-                env = {**app_env(receiver, spool_dir), "OTEL_PYTHON_COLDSTART_SPOOL_DIR": str(spool_dir)}
-                command_env = {k: v for k, v in env.items() if v is not None}
-                run = run_instrumented(script, tmp_path / f"trace{attempt}.jsonl", env=command_env)
+                env = app_env(receiver, spool_dir)
+                run = run_instrumented(script, tmp_path / f"trace{attempt}.jsonl", env=env)  # type: ignore[arg-type]
                 assert run.completed.returncode == 0, run.completed.stderr
                 assert run.trace_file.exists(), f"run {attempt}: no trace file"
                 runs.append((run, spool_dir))
@@ -360,16 +354,8 @@ def test_too_busy_to_send_at_exit_still_writes_the_trace_file(tmp_path: Path) ->
             process.wait()
     with HttpReceiver("up") as receiver:
         for _, spool_dir in runs:
-            left = spool_left(spool_dir)
-            if left:  # spooled for the send: flush sends it, and writes no second trace file
-                flushed = subprocess.run(
-                    [sys.executable, "-m", "otel_coldstart.cli", "flush", "--spool-dir", str(spool_dir)],
-                    env={**os.environ, **receiver.env()},
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    check=False,
-                )
+            if spool_left(spool_dir):  # spooled for the send: flush sends it, writes no second file
+                flushed = flush(spool_dir, receiver)
                 assert flushed.returncode == 0, flushed.stderr
         assert_exactly_once(receiver, file_ids(*(run for run, _ in runs)), traces=len(runs))
     for run, spool_dir in runs:

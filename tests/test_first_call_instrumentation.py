@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_instrumented, write
+from helpers import auto_env, run_instrumented, write
 from otlp_receiver import HttpReceiver
 
 from otel_coldstart.validate.readers import read_file
@@ -80,20 +80,6 @@ def http_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
     finally:
         server.shutdown()
         thread.join(5)
-
-
-def auto_env(trace_file: Path, **extra: str) -> dict[str, str]:
-    env = clean_env()
-    env.update(
-        OTEL_SERVICE_NAME="coldstart-test",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
-        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(trace_file.parent / "spool"),
-    )
-    env.update(extra)
-    return env
 
 
 def launched(path: str, script: Path, trace_file: Path, **extra: str) -> subprocess.CompletedProcess:

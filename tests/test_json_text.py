@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, parse_importtime
+from helpers import auto_env, clean_env, parse_importtime
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -51,16 +51,7 @@ def test_text_not_its_own_is_read_by_json():
 
 def test_a_traced_pass_imports_no_json_re_enum_random_or_signal(tmp_path: Path):
     trace_file = tmp_path / "trace.jsonl"
-    env = clean_env()
-    env.update(
-        OTEL_PYTHON_COLDSTART_AUTO="1",
-        OTEL_SERVICE_NAME="coldstart-test",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
-        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(tmp_path / "spool"),
-    )
+    env = auto_env(trace_file, OTEL_PYTHON_COLDSTART_AUTO="1")
 
     def imported_by(environment: dict[str, str]) -> set[str]:
         done = subprocess.run(

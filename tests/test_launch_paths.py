@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from helpers import clean_env, run_instrumented, write
+from helpers import auto_env, clean_env, run_instrumented, write
 
 from otel_coldstart.cli.demo import launcher_command, traced_env
 from otel_coldstart.validate.analysis import is_import
@@ -44,20 +44,6 @@ from opentelemetry.instrumentation.requests import RequestsInstrumentor
 print("instrumented:", RequestsInstrumentor().is_instrumented_by_opentelemetry,
       hasattr(requests.Session.send, "__wrapped__"))
 """
-
-
-def auto_env(trace_file: Path, **extra: str) -> dict[str, str]:
-    env = clean_env()
-    env.update(
-        OTEL_SERVICE_NAME="coldstart-test",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_PYTHON_COLDSTART_TRACE_FILE=str(trace_file),
-        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(trace_file.parent / "spool"),
-    )
-    env.update(extra)
-    return env
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:

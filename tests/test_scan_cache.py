@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import clean_env, write
+from helpers import auto_env, write
 
 APP = "import fakelib\nprint('app ran')\n"
 CACHE_NAME = f"entry-points-{sys.version_info[0]}.{sys.version_info[1]}.marshal"
@@ -34,13 +34,9 @@ def instrumentor_dist(site: Path, name: str, kind: str = "dist-info", marker: st
 
 def traced(site: Path, tmp_path: Path, cache_home: Path | None = None) -> subprocess.CompletedProcess:
     script = write(tmp_path / "app.py", APP)
-    env = clean_env()
-    env.update(
+    env = auto_env(
+        tmp_path / "trace.jsonl",
         OTEL_PYTHON_COLDSTART_AUTO="1",
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_PYTHON_COLDSTART_SPOOL_DIR=str(tmp_path / "spool"),
         XDG_CACHE_HOME=str(cache_home or tmp_path / "cache"),
         PYTHONPATH=str(site),
     )

@@ -280,6 +280,10 @@ def finish_inline(
 
 def _build_and_send(job: export.Job, settings: config.Settings, deadline: float, grace_s: float) -> None:
     sending = sends_at_exit(settings)
+    if sending and _sdk_too_costly(deadline, settings, grace_s):
+        # The trace file needs no SDK: it is still written below; only the send waits.
+        _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
+        sending = False
     trace_file = settings.trace_file
     if not sending and not trace_file:
         return  # deferred: the cut-off releases the raw copy for the next process or flush
@@ -298,18 +302,9 @@ def _build_and_send(job: export.Job, settings: config.Settings, deadline: float,
             job.raw["imports"] if job.raw is not None else 0,
         )
         return  # the cut-off releases the raw copy
-    if "opentelemetry.sdk.trace" not in sys.modules:
-        # Nothing of the SDK is loaded before ready: importing it and an exporter costs ~0.2 s of
-        # CPU, and tearing them down at exit ~0.1 s more, times how starved this process is. On a
-        # busy machine that alone would break the budget: the next process or flush sends the
-        # spooled copy instead.
-        left = deadline - time.monotonic() + _grace(settings, grace_s)
-        if (SDK_IMPORT_CPU_S + SEND_TEARDOWN_CPU_S) * _starvation > left:
-            _log.info("otel-coldstart: the machine is too busy to send within the exit budget; spooled")
-            if settings.trace_file and _light_usable():
-                # The trace file needs no SDK: it is written now, and only the send waits.
-                write_trace_file_light(job, settings)
-            return
+    if _sdk_too_costly(deadline, settings, grace_s):
+        _log.info("otel-coldstart: the machine is too busy to build within the exit budget; spooled")
+        return
     started = time.monotonic()
     from otel_coldstart.deliver import sdk_setup  # the SDK: nothing of it is loaded before ready
 
@@ -335,6 +330,16 @@ def _build_and_send(job: export.Job, settings: config.Settings, deadline: float,
     finally:
         export.shutdown(exporters)
         exit_probe.mark("sent")
+
+
+def _sdk_too_costly(deadline: float, settings: config.Settings, grace_s: float) -> bool:
+    """Nothing of the SDK is loaded before ready: importing it and an exporter costs ~0.2 s of
+    CPU, and tearing them down at exit ~0.1 s more, times how starved this process is. On a busy
+    machine that alone would break the budget: the next process or flush sends the spooled copy."""
+    if "opentelemetry.sdk.trace" in sys.modules:
+        return False
+    left = deadline - time.monotonic() + _grace(settings, grace_s)
+    return (SDK_IMPORT_CPU_S + SEND_TEARDOWN_CPU_S) * _starvation > left
 
 
 def _light_usable() -> bool:

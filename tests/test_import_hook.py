@@ -212,3 +212,19 @@ def test_install_is_idempotent_and_uninstall_restores(recorder):
     imports.uninstall()
     assert imports._bootstrap._find_and_load is original
     imports.install("test")
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def test_a_launch_step_that_raises_an_unprintable_exception_passes_it_on_untouched(recorder) -> None:
+    from otel_coldstart.launch import launch_phases
+
+    raised = _Unprintable()
+    with pytest.raises(_Unprintable) as caught, launch_phases.step("configure", "configurator"):
+        raise raised
+    assert caught.value is raised
+    (record,) = [r for r in recorder.records if r.name == "configure"]
+    assert record.error == (f"{__name__}._Unprintable", f"<unprintable {__name__}._Unprintable>")

@@ -16,7 +16,7 @@ import time
 from otel_coldstart import conventions as cv
 from otel_coldstart.deliver import lifecycle
 from otel_coldstart.launch import arming
-from otel_coldstart.record import memory, timeline
+from otel_coldstart.record import imports, memory, timeline
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -72,7 +72,8 @@ class _Step:
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if self.opened is None:
             return
-        error = None if exc_type is None else (exc_type.__qualname__, str(exc))
+        # _describe: whatever the exception's __str__ does, the application gets its own exception.
+        error = None if exc is None else imports._describe(exc)
         timeline.close_record(self.opened, error)
 
 

@@ -357,12 +357,8 @@ def _on_exit() -> None:
     """atexit: flush what was recorded after ready, within the same exit bound."""
     _at_main_exit()
     if _pipeline is not None and _pipeline.shutdowns and _exit_deadline is not None:
-        import threading  # the SDK has imported it
-
         try:
-            thread = threading.Thread(target=_shutdown_providers, name="otel-coldstart-shutdown", daemon=True)
-            threads.start_without_signals(thread.start)
-            _join(thread, _exit_deadline, "telemetry flush")
+            _join(threads.Thread(_shutdown_providers), _exit_deadline, "telemetry flush")
         except RuntimeError:  # 3.12+: no new threads at shutdown; flush what is queued, bounded
             _flush_providers(_exit_deadline)
     stop_signals.restore_sigint_exit()

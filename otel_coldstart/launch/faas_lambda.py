@@ -336,14 +336,15 @@ def _send_first_invocation(rt: Runtime, invocation: Invocation, root: Any, deadl
     remaining = deadline - time.monotonic()
     if not pipeline.exporters or remaining <= 0:
         return
-    sender = threading.Thread(
-        target=export.deliver,
-        args=(export.bounded(pipeline.exporters, 0.9 * remaining), spans, settings),
-        name="otel-coldstart-lambda",
-        daemon=True,
-    )
-    threads.start_without_signals(sender.start)
-    sender.join(max(0.0, deadline - time.monotonic()))
+    exporters = export.bounded(pipeline.exporters, 0.9 * remaining)
+
+    def send() -> None:
+        try:
+            export.deliver(exporters, spans, settings)
+        except Exception as exc:  # the function must never pay for our failure
+            _log.warning("otel-coldstart: sending the first invocation failed: %s", exc)
+
+    threads.Thread(send).join(max(0.0, deadline - time.monotonic()))
 
 
 def _record_metrics(rt: Runtime, provider: Any) -> None:

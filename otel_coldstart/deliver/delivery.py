@@ -6,7 +6,8 @@
    3.12 will not start threads for, SIGKILL, a Lambda freeze) can lose the cold start.
 2. **Build** the spans from that same raw copy, so that this process and a later drainer make the
    identical trace. At exit only if the build fits the time left (``fits``): it costs about
-   ``BUILD_COST_FACTOR`` times the raw write, 1-3 s for 20,000 imports on a busy machine.
+   ``BUILD_COST_PER_RECORD_S`` per record, scaled by how starved of CPU the process is: 1-3 s for
+   20,000 imports on a busy machine.
 3. **Send** (``export.py``): the trace file, then each exporter, acknowledged chunk by chunk.
 4. **Release**: whatever is not acknowledged when this process stops trying stays in the spool (the
    raw copy renamed free, or the unacknowledged chunks as OTLP), for the next drain.
@@ -31,10 +32,12 @@ if TYPE_CHECKING:  # the exit of every traced process imports this module: no ty
 
 _log = lazy_log.logger
 
-#: Building and encoding the spans of a timeline costs about this many times as long as writing
-#: its raw copy (measured 30-60x for 3,000-20,000 imports); the raw write is timed on the spot, so
-#: the estimate follows the machine's load.
-BUILD_COST_FACTOR = 50
+#: Building and encoding the spans of a timeline, per record, at most (measured 19-27 us per record
+#: on an idle machine for 20,000 imports, the trace file's light build and the SDK's): scaled by
+#: the starvation measured during the persist, so that the estimate follows the machine's load.
+#: It used to be 50 times the raw copy's own time, which was a per-record cost too until the copy
+#: became columns (``raw_copy._columns``): this keeps the decisions that made on an idle machine.
+BUILD_COST_PER_RECORD_S = 95e-6
 #: At exit, build only if the estimate takes at most this share of the time left: the rest is for
 #: the SDK import and the network.
 BUILD_SHARE = 0.5
@@ -55,7 +58,7 @@ SEND_TEARDOWN_CPU_S = 0.1
 
 _lock = threads.allocate_lock()
 _own: export.Job | None = None
-_persist_s = 0.0
+_persisted_records = 0
 #: How starved of CPU this process is (``_measure_starvation``): 1 on an idle machine, 5-10 beside
 #: busy processes on 2 cores.
 _starvation = 1.0
@@ -87,7 +90,7 @@ def persist(
     ``None`` when there is nothing to deliver to. Never raises for a spool it cannot write: the
     other sinks still get the trace.
     """
-    global _own, _persist_s, _starvation
+    global _own, _persisted_records, _starvation
     with _lock:
         if _own is not None or not has_sink(settings):
             return _own
@@ -118,7 +121,6 @@ def persist(
         exit_probe.mark("persist_identity")
         started_ns, resource = process_start_ns(), raw_copy.resource_attributes()
         exit_probe.mark("persist_resource")
-        snapshot_started = time.perf_counter()
         raw = raw_copy.snapshot(
             frozen,
             process_start_ns=started_ns,
@@ -130,12 +132,10 @@ def persist(
             parent_ids=identity.parent_ids,
         )
         exit_probe.mark("persist_snapshot")
+        _persisted_records = len(frozen.imports) + len(frozen.records)
         timeline.release(frozen)
         payload = raw_copy.encode(raw)
         exit_probe.mark("persist_encode")
-        # The estimate of the build scales with the records: time their conversion, not the fixed
-        # costs around it (the file write, the first import of a module).
-        _persist_s = time.perf_counter() - snapshot_started
         directory, max_bytes = export.spool_settings(settings)
         stem = spool.new_stem()
         claimed = None
@@ -170,7 +170,7 @@ def _grace(settings: config.Settings, grace_s: float) -> float:
 def fits(deadline: float, settings: config.Settings, grace_s: float = 0.0) -> bool:
     """Whether building the persisted cold start fits the time left before ``deadline``."""
     left = BUILD_SHARE * (deadline - time.monotonic()) + _grace(settings, grace_s)
-    return BUILD_COST_FACTOR * _persist_s <= left
+    return BUILD_COST_PER_RECORD_S * _persisted_records * _starvation <= left
 
 
 def wait_for_build(deadline: float, settings: config.Settings, grace_s: float = 0.0) -> None:

@@ -75,29 +75,42 @@ def _describe(spec: Any, file: Any) -> tuple[str, str | None, int | None]:
 
 
 def _facts(spec: Any, file: Any) -> tuple[str, Any]:
-    path = None
     if spec is None:
         # Modules that replaced themselves in sys.modules, or were built by hand.
+        return classify(False, None, "", False, False, file)
+    origin = spec.origin
+    loader_name = type(spec.loader).__name__ if spec.loader is not None else ""
+    return classify(
+        True, origin, loader_name, spec.has_location, spec.submodule_search_locations is not None, file
+    )
+
+
+def classify(
+    has_spec: bool, origin: Any, loader_name: str, has_location: bool, package: bool, file: Any
+) -> tuple[str, Any]:
+    """``(kind, path)`` from what a module's spec says: its ``origin``, its loader's class name
+    (``""`` for none), ``has_location``, whether it has ``submodule_search_locations``, and the
+    module's ``__file__``. The raw copy stores these columns and the builder classifies them, in
+    whichever process builds the spans (``raw_copy._columns``)."""
+    path = None
+    if not has_spec:
         path = file
         kind = cv.MODULE_KIND_UNKNOWN
+    elif origin == "built-in" or loader_name == "BuiltinImporter":
+        kind = cv.MODULE_KIND_BUILTIN
+    elif origin == "frozen" or loader_name == "FrozenImporter":
+        kind = cv.MODULE_KIND_FROZEN
+        path = file  # frozen stdlib modules keep their source path
+    elif package and not has_location:
+        kind = cv.MODULE_KIND_NAMESPACE
     else:
-        origin = spec.origin
-        loader_name = type(spec.loader).__name__ if spec.loader is not None else ""
-        if origin == "built-in" or loader_name == "BuiltinImporter":
-            kind = cv.MODULE_KIND_BUILTIN
-        elif origin == "frozen" or loader_name == "FrozenImporter":
-            kind = cv.MODULE_KIND_FROZEN
-            path = file  # frozen stdlib modules keep their source path
-        elif spec.submodule_search_locations is not None and not spec.has_location:
-            kind = cv.MODULE_KIND_NAMESPACE
+        path = origin if has_location else file
+        if loader_name == "ExtensionFileLoader":
+            kind = cv.MODULE_KIND_EXTENSION
+        elif package:
+            kind = cv.MODULE_KIND_PACKAGE
+        elif loader_name == "SourcelessFileLoader":
+            kind = cv.MODULE_KIND_BYTECODE
         else:
-            path = origin if spec.has_location else file
-            if loader_name == "ExtensionFileLoader":
-                kind = cv.MODULE_KIND_EXTENSION
-            elif spec.submodule_search_locations is not None:
-                kind = cv.MODULE_KIND_PACKAGE
-            elif loader_name == "SourcelessFileLoader":
-                kind = cv.MODULE_KIND_BYTECODE
-            else:
-                kind = cv.MODULE_KIND_SOURCE
+            kind = cv.MODULE_KIND_SOURCE
     return kind, path

@@ -179,7 +179,7 @@ def _other_pythons() -> list[str]:
 
 @pytest.mark.skipif(not _other_pythons(), reason="no other CPython installed")
 def test_a_copy_written_by_one_python_is_read_by_another(tmp_path: Path) -> None:
-    """``flush`` may run under another Python than the app's (marshal's format 4 is shared)."""
+    """``flush`` may run under another Python than the app's (marshal's format 2 is shared)."""
     writer = "\n".join(
         [
             "import sys",

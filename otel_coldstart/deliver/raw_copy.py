@@ -10,8 +10,8 @@ Everything here must stay cheap and import nothing heavy: no OpenTelemetry SDK, 
 files, no loop in Python over the records (``_columns``).
 
 The file (version 2): one line of JSON (everything but the records), a newline, then the records'
-columns as ``marshal`` data, format version 4. Every Python since 3.4 reads and writes that
-version unchanged for the plain values the columns hold (ints, strings, bools, None, lists), so a
+columns as ``marshal`` data, format version 2. Every Python 3 reads and writes that version
+unchanged for the plain values the columns hold (ints, strings, bools, None, lists, a dict), so a
 copy written by the app's Python is read by ``flush`` under any other. Version 1 files (the
 records as JSON rows, the whole file one JSON line) are still read: a spool may outlive an
 upgrade. Version 1 is also what is written when a record holds a value marshal cannot store
@@ -40,9 +40,10 @@ FORMAT = "otel-coldstart-raw"
 #: when the columns cannot be).
 VERSION = 2
 ROWS_VERSION = 1
-#: The marshal format of the columns (3.4+). Faster here than 2: repeated values (thread ids, the
-#: common loader) are written once and referred to.
-MARSHAL_VERSION = 4
+#: The marshal format of the columns: the oldest with everything they hold, read by every Python 3.
+#: Not 3 or 4: those look up every value that is referred to elsewhere (the recorder's module
+#: names, interned) in a table, to write it once: 7 ms against 5.5 for 20,000 imports.
+MARSHAL_VERSION = 2
 #: Position of the optional RSS delta on an import record (``spans.RSS_DELTA``).
 _RSS_DELTA = 8
 
@@ -174,23 +175,64 @@ ALL = ("name", "start", "end", "parent", "thread", "error")
 IMPORTS = ("via_import_module", "rss_delta", "has_spec", "origin", "loader", "located", "package")
 
 
-def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any]]:
-    """The records as columns, each made by a C loop (``map``, ``attrgetter``) and written by
-    ``marshal``: a third of the CPU of writing each record as a JSON row (18 ms against 35 for
-    20,000 imports, about 1.5 us per record in any pure-Python loop).
+def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any], int]:
+    """The records as columns, written by ``marshal``.
 
-    What a module is (its kind and file path) is stored as the spec's parts that decide it
-    (``module_info.classify``), and classified by whoever builds the spans. Specs that are not
-    importlib's own ``ModuleSpec`` (a module's own ``__spec__`` object) are classified here, one by
-    one, as before. Returns the columns and the other records' ``[attrs, kind]`` (few; JSON, in the
-    head). Raises ``ValueError`` when a value is one marshal cannot store: ``_rows`` then.
+    The recorder's imports are columns already (``timeline.ImportColumns``): they go as they
+    are. Imports held as objects (a timeline built by hand or read back) become columns by one C
+    loop per field (``map``, ``attrgetter``): even that is half the CPU of writing each record as
+    a JSON row. What a module is (its kind and file path) is stored as the spec's parts that
+    decide it (``module_info.classify``), classified by whoever builds the spans; specs that are
+    not importlib's own ``ModuleSpec`` are classified here, one by one. Returns the columns and the
+    other records' ``[attrs, kind]`` (few; JSON, in the head) and the number of imports. Raises
+    ``ValueError`` when a value is one marshal cannot store: ``_rows`` then.
     """
-    imports, others = frozen.imports, frozen.records
-    records = imports + others
-    count = len(imports)
-    index = dict(zip(map(id, records), range(len(records)), strict=True))
-    specs = list(map(attrgetter("spec"), imports))
-    files = list(map(attrgetter("file"), imports))
+    objects, recorded, others = frozen.import_objects, frozen.columns, frozen.records
+    lists: tuple[list[Any], ...] = (recorded.name, recorded.start, recorded.end, recorded.parent)
+    lists += (recorded.thread, recorded.via, recorded.spec, recorded.file)
+    n_recorded = min(map(len, lists))
+    if any(len(values) != n_recorded for values in lists):
+        # Another thread was appending an import when ready came: that import began at ready.
+        lists = tuple(values[:n_recorded] for values in lists)
+    names, starts, ends, parents, threads, via, specs, files = lists
+    n_objects = len(objects)
+    count = n_objects + n_recorded
+    index = dict(zip(map(id, objects), range(n_objects), strict=True))
+    index.update(zip(map(id, others), range(count, count + len(others)), strict=True))
+    first, base = recorded.first, frozen.base
+
+    def position(parent: Any) -> int:
+        if type(parent) is not int:
+            return index.get(id(parent), -1)
+        if parent >= first:
+            found = n_objects + parent - first
+            return found if found < count else -1
+        found = parent - base  # an import turned into an object (``Timeline.materialize``)
+        return found if 0 <= found < n_objects else -1
+
+    if base != 0 or first != n_objects or not set(map(type, parents)) <= {int}:
+        parents = list(map(position, parents))
+    errors: list[Any] = [None] * n_recorded
+    for at, error in list(recorded.error.items()):
+        if at < n_recorded:
+            errors[at] = error
+    deltas: list[Any] = [None] * n_recorded
+    for at, delta in list(recorded.rss_delta.items()):
+        if at < n_recorded:
+            deltas[at] = delta
+    if objects:
+        names = [*map(attrgetter("name"), objects), *names]
+        starts = [*map(attrgetter("start"), objects), *starts]
+        ends = [*map(attrgetter("end"), objects), *ends]
+        parents = [*map(index.get, map(id, map(attrgetter("parent"), objects)), repeat(-1)), *parents]
+        threads = [*map(attrgetter("thread"), objects), *threads]
+        via = [*map(attrgetter("via_import_module"), objects), *via]
+        specs = [*map(attrgetter("spec"), objects), *specs]
+        files = [*map(attrgetter("file"), objects), *files]
+        errors = [*map(attrgetter("error"), objects), *errors]
+        deltas = [*map(attrgetter("rss_delta"), objects), *deltas]
+    else:
+        specs = list(specs)
     odd_at: list[int] = []
     odd_facts: list[list[Any]] = []
     odd_classes = set(map(type, specs)) - {_ModuleSpec, _NoneType}
@@ -210,15 +252,16 @@ def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any]]:
     file_values = [
         f if type(f) is str else (str(f) if isinstance(f, str) else None) for f in compress(files, other_file)
     ]
+    others_parents = [position(other.parent) for other in others]
     columns = {
-        "name": list(map(attrgetter("name"), records)),
-        "start": list(map(attrgetter("start"), records)),
-        "end": list(map(attrgetter("end"), records)),
-        "parent": list(map(index.get, map(id, map(attrgetter("parent"), records)), repeat(-1))),
-        "thread": list(map(attrgetter("thread"), records)),
-        "error": list(map(attrgetter("error"), records)),
-        "via_import_module": list(map(attrgetter("via_import_module"), imports)),
-        "rss_delta": list(map(attrgetter("rss_delta"), imports)),
+        "name": [*names, *map(attrgetter("name"), others)],
+        "start": [*starts, *map(attrgetter("start"), others)],
+        "end": [*ends, *map(attrgetter("end"), others)],
+        "parent": [*parents, *others_parents],
+        "thread": [*threads, *map(attrgetter("thread"), others)],
+        "error": [*errors, *map(attrgetter("error"), others)],
+        "via_import_module": via,
+        "rss_delta": deltas,
         "has_spec": list(map(is_not, specs, repeat(None))),
         "origin": origins,
         "loader": list(map(table.__getitem__, loader_types)),
@@ -235,7 +278,7 @@ def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any]]:
     }
     blob = marshal.dumps(columns, MARSHAL_VERSION)
     head = [[other.attrs, other.kind] for other in others]
-    return Columns(blob), head
+    return Columns(blob), head, count
 
 
 def _load_columns(blob: bytes) -> dict[str, Any]:
@@ -330,9 +373,9 @@ def snapshot(
     records: Columns | Rows
     others: list[Any] | None
     try:
-        records, others = _columns(frozen)
+        records, others, count = _columns(frozen)
     except ValueError:  # a value marshal cannot store (a str subclass for a name, say)
-        records, others = _rows(frozen), None
+        records, others, count = _rows(frozen), None, len(frozen.imports)
     return {
         "format": FORMAT,
         "version": VERSION if others is not None else ROWS_VERSION,
@@ -343,7 +386,7 @@ def snapshot(
         "ready_ns": frozen.ready_ns,
         "ready_trigger": frozen.ready_trigger,
         "prehook_modules": list(frozen.prehook_modules),
-        "imports": len(frozen.imports),
+        "imports": count,
         "records": records,
         # The non-import records' attributes and kinds (columns: ``others`` holds them).
         "others": others,
@@ -419,6 +462,7 @@ def to_timeline(raw: dict[str, Any]) -> timeline.Timeline:
     from otel_coldstart.record.memory import MemorySnapshot
 
     tl = timeline.Timeline.__new__(timeline.Timeline)
+    tl.base = 0
     tl.origin = raw["origin"]
     tl.wall_anchor_ns = int(raw["wall_anchor_ns"])
     tl.mono_anchor_ns = int(raw["mono_anchor_ns"])

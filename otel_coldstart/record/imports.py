@@ -18,7 +18,7 @@ from _thread import get_ident
 from types import CodeType, FunctionType
 
 from otel_coldstart.record import module_info, post_import, threads, timeline
-from otel_coldstart.record.timeline import ImportRecord, state
+from otel_coldstart.record.timeline import state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -88,37 +88,48 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
 
         if tid not in tl.thread_names:
             tl.thread_names[tid] = _thread_name()
-        record = ImportRecord(name, _now(), _current.get(), tid, import_ is _gcd_import)
-        tl.imports.append(record)
+        # Columns, not an ImportRecord: see timeline.ImportColumns.
+        columns = tl.columns
+        names = columns.name
+        position = len(names)
+        names.append(name)
+        columns.start.append(_now())
+        parent = _current.get()
+        columns.parent.append(-1 if parent is None else parent)
+        columns.thread.append(tid)
+        columns.via.append(import_ is _gcd_import)
+        columns.end.append(0)
+        columns.spec.append(None)
+        columns.file.append(None)
         probe = rss_probe
         rss_before = probe() if probe is not None else 0
-        token = _current.set(record)
+        token = _current.set(columns.first + position)
         try:
             module = original(name, import_)
         except BaseException as exc:
-            record.end = _now()
+            columns.end[position] = _now()
             # Not contextlib.suppress: it costs a third of this whole function on every import.
             try:
                 _current.reset(token)
             except ValueError:  # set in another context (the import switched greenlets, say)
                 pass
-            record.error = _describe(exc)
+            columns.error[position] = _describe(exc)
             if probe is not None:
-                record.rss_delta = probe() - rss_before
+                columns.rss_delta[position] = probe() - rss_before
             raise
-        record.end = _now()
+        columns.end[position] = _now()
         try:
             _current.reset(token)
         except ValueError:
             pass
         try:
             namespace = _module_dict(module)
-            record.spec = namespace.get("__spec__")
-            record.file = namespace.get("__file__")
+            columns.spec[position] = namespace.get("__spec__")
+            columns.file[position] = namespace.get("__file__")
         except TypeError:
             pass  # replaced in sys.modules by an object that is no module: nothing safe to read
         if probe is not None:
-            record.rss_delta = probe() - rss_before
+            columns.rss_delta[position] = probe() - rss_before
         if name in _post_hooks:
             post_import.fire(name, module)
         return module

@@ -1,0 +1,162 @@
+"""The recorder's imports as columns (``timeline.ImportColumns``): the edges where an index stands
+for a record (forks inside an import, records opened inside the first import, reads while still
+recording, a snapshot taken while another thread is mid-append)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import write
+
+from otel_coldstart.deliver import raw_copy
+from otel_coldstart.record import timeline
+from otel_coldstart.record.timeline import Record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(tmp_path)])
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+PARENTS = """
+import json as _json
+from otel_coldstart.deliver import raw_copy
+def parents(tl):
+    raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
+    back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
+    every = back.imports + back.records
+    return {r.name: (r.parent.name if r.parent is not None else None) for r in every}
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_inside_an_import_never_takes_the_parents_import_for_its_own(tmp_path: Path) -> None:
+    # The child's ContextVar still names the import the fork happened in, by index; in the child's
+    # own timeline that index must name nothing (not whichever of its imports has that position).
+    write(tmp_path / "forker.py", "import os\nPID = os.fork()\nif PID == 0:\n    import kid_a\n")
+    write(tmp_path / "kid_a.py", "import kid_b\n")
+    write(tmp_path / "kid_b.py", "X = 1\n")
+    write(tmp_path / "before1.py", "X = 1\n")
+    write(tmp_path / "before2.py", "X = 1\n")
+    script = PARENTS + (
+        "import os, sys\n"
+        "from otel_coldstart.record import imports, timeline\n"
+        "os.register_at_fork(after_in_child=timeline.reset_after_fork)\n"
+        "imports.install('start')\n"
+        "import before1, before2\n"
+        "import forker\n"
+        "tl = timeline.freeze('explicit')\n"
+        "if forker.PID == 0:\n"
+        "    print(_json.dumps(parents(tl)))\n"
+        "    sys.stdout.flush(); os._exit(0)\n"
+        "os.waitpid(forker.PID, 0)\n"
+    )
+    found = _run(script, tmp_path)
+    assert found == {"kid_a": None, "kid_b": "kid_a"}
+
+
+def test_a_record_opened_inside_the_first_import_has_it_as_parent(tmp_path: Path) -> None:
+    # The first import's index is 0: a parent that is 0 is a parent, not "none".
+    write(
+        tmp_path / "first_mod.py",
+        "from otel_coldstart.record import timeline\n"
+        "opened = timeline.open_record('service', 'db', {})\n"
+        "import second_mod\n"
+        "timeline.close_record(opened)\n",
+    )
+    write(tmp_path / "second_mod.py", "X = 1\n")
+    script = PARENTS + (
+        "from otel_coldstart.record import imports, timeline\n"
+        "timeline.begin('start')\n"
+        "import otel_coldstart.record.timeline\n"
+        "imports.install('start')\n"
+        "import first_mod\n"
+        "tl = timeline.freeze('explicit')\n"
+        "print(_json.dumps(parents(tl)))\n"
+    )
+    found = _run(script, tmp_path)
+    assert found["db"] == "first_mod" and found["second_mod"] == "db" and found["first_mod"] is None
+
+
+def test_reading_the_imports_while_recording_loses_nothing_and_keeps_every_parent(tmp_path: Path) -> None:
+    write(tmp_path / "outer_mod.py", "import peek\nimport inner_mod\n")
+    # Reads the timeline's imports (turning the columns into objects) from inside an import.
+    write(
+        tmp_path / "peek.py",
+        "from otel_coldstart.record import timeline\nSEEN = len(timeline.current().imports)\n",
+    )
+    write(tmp_path / "inner_mod.py", "import leaf_mod\n")
+    write(tmp_path / "leaf_mod.py", "X = 1\n")
+    script = PARENTS + (
+        "from otel_coldstart.record import imports, timeline\n"
+        "imports.install('start')\n"
+        "import outer_mod\n"
+        "tl = timeline.freeze('explicit')\n"
+        "found = parents(tl)\n"
+        "found['peek saw'] = __import__('peek').SEEN\n"
+        "print(_json.dumps(found))\n"
+    )
+    found = _run(script, tmp_path)
+    assert found["peek saw"] >= 2  # outer_mod and peek itself, as objects
+    assert found["outer_mod"] is None and found["peek"] == "outer_mod"
+    assert found["inner_mod"] == "outer_mod" and found["leaf_mod"] == "inner_mod"
+
+
+def test_an_import_half_appended_when_ready_came_is_left_out_whole() -> None:
+    tl = timeline.Timeline("start")
+    columns = tl.columns
+    for name in ("a", "b"):
+        columns.name.append(name)
+        columns.start.append(tl.mono_anchor_ns + 1)
+        columns.parent.append(-1)
+        columns.thread.append(1)
+        columns.via.append(False)
+        columns.end.append(tl.mono_anchor_ns + 2)
+        columns.spec.append(None)
+        columns.file.append(None)
+    columns.name.append("c")  # another thread, between its appends
+    columns.start.append(tl.mono_anchor_ns + 3)
+    raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
+    back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
+    assert raw["imports"] == 2 and [r.name for r in back.imports] == ["a", "b"]
+
+
+def test_hand_made_objects_and_recorded_columns_make_one_sequence() -> None:
+    tl = timeline.Timeline("start")
+    base = tl.mono_anchor_ns
+    service = Record("service", "db", base + 1, None, 1, {})
+    service.end = base + 9
+    tl.records.append(service)
+    columns = tl.columns
+    for name, parent in (("top", -1), ("inner", columns.first), ("in_service", service)):
+        columns.name.append(name)
+        columns.start.append(base + 2)
+        columns.parent.append(parent)
+        columns.thread.append(1)
+        columns.via.append(False)
+        columns.end.append(base + 3)
+        columns.spec.append(None)
+        columns.file.append(None)
+    tl.materialize()
+    assert [(r.name, r.parent.name if r.parent else None) for r in tl.imports] == [
+        ("top", None),
+        ("inner", "top"),
+        ("in_service", "db"),
+    ]
+    raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
+    back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
+    assert [(r.name, r.parent.name if r.parent else None) for r in back.imports] == [
+        ("top", None),
+        ("inner", "top"),
+        ("in_service", "db"),
+    ]

@@ -123,15 +123,12 @@ def _payload(tl: Timeline) -> bytes:
 
 
 def test_a_value_marshal_cannot_store_writes_rows_instead() -> None:
-    class Name(str):
-        pass
-
     tl = _small()
-    tl.records[0].name = Name("db")
+    tl.records[0].name = "db\0shard"  # the columns join names with NUL
     raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
     assert raw["version"] == raw_copy.ROWS_VERSION
     back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
-    assert [r.name for r in back.imports + back.records] == ["json", "wave", "db"]
+    assert [r.name for r in back.imports + back.records] == ["json", "wave", "db\0shard"]
     assert back.imports[1].parent is back.records[0]
 
 
@@ -150,11 +147,20 @@ def test_a_copy_rewritten_after_reading_is_the_same_copy() -> None:
         lambda p: p.replace(b'"imports":2', b'"imports":5'),
         lambda p: p.split(b"\n", 1)[0] + b"\n" + __import__("marshal").dumps({"name": [1, 2], "start": [1]}),
         lambda p: b"\x00\x01garbage",
+        lambda p: _recolumned(p, name="json"),  # fewer names than records
+        lambda p: _recolumned(p, origin_none=[7]),  # a position past the imports
     ],
 )
 def test_a_damaged_copy_is_refused_not_half_read(damage: Any) -> None:
     with pytest.raises(ValueError):
         raw_copy.decode(damage(_payload(_small())))
+
+
+def _recolumned(payload: bytes, **changes: Any) -> bytes:
+    import marshal
+
+    head, _, blob = payload.partition(b"\n")
+    return head + b"\n" + marshal.dumps({**marshal.loads(blob), **changes}, 2)
 
 
 def test_a_version_1_copy_left_in_the_spool_is_still_read() -> None:

@@ -320,3 +320,27 @@ def test_raw_copy_builds_the_same_trace_anywhere() -> None:
     assert first[0].resource.attributes["service.name"] == "x"
     json_span = next(s for s in first if s.name == "import json")
     assert json_span.attributes["code.file.path"] == json.__file__
+
+
+def test_spool_names_are_read_without_re_as_the_patterns_read_them() -> None:
+    """``parse_name`` (the exit's path, no ``re``) agrees with the free and claimed patterns on
+    every name built from the pieces spool names are made of (ASCII: we write no other digits)."""
+    import itertools
+
+    numbers, hexes = ["1733", "42", "", "x", "1a"], ["abc", "ABC", "", "a-b", "0f"]
+    extensions = ["raw", "jsonl", "claim-12-h", "rawclaim-3-h.x", "claim--h", "claim-1x-h", "claim-12"]
+    extensions += ["raw.rejected", "jsonl.x", "claim-12-", "rawclaim-7-a-b", "claims-1-h", ""]
+    names = {
+        f"{lead}{a}-{b}-{c}.{ext}"
+        for lead, a, b, c, ext in itertools.product(["", "."], numbers, numbers, hexes, extensions)
+    }
+    for name in names:
+        free, claimed = spool._pattern("free").match(name), spool._pattern("claimed").match(name)
+        if free:
+            want: object = (free.group("stem"), None)
+        elif claimed:
+            want = (claimed.group("stem"), (int(claimed.group("pid")), claimed.group("host")))
+        else:
+            want = None
+        assert spool.parse_name(name) == want, name
+    assert sum(spool.parse_name(name) is not None for name in names) > 20

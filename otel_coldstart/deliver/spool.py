@@ -216,6 +216,37 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _is_stem(text: str) -> bool:
+    """``<ns>-<pid>-<hex>``, as ``_STEM`` matches it."""
+    parts = text.split("-")
+    return (
+        len(parts) == 3
+        and parts[0].isdigit()
+        and parts[1].isdigit()
+        and parts[0].isascii()
+        and parts[1].isascii()
+        and bool(parts[2])
+        and all(c in "0123456789abcdef" for c in parts[2])
+    )
+
+
+def parse_name(name: str) -> tuple[str, tuple[int, str] | None] | None:
+    """``(stem, holder)`` of a free (holder ``None``) or claimed spool file's name, else ``None``.
+
+    The ``free`` and ``claimed`` patterns without ``re``: the exit enforces the spool's cap when the
+    spool is full (a collector down for long), and ``re`` (enum with it) cost it 5-10 ms."""
+    stem, dot, rest = name.partition(".")
+    if not dot or not _is_stem(stem):
+        return None
+    if rest in ("jsonl", "raw"):
+        return stem, None
+    ext, dash, holder = rest.partition("-")
+    pid, dash2, host = holder.partition("-")
+    if ext in ("claim", "rawclaim") and dash and dash2 and pid.isdigit() and pid.isascii():
+        return stem, (int(pid), host)
+    return None
+
+
 def list_entries(directory: str) -> list[Entry]:
     """Free and claimed spool files, oldest first."""
     try:
@@ -224,20 +255,16 @@ def list_entries(directory: str) -> list[Entry]:
         return []
     entries = []
     for name in sorted(names):
-        path = os.path.join(directory, name)
-        free = _pattern("free").match(name)
-        claimed = None if free else _pattern("claimed").match(name)
-        if not free and not claimed:
+        parsed = parse_name(name)
+        if parsed is None:
             continue
+        path = os.path.join(directory, name)
         try:
             size = os.stat(path).st_size
         except OSError:
             continue  # taken by another process while we listed
-        if free:
-            entries.append(Entry(path, free.group("stem"), size, kind=kind_of(path)))
-        elif claimed:
-            holder = (int(claimed.group("pid")), claimed.group("host"))
-            entries.append(Entry(path, claimed.group("stem"), size, holder, kind_of(path)))
+        stem, holder = parsed
+        entries.append(Entry(path, stem, size, holder, kind_of(path)))
     return entries
 
 

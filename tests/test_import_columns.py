@@ -112,23 +112,35 @@ def test_reading_the_imports_while_recording_loses_nothing_and_keeps_every_paren
     assert found["inner_mod"] == "outer_mod" and found["leaf_mod"] == "inner_mod"
 
 
-def test_an_import_half_appended_when_ready_came_is_left_out_whole() -> None:
-    tl = timeline.Timeline("start")
-    columns = tl.columns
-    for name in ("a", "b"):
-        columns.name.append(name)
-        columns.start.append(tl.mono_anchor_ns + 1)
-        columns.parent.append(-1)
-        columns.thread.append(1)
-        columns.via.append(False)
-        columns.end.append(tl.mono_anchor_ns + 2)
-        columns.spec.append(None)
-        columns.file.append(None)
-    columns.name.append("c")  # another thread, between its appends
-    columns.start.append(tl.mono_anchor_ns + 3)
-    raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
-    back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
-    assert raw["imports"] == 2 and [r.name for r in back.imports] == ["a", "b"]
+MODULES = 150
+
+
+def test_imports_on_many_threads_at_once_keep_their_own_fields(tmp_path: Path) -> None:
+    # One append per import: two threads (or a signal handler's import between two of the hook's
+    # steps) never write into each other's entry.
+    for t in range(8):
+        for m in range(MODULES):
+            write(
+                tmp_path / f"th{t}_m{m}.py",
+                f"import time\nX = {m}\n" + ("time.sleep(0.0005)\n" if m % 3 else ""),
+            )
+        write(tmp_path / f"th{t}.py", "".join(f"import th{t}_m{m}\n" for m in range(MODULES)))
+    script = PARENTS + (
+        "import threading, sys\n"
+        "sys.setswitchinterval(1e-6)  # hand the GIL over as often as the interpreter can\n"
+        "from otel_coldstart.record import imports, timeline\n"
+        "imports.install('start')\n"
+        "threads = [threading.Thread(target=__import__, args=(f'th{t}',)) for t in range(8)]\n"
+        "[t.start() for t in threads]; [t.join() for t in threads]\n"
+        "tl = timeline.freeze('explicit')\n"
+        "ok = all(r.start <= r.end for r in tl.imports)\n"
+        "print(_json.dumps(dict(parents(tl), ok=ok)))\n"
+    )
+    found = _run(script, tmp_path)
+    assert found.pop("ok") is True
+    for t in range(8):
+        assert found[f"th{t}"] is None
+        assert all(found[f"th{t}_m{m}"] == f"th{t}" for m in range(MODULES)), found
 
 
 def test_hand_made_objects_and_recorded_columns_make_one_sequence() -> None:
@@ -139,14 +151,7 @@ def test_hand_made_objects_and_recorded_columns_make_one_sequence() -> None:
     tl.records.append(service)
     columns = tl.columns
     for name, parent in (("top", -1), ("inner", columns.first), ("in_service", service)):
-        columns.name.append(name)
-        columns.start.append(base + 2)
-        columns.parent.append(parent)
-        columns.thread.append(1)
-        columns.via.append(False)
-        columns.end.append(base + 3)
-        columns.spec.append(None)
-        columns.file.append(None)
+        columns.entries.append([name, base + 2, base + 3, parent, 1, False, None, None, None, None])
     tl.materialize()
     assert [(r.name, r.parent.name if r.parent else None) for r in tl.imports] == [
         ("top", None),

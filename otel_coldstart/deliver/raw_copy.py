@@ -178,23 +178,19 @@ IMPORTS = ("via_import_module", "rss_delta", "has_spec", "origin", "loader", "lo
 def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any], int]:
     """The records as columns, written by ``marshal``.
 
-    The recorder's imports are columns already (``timeline.ImportColumns``): they go as they
-    are. Imports held as objects (a timeline built by hand or read back) become columns by one C
-    loop per field (``map``, ``attrgetter``): even that is half the CPU of writing each record as
-    a JSON row. What a module is (its kind and file path) is stored as the spec's parts that
-    decide it (``module_info.classify``), classified by whoever builds the spans; specs that are
-    not importlib's own ``ModuleSpec`` are classified here, one by one. Returns the columns and the
-    other records' ``[attrs, kind]`` (few; JSON, in the head) and the number of imports. Raises
+    The recorder's imports (``timeline.ImportColumns``) become columns by one C-level transposition of
+    their entries. Imports held as objects (a timeline built by hand or read back) become columns by
+    one C loop per field (``map``, ``attrgetter``): even that is half the CPU of writing each record
+    as a JSON row. What a module is (its kind and file path) is stored as the spec's parts that decide
+    it (``module_info.classify``), classified by whoever builds the spans; specs that are not
+    importlib's own ``ModuleSpec`` are classified here, one by one. Returns the columns and the other
+    records' ``[attrs, kind]`` (few; JSON, in the head) and the number of imports. Raises
     ``ValueError`` when a value is one marshal cannot store: ``_rows`` then.
     """
     objects, recorded, others = frozen.import_objects, frozen.columns, frozen.records
-    lists: tuple[list[Any], ...] = (recorded.name, recorded.start, recorded.end, recorded.parent)
-    lists += (recorded.thread, recorded.via, recorded.spec, recorded.file)
-    n_recorded = min(map(len, lists))
-    if any(len(values) != n_recorded for values in lists):
-        # Another thread was appending an import when ready came: that import began at ready.
-        lists = tuple(values[:n_recorded] for values in lists)
-    names, starts, ends, parents, threads, via, specs, files = lists
+    # One C-level pass over the entries (each list touched once, while it is in cache).
+    names, starts, ends, parents, threads, via, specs, files, errors, deltas = recorded.columns()
+    n_recorded = len(names)
     n_objects = len(objects)
     count = n_objects + n_recorded
     index = dict(zip(map(id, objects), range(n_objects), strict=True))
@@ -212,14 +208,6 @@ def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any], int]:
 
     if base != 0 or first != n_objects or not set(map(type, parents)) <= {int}:
         parents = list(map(position, parents))
-    errors: list[Any] = [None] * n_recorded
-    for at, error in list(recorded.error.items()):
-        if at < n_recorded:
-            errors[at] = error
-    deltas: list[Any] = [None] * n_recorded
-    for at, delta in list(recorded.rss_delta.items()):
-        if at < n_recorded:
-            deltas[at] = delta
     if objects:
         names = [*map(attrgetter("name"), objects), *names]
         starts = [*map(attrgetter("start"), objects), *starts]
@@ -232,7 +220,7 @@ def _columns(frozen: timeline.Timeline) -> tuple[Columns, list[Any], int]:
         errors = [*map(attrgetter("error"), objects), *errors]
         deltas = [*map(attrgetter("rss_delta"), objects), *deltas]
     else:
-        specs = list(specs)
+        specs, files = list(specs), list(files)
     odd_at: list[int] = []
     odd_facts: list[list[Any]] = []
     odd_classes = set(map(type, specs)) - {_ModuleSpec, _NoneType}

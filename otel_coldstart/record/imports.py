@@ -88,48 +88,55 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
 
         if tid not in tl.thread_names:
             tl.thread_names[tid] = _thread_name()
-        # Columns, not an ImportRecord: see timeline.ImportColumns.
+        # One list, not an ImportRecord: see timeline.ImportColumns.
         columns = tl.columns
-        names = columns.name
-        position = len(names)
-        names.append(name)
-        columns.start.append(_now())
+        entries = columns.entries
         parent = _current.get()
-        columns.parent.append(-1 if parent is None else parent)
-        columns.thread.append(tid)
-        columns.via.append(import_ is _gcd_import)
-        columns.end.append(0)
-        columns.spec.append(None)
-        columns.file.append(None)
+        entry = [
+            name,
+            _now(),
+            0,
+            -1 if parent is None else parent,
+            tid,
+            import_ is _gcd_import,
+            None,
+            None,
+            None,
+            None,
+        ]
+        entries.append(entry)
+        position = len(entries) - 1
+        if entries[position] is not entry:  # another thread's import (or a signal handler's) came between
+            position = _position_of(entries, entry)
         probe = rss_probe
         rss_before = probe() if probe is not None else 0
         token = _current.set(columns.first + position)
         try:
             module = original(name, import_)
         except BaseException as exc:
-            columns.end[position] = _now()
+            entry[2] = _now()
             # Not contextlib.suppress: it costs a third of this whole function on every import.
             try:
                 _current.reset(token)
             except ValueError:  # set in another context (the import switched greenlets, say)
                 pass
-            columns.error[position] = _describe(exc)
+            entry[8] = _describe(exc)
             if probe is not None:
-                columns.rss_delta[position] = probe() - rss_before
+                entry[9] = probe() - rss_before
             raise
-        columns.end[position] = _now()
+        entry[2] = _now()
         try:
             _current.reset(token)
         except ValueError:
             pass
         try:
             namespace = _module_dict(module)
-            columns.spec[position] = namespace.get("__spec__")
-            columns.file[position] = namespace.get("__file__")
+            entry[6] = namespace.get("__spec__")
+            entry[7] = namespace.get("__file__")
         except TypeError:
             pass  # replaced in sys.modules by an object that is no module: nothing safe to read
         if probe is not None:
-            columns.rss_delta[position] = probe() - rss_before
+            entry[9] = probe() - rss_before
         if name in _post_hooks:
             post_import.fire(name, module)
         return module
@@ -143,6 +150,13 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     _find_and_load.__code__ = _hook_code
     _find_and_load.__wrapped__ = original  # type: ignore[attr-defined]
     return _find_and_load
+
+
+def _position_of(entries: list[list[Any]], entry: list[Any]) -> int:
+    for position in range(len(entries) - 1, -1, -1):
+        if entries[position] is entry:
+            return position
+    raise AssertionError("an import entry vanished")  # pragma: no cover - entries only grow
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:

@@ -288,9 +288,10 @@ class _View:
 
     def __init__(self, frozen: Timeline) -> None:
         self.frozen = frozen
-        self.columns = frozen.columns
-        self.first = self.columns.first
-        self.size = min(len(self.columns.name), len(self.columns.parent), len(self.columns.thread))
+        self.first = frozen.columns.first
+        names, starts, ends, parents, threads = frozen.columns.columns()[: timeline.THREAD + 1]
+        self.names, self.starts, self.ends, self.parents, self.threads = names, starts, ends, parents, threads
+        self.size = len(names)
 
     def get(self, ref: Any) -> Any:
         """``ref``'s position in the columns, or the object it names (``None`` for none)."""
@@ -303,25 +304,25 @@ class _View:
 
     def start(self, ref: Any) -> int:
         found = self.get(ref)
-        return self.columns.start[found] if type(found) is int else found.start
+        return self.starts[found] if type(found) is int else found.start
 
     def end(self, ref: Any) -> int:
         found = self.get(ref)
-        return self.columns.end[found] if type(found) is int else found.end
+        return self.ends[found] if type(found) is int else found.end
 
     def import_name(self, ref: Any) -> str | None:
         """The module's name if ``ref`` is an import, else ``None``."""
         found = self.get(ref)
         if type(found) is int:
-            return self.columns.name[found]
+            return self.names[found]
         return found.name if isinstance(found, ImportRecord) else None
 
     def top_level(self, main_tid: int) -> list[Any]:
         """Every record opened on thread ``main_tid`` outside any other."""
-        columns, first, size = self.columns, self.first, self.size
+        first, threads = self.first, self.threads
         # The columns' few top-level entries found by C loops, not a Python loop over them all.
-        outermost = compress(range(size), map(eq, columns.parent[:size], repeat(-1)))
-        found: list[Any] = [first + at for at in outermost if columns.thread[at] == main_tid]
+        outermost = compress(range(self.size), map(eq, self.parents, repeat(-1)))
+        found: list[Any] = [first + at for at in outermost if threads[at] == main_tid]
         others: list[AnyRecord] = [*self.frozen.import_objects, *self.frozen.records]
         found.extend(r for r in others if r.thread == main_tid and self.get(r.parent) is None)
         return found
@@ -330,8 +331,8 @@ class _View:
         """Children by parent reference (an import's index, or the object itself: ints and records
         never compare equal, so the two kinds of key cannot collide)."""
         found: dict[Any, list[Any]] = {}
-        columns, first, size = self.columns, self.first, self.size
-        for ref, parent in zip(range(first, first + size), columns.parent[:size], strict=True):
+        first = self.first
+        for ref, parent in zip(range(first, first + self.size), self.parents, strict=True):
             if parent != -1:
                 found.setdefault(parent, []).append(ref)
         others: list[AnyRecord] = [*self.frozen.import_objects, *self.frozen.records]

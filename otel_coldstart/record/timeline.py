@@ -90,52 +90,42 @@ class Record:
 AnyRecord = ImportRecord | Record
 
 
-class ImportColumns:
-    """Imports as the recorder writes them: one list per field, one entry per import.
+#: The fields of an import entry (``ImportColumns``), by position.
+NAME, START, END, PARENT, THREAD, VIA, SPEC, FILE, ERROR, RSS_DELTA = range(10)
 
-    The import hook appends to these instead of creating an ``ImportRecord``: about as cheap at
-    import time (eight appends against a Python ``__init__``), and at exit the columns are already
-    what the raw copy stores (``raw_copy._columns``), where a pass over 20,000 record objects per
-    field cost 30 ms of the exit's CPU. An import is known by its index, ``first`` plus its
-    position: the ``current_record`` ContextVar holds that int while the import runs, and it is
-    what the imports and records opened inside it keep as their parent.
+
+class ImportColumns:
+    """Imports as the recorder writes them: one small list per import, its fields by position
+    (``NAME``... ``RSS_DELTA``), read out as columns (``columns``).
+
+    The import hook appends one list instead of creating an ``ImportRecord``: cheaper at import
+    time (a list display against a Python ``__init__``), and at exit one C-level transposition
+    (``zip``) gives the columns the raw copy stores, where a pass per field over 20,000 record
+    objects cost 30 ms of the exit's CPU. One ``append`` per import, a single atomic operation:
+    imports on several threads at once (or in a signal handler, between two of the hook's own
+    steps) never mix their fields. An import is known by its index, ``first`` plus its position:
+    the ``current_record`` ContextVar holds that int while the import runs, and it is what the
+    imports and records opened inside it keep as their parent (-1: none).
     """
 
-    __slots__ = (
-        "end",
-        "error",
-        "file",
-        "first",
-        "name",
-        "parent",
-        "rss_delta",
-        "spec",
-        "start",
-        "thread",
-        "via",
-    )
+    __slots__ = ("entries", "first")
 
     def __init__(self, first: int) -> None:
         #: The index of the import at position 0.
         self.first = first
-        self.name: list[str] = []
-        self.start: list[int] = []
-        #: 0 while the import runs.
-        self.end: list[int] = []
-        #: -1 for none, an import's index, or the ``Record`` open when the import began.
-        self.parent: list[Any] = []
-        self.thread: list[int] = []
-        #: ``importlib.import_module`` rather than the ``import`` statement.
-        self.via: list[bool] = []
-        self.spec: list[Any] = []
-        self.file: list[Any] = []
-        #: position -> ``(exception type, message)``, for the few that fail.
-        self.error: dict[int, tuple[str, str]] = {}
-        #: position -> RSS growth, only with ``OTEL_PYTHON_COLDSTART_IMPORT_MEMORY``.
-        self.rss_delta: dict[int, int] = {}
+        #: ``[name, start, end (0 while running), parent, thread, via import_module, spec,
+        #: __file__, (exception type, message) or None, RSS growth or None]`` per import.
+        self.entries: list[list[Any]] = []
 
     def __len__(self) -> int:
-        return len(self.name)
+        return len(self.entries)
+
+    def columns(self, count: int | None = None) -> list[Any]:
+        """The first ``count`` entries (all by default) as ten columns, ``NAME``... ``RSS_DELTA``."""
+        entries = self.entries if count is None else self.entries[:count]
+        if not entries:
+            return [() for _ in range(RSS_DELTA + 1)]
+        return list(zip(*entries, strict=True))
 
 
 class Timeline:
@@ -170,7 +160,7 @@ class Timeline:
     def imports(self) -> list[ImportRecord]:
         """Every import as an ``ImportRecord`` (the recorder's columns are turned into objects on
         first use: the span builders and tests read them so; the exit path never does)."""
-        if self.columns.name:
+        if self.columns.entries:
             self.materialize()
         return self.import_objects
 
@@ -180,28 +170,19 @@ class Timeline:
         self.columns = ImportColumns(self.base + len(records))
 
     def import_count(self) -> int:
-        return len(self.import_objects) + len(self.columns.name)
+        return len(self.import_objects) + len(self.columns.entries)
 
     def materialize(self) -> None:
-        """Turn the recorder's columns into ``ImportRecord`` objects after ``import_objects``, and
+        """Turn the recorder's entries into ``ImportRecord`` objects after ``import_objects``, and
         every parent given as an index into the record it names."""
         columns, objects = self.columns, self.import_objects
-        self.columns = ImportColumns(columns.first + len(columns.name))
+        entries = list(columns.entries)
+        self.columns = ImportColumns(columns.first + len(entries))
         made = []
-        errors, deltas = columns.error, columns.rss_delta
-        for position, name in enumerate(columns.name):
-            record = ImportRecord(
-                name,
-                columns.start[position],
-                columns.parent[position],
-                columns.thread[position],
-                columns.via[position],
-            )
-            record.end = columns.end[position]
-            record.spec = columns.spec[position]
-            record.file = columns.file[position]
-            record.error = errors.get(position)
-            record.rss_delta = deltas.get(position)
+        for name, start, end, parent, thread, via, spec, file, error, delta in entries:
+            record = ImportRecord(name, start, parent, thread, via)
+            record.end, record.spec, record.file = end, spec, file
+            record.error, record.rss_delta = error, delta
             made.append(record)
         objects.extend(made)
         everything: list[Any] = [*made, *self.records]
@@ -283,7 +264,7 @@ def release(tl: Timeline) -> None:
     """
     tl.import_objects = []
     # An import still running in another thread ends in the columns it began in, not these.
-    tl.columns = ImportColumns(tl.columns.first + len(tl.columns.name))
+    tl.columns = ImportColumns(tl.columns.first + len(tl.columns.entries))
     tl.records = []
 
 

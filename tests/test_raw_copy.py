@@ -222,3 +222,38 @@ def test_releasing_the_timeline_after_the_snapshot_leaves_the_copy_whole() -> No
     timeline.release(tl)
     back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
     assert [r.name for r in back.imports] == ["json", "wave"]
+
+
+def test_flush_builds_both_formats_and_older_versions_cannot_see_the_new_one(tmp_path: Path) -> None:
+    """A spool shared with an older otel-coldstart: its ``.raw`` (format 1) is built by ``flush``
+    like our ``.raw2``, and our copies carry a name the older version's patterns do not list (it
+    would set a format it cannot read aside as unreadable)."""
+    import re
+
+    from helpers import flush_into_trace_file
+
+    from otel_coldstart.deliver import spool
+
+    spool_dir = tmp_path / "spool"
+    for version, name in ((raw_copy.ROWS_VERSION, "old"), (raw_copy.VERSION, "new")):
+        tl = _small()
+        trace_file = str(tmp_path / f"{name}.jsonl")
+        raw = raw_copy.snapshot(
+            tl, process_start_ns=0, resource={"service.name": name}, trace_file=trace_file
+        )
+        if version == raw_copy.ROWS_VERSION:
+            raw = dict(raw, records=raw_copy._rows(tl), version=1)
+            del raw["others"]
+            spool.write_file(str(spool_dir), f"{spool.new_stem()}.raw", raw_copy.encode(raw))
+        else:
+            spool.write_file(
+                str(spool_dir), spool.free_name(spool.new_stem(), spool.RAW), raw_copy.encode(raw)
+            )
+    names = sorted(os.listdir(spool_dir))
+    older_free = re.compile(r"^\d+-\d+-[0-9a-f]+\.(jsonl|raw)$")  # what 0.x before format 2 lists
+    assert [bool(older_free.match(n)) for n in names] == [True, False], names
+    flush_into_trace_file(spool_dir)
+    assert os.listdir(spool_dir) == []
+    for name in ("old", "new"):
+        text = (tmp_path / f"{name}.jsonl").read_text()
+        assert '"import wave"' in text and '"db"' in text, name

@@ -328,7 +328,8 @@ def test_spool_names_are_read_without_re_as_the_patterns_read_them() -> None:
     import itertools
 
     numbers, hexes = ["1733", "42", "", "x", "1a"], ["abc", "ABC", "", "a-b", "0f"]
-    extensions = ["raw", "jsonl", "claim-12-h", "rawclaim-3-h.x", "claim--h", "claim-1x-h", "claim-12"]
+    extensions = ["raw", "raw2", "jsonl", "claim-12-h", "rawclaim-3-h.x", "raw2claim-4-h", "claim--h"]
+    extensions += ["claim-1x-h", "claim-12", "raw3", "raw2.rejected", "raw2claim-"]
     extensions += ["raw.rejected", "jsonl.x", "claim-12-", "rawclaim-7-a-b", "claims-1-h", ""]
     names = {
         f"{lead}{a}-{b}-{c}.{ext}"

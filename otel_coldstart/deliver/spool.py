@@ -10,9 +10,13 @@ One file is one cold start, in one of two forms:
 
 Ownership is carried by the file's *name*, and names change only by ``rename(2)``, which is atomic:
 
-- ``<ns>-<pid>-<rand>.jsonl`` (OTLP) and ``<ns>-<pid>-<rand>.raw`` (raw copy) are free: any process
-  may take them (a drain, ``otel-coldstart flush``).
-- ``<stem>.claim-<pid>-<host>`` (OTLP) and ``<stem>.rawclaim-<pid>-<host>`` are held by that process,
+- ``<ns>-<pid>-<rand>.jsonl`` (OTLP) and ``<ns>-<pid>-<rand>.raw2`` (raw copy) are free: any process
+  may take them (a drain, ``otel-coldstart flush``). ``.raw`` is a raw copy an earlier version
+  wrote (format 1): read and sent as well. Copies this version writes are ``.raw2``, a name older
+  versions do not list: one of them sharing the spool would otherwise find a format it cannot read
+  and set the cold start aside as unreadable.
+- ``<stem>.claim-<pid>-<host>`` (OTLP) and ``<stem>.raw2claim-<pid>-<host>`` (``.rawclaim-`` for a
+  ``.raw``) are held by that process,
   which is sending them. A process writes its own cold start straight under a claimed name before it
   builds or sends (write-ahead), so a process killed at any point (SIGKILL, OOM) leaves a claim that
   the next drain recovers once the holder is gone: nothing is lost, and no two live processes ever
@@ -62,15 +66,20 @@ def _pattern(name: str) -> Any:
     if not _PATTERNS:
         import re
 
-        _PATTERNS["free"] = re.compile(rf"^{_STEM}\.(?P<ext>jsonl|raw)$")
-        _PATTERNS["claimed"] = re.compile(rf"^{_STEM}\.(?P<ext>claim|rawclaim)-(?P<pid>\d+)-(?P<host>.*)$")
-        _PATTERNS["rejected"] = re.compile(rf"^{_STEM}\.(jsonl|raw)\.rejected$")
+        _PATTERNS["free"] = re.compile(rf"^{_STEM}\.(?P<ext>jsonl|raw2?)$")
+        _PATTERNS["claimed"] = re.compile(rf"^{_STEM}\.(?P<ext>claim|raw2?claim)-(?P<pid>\d+)-(?P<host>.*)$")
+        _PATTERNS["rejected"] = re.compile(rf"^{_STEM}\.(jsonl|raw2?)\.rejected$")
         _PATTERNS["tmp"] = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
     return _PATTERNS[name]
 
 
 #: Entry kinds: OTLP JSON lines, or a raw copy of the timeline.
 OTLP, RAW = "otlp", "raw"
+#: A free file's extension -> its claimed one. ``raw`` is an earlier version's raw copy.
+_CLAIMED = {"jsonl": "claim", "raw": "rawclaim", "raw2": "raw2claim"}
+_FREE = {claimed: free for free, claimed in _CLAIMED.items()}
+#: The extension of the raw copies this version writes (``raw_copy.VERSION`` 2 and up).
+RAW_EXT = "raw2"
 
 
 def default_dir() -> str:
@@ -93,20 +102,33 @@ def new_stem() -> str:
     return f"{time.time_ns():020d}-{os.getpid()}-{os.urandom(4).hex()}"
 
 
-def free_name(stem: str, kind: str = OTLP) -> str:
-    return f"{stem}.raw" if kind == RAW else f"{stem}.jsonl"
+def free_name(stem: str, kind: str = OTLP, ext: str | None = None) -> str:
+    """The free name of a new file of ``kind``, or of one whose free extension is ``ext``."""
+    return f"{stem}.{ext or (RAW_EXT if kind == RAW else 'jsonl')}"
 
 
-def claim_name(stem: str, kind: str = OTLP) -> str:
-    return f"{stem}.{'rawclaim' if kind == RAW else 'claim'}-{os.getpid()}-{_host()}"
+def claim_name(stem: str, kind: str = OTLP, ext: str | None = None) -> str:
+    """The name this process claims a file under: a new file of ``kind``, or the free file whose
+    extension is ``ext`` (a ``.raw`` keeps its format's name: ``.rawclaim``)."""
+    free = ext or (RAW_EXT if kind == RAW else "jsonl")
+    return f"{stem}.{_CLAIMED[free]}-{os.getpid()}-{_host()}"
+
+
+def _extension(path: str) -> str:
+    # The names we write are ``<stem>.<ext>`` or ``<stem>.<ext>-<pid>-<host>``, and a stem has no
+    # dot: no pattern (and no ``re``) on the exit's release path.
+    return os.path.basename(path).partition(".")[2].partition("-")[0]
+
+
+def free_extension(path: str) -> str:
+    """The free extension (``jsonl``, ``raw``, ``raw2``) of a free or claimed spool file."""
+    ext = _extension(path)
+    return _FREE.get(ext, ext)
 
 
 def kind_of(path: str) -> str:
     """The kind of a free or claimed spool file, from its name."""
-    # The names we write are ``<stem>.<ext>`` or ``<stem>.<ext>-<pid>-<host>``, and a stem has no
-    # dot: no pattern (and no ``re``) on the exit's release path.
-    ext = os.path.basename(path).partition(".")[2]
-    return RAW if ext == "raw" or ext.startswith("rawclaim-") else OTLP
+    return RAW if free_extension(path) in ("raw", "raw2") else OTLP
 
 
 def write_file(directory: str, name: str, payload: bytes) -> str:
@@ -238,11 +260,11 @@ def parse_name(name: str) -> tuple[str, tuple[int, str] | None] | None:
     stem, dot, rest = name.partition(".")
     if not dot or not _is_stem(stem):
         return None
-    if rest in ("jsonl", "raw"):
+    if rest in _CLAIMED:
         return stem, None
     ext, dash, holder = rest.partition("-")
     pid, dash2, host = holder.partition("-")
-    if ext in ("claim", "rawclaim") and dash and dash2 and pid.isdigit() and pid.isascii():
+    if ext in _FREE and dash and dash2 and pid.isdigit() and pid.isascii():
         return stem, (int(pid), host)
     return None
 
@@ -270,7 +292,9 @@ def list_entries(directory: str) -> list[Entry]:
 
 def claim(entry: Entry) -> str | None:
     """Take ``entry`` for this process by renaming it; ``None`` if another process was first."""
-    target = os.path.join(os.path.dirname(entry.path), claim_name(entry.stem, entry.kind))
+    target = os.path.join(
+        os.path.dirname(entry.path), claim_name(entry.stem, entry.kind, free_extension(entry.path))
+    )
     try:
         os.rename(entry.path, target)
     except FileNotFoundError:
@@ -280,14 +304,15 @@ def claim(entry: Entry) -> str | None:
 
 def release(claimed_path: str, stem: str) -> str:
     """Give a claimed file back to the spool unchanged (nothing of it was acknowledged)."""
-    target = os.path.join(os.path.dirname(claimed_path), free_name(stem, kind_of(claimed_path)))
+    target = os.path.join(os.path.dirname(claimed_path), free_name(stem, ext=free_extension(claimed_path)))
     os.rename(claimed_path, target)
     return target
 
 
 def quarantine(claimed_path: str, stem: str) -> str:
     """Set a claimed file aside for good: the collector refused it and always will."""
-    target = os.path.join(os.path.dirname(claimed_path), free_name(stem, kind_of(claimed_path)) + ".rejected")
+    free = free_name(stem, ext=free_extension(claimed_path))
+    target = os.path.join(os.path.dirname(claimed_path), free + ".rejected")
     os.rename(claimed_path, target)
     return target
 
@@ -338,7 +363,7 @@ def recover_orphans(directory: str, now: float | None = None) -> tuple[list[str]
                 complete = False
         try:
             if complete and parsed is not None:
-                free = os.path.join(directory, free_name(parsed.group("stem"), kind_of(target)))
+                free = os.path.join(directory, free_name(parsed.group("stem"), ext=free_extension(target)))
                 os.rename(path, free)
                 recovered.append(free)
                 _log.warning("otel-coldstart: recovered an interrupted spool write as %s", free)
@@ -362,7 +387,7 @@ def _free_bytes_at_most(directory: str) -> int:
         with os.scandir(directory) as entries:
             for entry in entries:
                 name = entry.name
-                if name.endswith((".jsonl", ".raw")) and not name.startswith("."):
+                if name.endswith((".jsonl", ".raw", ".raw2")) and not name.startswith("."):
                     try:
                         total += entry.stat(follow_symlinks=False).st_size
                     except OSError:

@@ -174,7 +174,10 @@ class Timeline:
 
     def materialize(self) -> None:
         """Turn the recorder's entries into ``ImportRecord`` objects after ``import_objects``, and
-        every parent given as an index into the record it names."""
+        every parent given as an index into the record it names.
+
+        Meant for a frozen timeline. Read while imports still run (a test, a debugger), an import
+        that is running keeps ``end`` 0 in its object: its end goes to its entry."""
         columns, objects = self.columns, self.import_objects
         entries = list(columns.entries)
         self.columns = ImportColumns(columns.first + len(entries))

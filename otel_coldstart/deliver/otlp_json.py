@@ -33,6 +33,8 @@ def _status_code(code: Any) -> int:
 
 
 def any_value(value: Any) -> dict[str, Any]:
+    if type(value) is str:  # most of a trace's values: the general case below gives the same
+        return {"stringValue": value}
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -164,7 +166,9 @@ def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
 
 def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
     """Documents as JSON lines (the collector file exporter's layout), compact, UTF-8."""
-    return "".join(json_text.dumps(doc) + "\n" for doc in documents).encode("utf-8")
+    # Our documents are trees we built (attribute values cleaned to scalars and tuples): no cycle
+    # to look for, and the check costs a third of the encoding (600 spans: 2.5 of 7 ms).
+    return "".join(json_text.dumps(doc, check_circular=False) + "\n" for doc in documents).encode("utf-8")
 
 
 def write_all(fd: int, payload: bytes) -> None:

@@ -116,7 +116,8 @@ def _attributes(attrs: Any) -> dict[str, Any]:
         return {
             key: value if type(value) in scalars else _clean(value)
             for key, value in attrs.items()
-            if key and isinstance(key, str)
+            # ``key and isinstance(key, str)``, without the call for the usual exact str key.
+            if (type(key) is str and key) or (key and isinstance(key, str))
         }
     out: dict[str, Any] = {}
     for key, value in attrs.items():

@@ -193,8 +193,11 @@ def build(
 
     # A wrapper's record starts at the process's creation, read from the same coarse clock as the
     # root's start but at another moment: never let it start microseconds before its root.
+    offset = timeline.wall_anchor_ns - timeline.mono_anchor_ns  # to_epoch_ns, inlined: twice a span
+
     def clamped(mono_ns: int) -> int:
-        return max(to_ns(mono_ns), start_ns)
+        epoch_ns = mono_ns + offset
+        return epoch_ns if epoch_ns > start_ns else start_ns
 
     emitted = _emit(
         api, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped, described
@@ -261,7 +264,7 @@ def _emit(
             attrs.setdefault(cv.THREAD_NAME, thread_names.get(tid, str(tid)))
         span = api.child(name, parent, to_ns(start), attrs)
         spans[id(record)] = span
-        if isinstance(record, ImportRecord):
+        if is_import:
             _end_with_error(api, span, record.error, to_ns(end))
         else:
             _end_record(api, span, record.error, to_ns(end))

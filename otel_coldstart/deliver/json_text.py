@@ -37,12 +37,20 @@ def _not_serializable(value: Any) -> Any:
     raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
 
 
-def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
-    """``json.dumps(value, separators=(",", ":"), default=default)``."""
+def dumps(value: Any, default: Callable[[Any], Any] | None = None, check_circular: bool = True) -> str:
+    """``json.dumps(value, separators=(",", ":"), default=default, check_circular=check_circular)``."""
     if _make_encoder is not None:
         try:
             encoder = _make_encoder(
-                {}, default or _not_serializable, string, None, ":", ",", False, False, True
+                {} if check_circular else None,
+                default or _not_serializable,
+                string,
+                None,
+                ":",
+                ",",
+                False,
+                False,
+                True,
             )
         except TypeError:  # pragma: no cover - a future interpreter's signature: json does it
             pass
@@ -50,7 +58,7 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
             return "".join(encoder(value, 0))
     import json
 
-    return json.dumps(value, separators=(",", ":"), default=default)
+    return json.dumps(value, separators=(",", ":"), default=default, check_circular=check_circular)
 
 
 class _Context:

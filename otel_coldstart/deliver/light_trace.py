@@ -101,9 +101,26 @@ def _set(attributes: dict[str, Any], key: str, value: Any) -> None:
     attributes[key] = _clean(value)
 
 
+#: Values ``_clean`` returns as they are.
+_SCALARS = frozenset((type(None), bool, int, float, bytes, str))
+
+
 def _attributes(attrs: Any) -> dict[str, Any]:
+    if not attrs:
+        return {}
+    if len(attrs) <= _LIMIT:
+        # ``_set`` for each item, for a fresh mapping that cannot fill up: a mapping's keys are
+        # distinct, so none moves or is dropped. The exit builds every span's attributes here
+        # (600 spans for pip): this is a third of the build's time, done per key through ``_set``.
+        scalars = _SCALARS
+        return {
+            key: value if type(value) in scalars else _clean(value)
+            for key, value in attrs.items()
+            # ``key and isinstance(key, str)``, without the call for the usual exact str key.
+            if (type(key) is str and key) or (key and isinstance(key, str))
+        }
     out: dict[str, Any] = {}
-    for key, value in (attrs or {}).items():
+    for key, value in attrs.items():
         _set(out, key, value)
     return out
 

@@ -33,6 +33,8 @@ def _status_code(code: Any) -> int:
 
 
 def any_value(value: Any) -> dict[str, Any]:
+    if type(value) is str:  # most of a trace's values: the general case below gives the same
+        return {"stringValue": value}
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -136,8 +138,112 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
+class Document(dict):  # type: ignore[type-arg,unused-ignore]
+    """An ``ExportTraceServiceRequest`` as ``encode`` makes it, with its JSON text (what
+    ``json_text.dumps`` writes for it) made alongside: ``encode_lines`` writes the text instead of
+    encoding the mapping again. A document is the encoding of finished spans: never modified."""
+
+    __slots__ = ("text",)
+    text: str
+
+
+_string = json_text.string
+#: ``{"key":<key>,"value":`` of each attribute key seen: a trace repeats a few dozen keys.
+_key_texts: dict[str, str] = {}
+_KEY_TEXTS_MAX = 1024
+
+
+def _dumps(value: Any) -> str:
+    return json_text.dumps(value, check_circular=False)
+
+
+def _attributes_and_text(attrs: Any) -> tuple[list[dict[str, Any]], str]:
+    """``attributes(attrs)`` and its JSON text."""
+    items = []
+    parts = []
+    for key, value in (attrs or {}).items():
+        prefix = _key_texts.get(key) if type(key) is str else None
+        if prefix is None:
+            prefix = '{"key":' + (_string(key) if isinstance(key, str) else _dumps(key)) + ',"value":'
+            if type(key) is str and len(_key_texts) < _KEY_TEXTS_MAX:
+                _key_texts[key] = prefix
+        if type(value) is str:
+            encoded = {"stringValue": value}
+            parts.append(prefix + '{"stringValue":' + _string(value) + "}}")
+        else:
+            encoded = any_value(value)
+            parts.append(prefix + _dumps(encoded) + "}")
+        items.append({"key": key, "value": encoded})
+    return items, "[" + ",".join(parts) + "]"
+
+
+def _span_and_text(span: ReadableSpan) -> tuple[dict[str, Any], str]:
+    """``span_to_dict(span)`` and its JSON text, in one pass (``tests/test_otlp_text.py``)."""
+    ctx = span.get_span_context()
+    assert ctx is not None  # a finished SDK span always has one
+    trace_id = format(ctx.trace_id, "032x")
+    span_id = format(ctx.span_id, "016x")
+    name = span.name
+    kind = _kind(span.kind)
+    start = str(span.start_time or 0)
+    end = str(span.end_time or 0)
+    out: dict[str, Any] = {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": kind,
+        "startTimeUnixNano": start,
+        "endTimeUnixNano": end,
+    }
+    text = (
+        f'{{"traceId":"{trace_id}","spanId":"{span_id}","name":'
+        f"{_string(name) if isinstance(name, str) else _dumps(name)},"
+        f'"kind":{kind},"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}"'
+    )
+    if span.parent is not None:
+        parent_id = format(span.parent.span_id, "016x")
+        out["parentSpanId"] = parent_id
+        text += f',"parentSpanId":"{parent_id}"'
+    if span.attributes:
+        out["attributes"], attributes_text = _attributes_and_text(span.attributes)
+        text += ',"attributes":' + attributes_text
+    rest: dict[str, Any] = {}
+    if span.events:
+        rest["events"] = [
+            {
+                "timeUnixNano": str(event.timestamp),
+                "name": event.name,
+                "attributes": attributes(event.attributes),
+            }
+            for event in span.events
+        ]
+    if span.links:
+        rest["links"] = [
+            {
+                "traceId": format(link.context.trace_id, "032x"),
+                "spanId": format(link.context.span_id, "016x"),
+                "attributes": attributes(link.attributes),
+            }
+            for link in span.links
+        ]
+    status = span.status
+    code = _status_code(status.status_code) if status is not None else 0
+    if code:
+        rest["status"] = {"code": code}
+        if status.description:
+            rest["status"]["message"] = status.description
+    if rest:  # a few spans (the root, failed imports): through json_text
+        out.update(rest)
+        text += "," + _dumps(rest)[1:-1]
+    return out, text + "}"
+
+
 def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
-    """One ``ExportTraceServiceRequest`` document, spans grouped by resource and scope."""
+    """One ``ExportTraceServiceRequest`` document, spans grouped by resource and scope.
+
+    The same mapping as ``span_to_dict`` per span gives, and its JSON text with it: the exit writes
+    that text into the trace file, and a document's text made here costs less than half of what
+    encoding the finished mapping does (600 spans: 46 M instructions instead of 75 M)."""
     groups: dict[int, tuple[Any, dict[tuple[str, str], list[ReadableSpan]]]] = {}
     for span in spans:
         resource = span.resource
@@ -146,25 +252,36 @@ def encode(spans: Sequence[ReadableSpan]) -> dict[str, Any]:
         key = (scope.name, scope.version or "") if scope is not None else ("", "")
         scopes.setdefault(key, []).append(span)
     resource_spans = []
+    texts = []
     for resource, scopes in groups.values():
-        resource_spans.append(
-            {
-                "resource": {"attributes": attributes(resource.attributes if resource else {})},
-                "scopeSpans": [
-                    {
-                        "scope": {"name": name, **({"version": version} if version else {})},
-                        "spans": [span_to_dict(s) for s in scope_spans],
-                    }
-                    for (name, version), scope_spans in scopes.items()
-                ],
-            }
+        resource_items, resource_text = _attributes_and_text(resource.attributes if resource else {})
+        scope_spans = []
+        scope_texts = []
+        for (name, version), members in scopes.items():
+            scope_dict = {"name": name, **({"version": version} if version else {})}
+            pairs = [_span_and_text(s) for s in members]
+            scope_spans.append({"scope": scope_dict, "spans": [pair[0] for pair in pairs]})
+            spans_text = ",".join(pair[1] for pair in pairs)
+            scope_texts.append(f'{{"scope":{_dumps(scope_dict)},"spans":[{spans_text}]}}')
+        resource_spans.append({"resource": {"attributes": resource_items}, "scopeSpans": scope_spans})
+        texts.append(
+            f'{{"resource":{{"attributes":{resource_text}}},"scopeSpans":[{",".join(scope_texts)}]}}'
         )
-    return {"resourceSpans": resource_spans}
+    document = Document(resourceSpans=resource_spans)
+    document.text = f'{{"resourceSpans":[{",".join(texts)}]}}'
+    return document
+
+
+def _document_text(document: dict[str, Any]) -> str:
+    text = getattr(document, "text", None) if type(document) is Document else None
+    # Our documents are trees we built (attribute values cleaned to scalars and tuples): no cycle
+    # to look for, and the check costs a third of the encoding (600 spans: 2.5 of 7 ms).
+    return text if isinstance(text, str) else _dumps(document)
 
 
 def encode_lines(documents: Iterable[dict[str, Any]]) -> bytes:
     """Documents as JSON lines (the collector file exporter's layout), compact, UTF-8."""
-    return "".join(json_text.dumps(doc) + "\n" for doc in documents).encode("utf-8")
+    return "".join(_document_text(doc) + "\n" for doc in documents).encode("utf-8")
 
 
 def write_all(fd: int, payload: bytes) -> None:

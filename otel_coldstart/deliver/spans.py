@@ -72,8 +72,15 @@ def _memory_events(root: Span, snapshots: list[Any], to_ns: Callable[[int], int]
         previous = snapshot
 
 
-def _import_attributes(name: str, spec: Any, file: Any, via_import_module: bool) -> dict[str, Any]:
-    kind, path, size = module_info.describe(spec, file)
+def _import_attributes(
+    name: str,
+    spec: Any,
+    file: Any,
+    via_import_module: bool,
+    described: tuple[str, str | None, int | None] | None = None,
+) -> dict[str, Any]:
+    """``described``: ``module_info.describe(spec, file)`` when the caller already has it (a stat)."""
+    kind, path, size = described if described is not None else module_info.describe(spec, file)
     attrs: dict[str, Any] = {
         cv.KIND: cv.KIND_IMPORT,
         cv.MODULE_NAME: name,
@@ -124,11 +131,9 @@ def build(
     start_ns = min(process_start_ns, hook_ns)
 
     imports = timeline.imports
-    bundle = 0
-    for record in imports:
-        if record.spec is not None or record.file is not None:
-            _, _, size = module_info.describe(record.spec, record.file)
-            bundle += size or 0
+    # Once per import: the bundle size here, the span's attributes in _emit (each is a stat).
+    described = {id(record): module_info.describe(record.spec, record.file) for record in imports}
+    bundle = sum(size or 0 for _, _, size in described.values())
     root_attrs: dict[str, Any] = {
         cv.KIND: cv.KIND_ROOT,
         cv.ORIGIN: timeline.origin,
@@ -188,10 +193,15 @@ def build(
 
     # A wrapper's record starts at the process's creation, read from the same coarse clock as the
     # root's start but at another moment: never let it start microseconds before its root.
-    def clamped(mono_ns: int) -> int:
-        return max(to_ns(mono_ns), start_ns)
+    offset = timeline.wall_anchor_ns - timeline.mono_anchor_ns  # to_epoch_ns, inlined: twice a span
 
-    emitted = _emit(api, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped)
+    def clamped(mono_ns: int) -> int:
+        epoch_ns = mono_ns + offset
+        return epoch_ns if epoch_ns > start_ns else start_ns
+
+    emitted = _emit(
+        api, records, phase_for, ready_mono, min_import_ns, timeline.thread_names, clamped, described
+    )
     for span, _, end in phases:
         span.end(end_time=to_ns(end))
     root.set_attribute(cv.IMPORTS_RECORDED, emitted)
@@ -207,8 +217,12 @@ def _emit(
     min_import_ns: int,
     thread_names: dict[int, str],
     to_ns: Callable[[int], int],
+    described: dict[int, tuple[str, str | None, int | None]] | None = None,
 ) -> int:
-    """Emit import and other records; returns how many import spans were kept."""
+    """Emit import and other records; returns how many import spans were kept.
+
+    ``described``: ``module_info.describe`` of each import record, by ``id``, if known."""
+    described = described or {}
     spans: dict[int, Span] = {}
     main_tid = next(iter(thread_names), None)
     kept_imports = 0
@@ -229,7 +243,9 @@ def _emit(
             parent = phase_for(start)
         if isinstance(record, ImportRecord):
             name = cv.IMPORT_SPAN_PREFIX + record.name
-            attrs = _import_attributes(record.name, record.spec, record.file, record.via_import_module)
+            attrs = _import_attributes(
+                record.name, record.spec, record.file, record.via_import_module, described.get(id(record))
+            )
             if record.rss_delta is not None:
                 attrs[cv.MEMORY_RSS_DELTA] = record.rss_delta
             if incomplete:
@@ -248,7 +264,7 @@ def _emit(
             attrs.setdefault(cv.THREAD_NAME, thread_names.get(tid, str(tid)))
         span = api.child(name, parent, to_ns(start), attrs)
         spans[id(record)] = span
-        if isinstance(record, ImportRecord):
+        if is_import:
             _end_with_error(api, span, record.error, to_ns(end))
         else:
             _end_record(api, span, record.error, to_ns(end))

@@ -9,7 +9,13 @@ alternating order, ``--parallel`` processes at a time. Usage::
                                       [--collector down|up]
 
 ``--baseline DIR`` adds a third variant, otel_coldstart from another source tree, in the same
-rounds. Printed per step: the median and 90th percentile of its wall time and its CPU time (wall over CPU
+rounds. It works only where nothing outranks ``PYTHONPATH``: an editable install's finder does,
+and so does the working directory (``opentelemetry-instrument`` puts it on the app's path). To
+compare two versions reliably, install each in its own virtualenv and run this script with each
+one's Python from a directory outside both trees (``cd /tmp && /venv-a/bin/python
+.../exit_profile.py``).
+
+Printed per step: the median and 90th percentile of its wall time and its CPU time (wall over CPU
 is how starved of CPU the process was). ``app_to_exit`` runs from the app's last statement to our
 first handler; ``teardown`` from our last handler to the process's end as its parent sees it (the
 interpreter's finalisation and the kernel's reaping). Then the exit delay of both variants, and the

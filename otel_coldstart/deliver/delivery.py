@@ -132,7 +132,7 @@ def persist(
             parent_ids=identity.parent_ids,
         )
         exit_probe.mark("persist_snapshot")
-        _persisted_records = frozen.import_count() + len(frozen.records)
+        _persisted_records = len(frozen.imports) + len(frozen.records)
         timeline.release(frozen)
         payload = raw_copy.encode(raw)
         exit_probe.mark("persist_encode")

@@ -18,7 +18,7 @@ from _thread import get_ident
 from types import CodeType, FunctionType
 
 from otel_coldstart.record import module_info, post_import, threads, timeline
-from otel_coldstart.record.timeline import state
+from otel_coldstart.record.timeline import ImportRecord, state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing stays off the start-up path (it imports re, ~2-5 ms)
@@ -88,55 +88,37 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
 
         if tid not in tl.thread_names:
             tl.thread_names[tid] = _thread_name()
-        # One list, not an ImportRecord: see timeline.ImportColumns.
-        columns = tl.columns
-        entries = columns.entries
-        parent = _current.get()
-        entry = [
-            name,
-            _now(),
-            0,
-            -1 if parent is None else parent,
-            tid,
-            import_ is _gcd_import,
-            None,
-            None,
-            None,
-            None,
-        ]
-        entries.append(entry)
-        position = len(entries) - 1
-        if entries[position] is not entry:  # another thread's import (or a signal handler's) came between
-            position = _position_of(entries, entry)
+        record = ImportRecord(name, _now(), _current.get(), tid, import_ is _gcd_import)
+        tl.imports.append(record)
         probe = rss_probe
         rss_before = probe() if probe is not None else 0
-        token = _current.set(columns.first + position)
+        token = _current.set(record)
         try:
             module = original(name, import_)
         except BaseException as exc:
-            entry[2] = _now()
+            record.end = _now()
             # Not contextlib.suppress: it costs a third of this whole function on every import.
             try:
                 _current.reset(token)
             except ValueError:  # set in another context (the import switched greenlets, say)
                 pass
-            entry[8] = _describe(exc)
+            record.error = _describe(exc)
             if probe is not None:
-                entry[9] = probe() - rss_before
+                record.rss_delta = probe() - rss_before
             raise
-        entry[2] = _now()
+        record.end = _now()
         try:
             _current.reset(token)
         except ValueError:
             pass
         try:
             namespace = _module_dict(module)
-            entry[6] = namespace.get("__spec__")
-            entry[7] = namespace.get("__file__")
+            record.spec = namespace.get("__spec__")
+            record.file = namespace.get("__file__")
         except TypeError:
             pass  # replaced in sys.modules by an object that is no module: nothing safe to read
         if probe is not None:
-            entry[9] = probe() - rss_before
+            record.rss_delta = probe() - rss_before
         if name in _post_hooks:
             post_import.fire(name, module)
         return module
@@ -150,13 +132,6 @@ def make_hook(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
     _find_and_load.__code__ = _hook_code
     _find_and_load.__wrapped__ = original  # type: ignore[attr-defined]
     return _find_and_load
-
-
-def _position_of(entries: list[list[Any]], entry: list[Any]) -> int:
-    for position in range(len(entries) - 1, -1, -1):
-        if entries[position] is entry:
-            return position
-    raise AssertionError("an import entry vanished")  # pragma: no cover - entries only grow
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:

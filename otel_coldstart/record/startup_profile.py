@@ -29,8 +29,6 @@ import os
 import sys
 import time
 import types
-from itertools import compress, repeat
-from operator import eq
 
 from otel_coldstart import conventions as cv
 from otel_coldstart.record import threads, timeline
@@ -233,16 +231,15 @@ def _read(profile: _Profile, frozen: Timeline) -> None:
     ]
     files = _module_files()
     entry = _entry_module()
-    view = _View(frozen)
-    covered = _top_level_intervals(view, profile.main_tid, ready)
-    used = _used_modules(profile, samples, files, covered, view)
+    covered = _top_level_intervals(frozen, profile.main_tid, ready)
+    used = _used_modules(profile, samples, files, covered, frozen)
     used |= _classes_and_instances(used | {"__main__"})
     attrs = frozen.root_attributes
     attrs[cv.ENTRY_MODULE] = entry
     attrs[cv.USED_MODULES] = sorted(used)
     attrs[cv.USED_SOURCE] = cv.USED_SOURCE_MONITORING if profile.first_calls else cv.USED_SOURCE_SAMPLING
     attrs[cv.PROFILE_INTERVAL_NS] = profile.interval_ns
-    attrs[cv.IMPORT_CALLERS] = _callers(samples, covered, files, view)
+    attrs[cv.IMPORT_CALLERS] = _callers(samples, covered, files)
     frozen.records.extend(_code_records(samples, covered, profile, frozen, ready, files))
     attrs[cv.PROFILE_BUILD_NS] = _now() - began
 
@@ -280,104 +277,37 @@ def _entry_module() -> str:
     return name if isinstance(name, str) and name else "__main__"
 
 
-class _View:
-    """Any record the read-out meets, by reference: an ``ImportRecord`` or ``Record`` object, or
-    the index the recorder knows an import by (``timeline.ImportColumns``). Reading the columns
-    in place keeps the exit's raw copy on its fast path (the columns as they are): turning 20,000
-    imports into objects here would cost it more than this whole read-out."""
-
-    def __init__(self, frozen: Timeline) -> None:
-        self.frozen = frozen
-        self.first = frozen.columns.first
-        names, starts, ends, parents, threads = frozen.columns.columns()[: timeline.THREAD + 1]
-        self.names, self.starts, self.ends, self.parents, self.threads = names, starts, ends, parents, threads
-        self.size = len(names)
-
-    def get(self, ref: Any) -> Any:
-        """``ref``'s position in the columns, or the object it names (``None`` for none)."""
-        if type(ref) is int:
-            position = ref - self.first
-            if 0 <= position < self.size:
-                return position
-            return self.frozen.resolve(ref)
-        return ref
-
-    def start(self, ref: Any) -> int:
-        found = self.get(ref)
-        return self.starts[found] if type(found) is int else found.start
-
-    def end(self, ref: Any) -> int:
-        found = self.get(ref)
-        return self.ends[found] if type(found) is int else found.end
-
-    def import_name(self, ref: Any) -> str | None:
-        """The module's name if ``ref`` is an import, else ``None``."""
-        found = self.get(ref)
-        if type(found) is int:
-            return self.names[found]
-        return found.name if isinstance(found, ImportRecord) else None
-
-    def top_level(self, main_tid: int) -> list[Any]:
-        """Every record opened on thread ``main_tid`` outside any other."""
-        first, threads = self.first, self.threads
-        # The columns' few top-level entries found by C loops, not a Python loop over them all.
-        outermost = compress(range(self.size), map(eq, self.parents, repeat(-1)))
-        found: list[Any] = [first + at for at in outermost if threads[at] == main_tid]
-        others: list[AnyRecord] = [*self.frozen.import_objects, *self.frozen.records]
-        found.extend(r for r in others if r.thread == main_tid and self.get(r.parent) is None)
-        return found
-
-    def children(self) -> dict[Any, list[Any]]:
-        """Children by parent reference (an import's index, or the object itself: ints and records
-        never compare equal, so the two kinds of key cannot collide)."""
-        found: dict[Any, list[Any]] = {}
-        first = self.first
-        for ref, parent in zip(range(first, first + self.size), self.parents, strict=True):
-            if parent != -1:
-                found.setdefault(parent, []).append(ref)
-        others: list[AnyRecord] = [*self.frozen.import_objects, *self.frozen.records]
-        for record in others:
-            if record.parent is not None:
-                found.setdefault(record.parent, []).append(record)
-        return found
-
-
-def _top_level_intervals(view: _View, main_tid: int, ready: int) -> list[tuple[int, int, Any]]:
+def _top_level_intervals(frozen: Timeline, main_tid: int, ready: int) -> list[tuple[int, int, AnyRecord]]:
     """Imports and other records opened on the main thread outside any other: the time explained."""
-    found: list[tuple[int, int, Any]] = []
-    for ref in view.top_level(main_tid):
-        end = view.end(ref) or ready
-        found.append((view.start(ref), min(end, ready), ref))
+    found: list[tuple[int, int, AnyRecord]] = []
+    everything: list[AnyRecord] = [*frozen.imports, *frozen.records]
+    for record in everything:
+        if record.thread != main_tid or record.parent is not None:
+            continue
+        end = record.end or ready
+        found.append((record.start, min(end, ready), record))
     found.sort(key=lambda item: item[0])
     return found
 
 
-def _open_at(view: _View, covered: list[tuple[int, int, Any]], at: int) -> Any:
+def _open_at(covered: list[tuple[int, int, AnyRecord]], at: int) -> AnyRecord | None:
     """The innermost import record open on the main thread at ``at`` (imports nest by time)."""
     index = bisect.bisect_right(covered, (at, float("inf"))) - 1
     if index < 0 or covered[index][1] < at:
         return None
     record = covered[index][2]
     # Descend: the innermost record containing ``at`` among the record's descendants.
-    return _innermost(view, record, at)
+    return _innermost(record, at)
 
 
-#: ``_View.children``, while the samples are read.
-_children_cache: dict[Any, list[Any]] = {}
+_children_cache: dict[int, list[AnyRecord]] = {}
 
 
-def _innermost(view: _View, record: Any, at: int) -> Any:
-    # Called per sample and level, over every child (a package's hundred modules): the columns are
-    # read inline, not through ``view.start``/``view.end`` (a method call each, 10x the cost).
-    starts, ends, first, size = view.starts, view.ends, view.first, view.size
-    for child in _children_cache.get(record, ()):
-        position = child - first if type(child) is int else -1
-        if 0 <= position < size:
-            start, end = starts[position], ends[position]
-        else:
-            start, end = view.start(child), view.end(child)
-        if start <= at <= (end or at):
-            return _innermost(view, child, at)
+def _innermost(record: AnyRecord, at: int) -> AnyRecord:
+    children = _children_cache.get(id(record), [])
+    for child in children:
+        if child.start <= at <= (child.end or at):
+            return _innermost(child, at)
     return record
 
 
@@ -393,8 +323,8 @@ def _used_modules(
     profile: _Profile,
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
     files: dict[str, str],
-    covered: list[tuple[int, int, Any]],
-    view: _View,
+    covered: list[tuple[int, int, AnyRecord]],
+    frozen: Timeline,
 ) -> set[str]:
     used: set[str] = set()
     seen: set[tuple[int, str]] = set()
@@ -425,14 +355,17 @@ def _used_modules(
             used.add(module)
 
     def opening_package(record: Any) -> str:
-        name = view.import_name(record) if record is not None else None
-        return _package_of(name) if name is not None else ""
+        return _package_of(record.name) if isinstance(record, ImportRecord) else ""
 
     for code, record in profile.first_calls:
         note(code, opening_package(record))
     if not profile.first_calls and samples:
         _children_cache.clear()
-        _children_cache.update(view.children())
+        everything: list[AnyRecord] = [*frozen.imports, *frozen.records]
+        for record in everything:
+            parent = record.parent
+            if parent is not None:
+                _children_cache.setdefault(id(parent), []).append(record)
         ours: dict[int, bool] = {}
         for at, stack in samples:
             own = False
@@ -445,7 +378,7 @@ def _used_modules(
                     break
             if own:
                 continue  # our own work (a memory snapshot): not the program's
-            opening = opening_package(_open_at(view, covered, at))
+            opening = opening_package(_open_at(covered, at))
             for code, _ in stack:
                 if (id(code), opening) not in seen:
                     note(code, opening)
@@ -463,16 +396,14 @@ def _is_library_file(filename: str) -> bool:
 
 def _callers(
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
-    covered: list[tuple[int, int, Any]],
+    covered: list[tuple[int, int, AnyRecord]],
     files: dict[str, str],
-    view: _View,
 ) -> list[str]:
     """For top-level imports a sample caught: the code that asked for them (outside the machinery)."""
-    found: dict[Any, str] = {}
+    found: dict[int, str] = {}
     times = [s[0] for s in samples]
     for start, end, record in covered:
-        name = view.import_name(record)
-        if name is None or record in found:
+        if not isinstance(record, ImportRecord) or id(record) in found:
             continue
         index = bisect.bisect_left(times, start)
         if index >= len(samples) or samples[index][0] > end:
@@ -492,7 +423,7 @@ def _callers(
         module = files.get(caller.co_filename, "__main__" if caller.co_name == "<module>" else "?")
         where = "library" if _is_library_file(caller.co_filename) else "app"
         qualname = getattr(caller, "co_qualname", caller.co_name)
-        found[record] = f"{name}|{module}:{qualname}|{where}"
+        found[id(record)] = f"{record.name}|{module}:{qualname}|{where}"
     return list(found.values())
 
 
@@ -556,7 +487,7 @@ def _hot(stacks: list[tuple[tuple[Any, int], ...]], files: dict[str, str]) -> li
 
 def _code_records(
     samples: list[tuple[int, tuple[tuple[Any, int], ...]]],
-    covered: list[tuple[int, int, Any]],
+    covered: list[tuple[int, int, AnyRecord]],
     profile: _Profile,
     frozen: Timeline,
     ready: int,

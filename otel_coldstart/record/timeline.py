@@ -90,62 +90,17 @@ class Record:
 AnyRecord = ImportRecord | Record
 
 
-#: The fields of an import entry (``ImportColumns``), by position.
-NAME, START, END, PARENT, THREAD, VIA, SPEC, FILE, ERROR, RSS_DELTA = range(10)
-
-
-class ImportColumns:
-    """Imports as the recorder writes them: one small list per import, its fields by position
-    (``NAME``... ``RSS_DELTA``), read out as columns (``columns``).
-
-    The import hook appends one list instead of creating an ``ImportRecord``: cheaper at import
-    time (a list display against a Python ``__init__``), and at exit one C-level transposition
-    (``zip``) gives the columns the raw copy stores, where a pass per field over 20,000 record
-    objects cost 30 ms of the exit's CPU. One ``append`` per import, a single atomic operation:
-    imports on several threads at once (or in a signal handler, between two of the hook's own
-    steps) never mix their fields. An import is known by its index, ``first`` plus its position:
-    the ``current_record`` ContextVar holds that int while the import runs, and it is what the
-    imports and records opened inside it keep as their parent (-1: none).
-    """
-
-    __slots__ = ("entries", "first")
-
-    def __init__(self, first: int) -> None:
-        #: The index of the import at position 0.
-        self.first = first
-        #: ``[name, start, end (0 while running), parent, thread, via import_module, spec,
-        #: __file__, (exception type, message) or None, RSS growth or None]`` per import.
-        self.entries: list[list[Any]] = []
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def columns(self, count: int | None = None) -> list[Any]:
-        """The first ``count`` entries (all by default) as ten columns, ``NAME``... ``RSS_DELTA``."""
-        entries = self.entries if count is None else self.entries[:count]
-        if not entries:
-            return [() for _ in range(RSS_DELTA + 1)]
-        return list(zip(*entries, strict=True))
-
-
 class Timeline:
     """Everything recorded before the ready moment, with the anchors needed to turn it into spans."""
 
-    def __init__(self, origin: str, base: int = 0) -> None:
+    def __init__(self, origin: str) -> None:
         #: ``launcher`` under ``opentelemetry-instrument``, ``start`` for ``otel_coldstart.start()``.
         self.origin = origin
-        #: The index of this timeline's first import. A forked child's timeline starts where its
-        #: parent's ended, so that an import the fork happened inside (the child's ContextVar still
-        #: names it) is never taken for one of the child's own.
-        self.base = base
-        #: Imports as objects: built by hand, read back from a raw copy, or ``materialize``d.
-        self.import_objects: list[ImportRecord] = []
-        #: Imports as the recorder writes them; they come after ``import_objects``.
-        self.columns = ImportColumns(base)
         self.wall_anchor_ns = time.time_ns()
         self.mono_anchor_ns = _now()
         self.hook_installed_ns = self.mono_anchor_ns
         self.prehook_modules: tuple[str, ...] = tuple(sys.modules)
+        self.imports: list[ImportRecord] = []
         self.records: list[Record] = []
         self.counters: dict[str, int] = {}
         self.marks: dict[str, int] = {}
@@ -155,51 +110,6 @@ class Timeline:
         self.ready_trigger: str | None = None
         #: Attributes for the root span that a ready callback adds (a runtime's own facts).
         self.root_attributes: dict[str, Any] = {}
-
-    @property
-    def imports(self) -> list[ImportRecord]:
-        """Every import as an ``ImportRecord`` (the recorder's columns are turned into objects on
-        first use: the span builders and tests read them so; the exit path never does)."""
-        if self.columns.entries:
-            self.materialize()
-        return self.import_objects
-
-    @imports.setter
-    def imports(self, records: list[ImportRecord]) -> None:
-        self.import_objects = records
-        self.columns = ImportColumns(self.base + len(records))
-
-    def import_count(self) -> int:
-        return len(self.import_objects) + len(self.columns.entries)
-
-    def materialize(self) -> None:
-        """Turn the recorder's entries into ``ImportRecord`` objects after ``import_objects``, and
-        every parent given as an index into the record it names.
-
-        Meant for a frozen timeline. Read while imports still run (a test, a debugger), an import
-        that is running keeps ``end`` 0 in its object: its end goes to its entry."""
-        columns, objects = self.columns, self.import_objects
-        entries = list(columns.entries)
-        self.columns = ImportColumns(columns.first + len(entries))
-        made = []
-        for name, start, end, parent, thread, via, spec, file, error, delta in entries:
-            record = ImportRecord(name, start, parent, thread, via)
-            record.end, record.spec, record.file = end, spec, file
-            record.error, record.rss_delta = error, delta
-            made.append(record)
-        objects.extend(made)
-        everything: list[Any] = [*made, *self.records]
-        for each in everything:
-            each.parent = self.resolve(each.parent)
-
-    def resolve(self, parent: Any) -> Any:
-        """The record a parent reference names: ``None`` for none, or one outside this timeline."""
-        if type(parent) is not int:
-            return parent
-        position = parent - self.base
-        if parent < 0 or not 0 <= position < len(self.import_objects):
-            return None
-        return self.import_objects[position]
 
     def to_epoch_ns(self, mono_ns: int) -> int:
         return self.wall_anchor_ns + (mono_ns - self.mono_anchor_ns)
@@ -222,10 +132,9 @@ class _State:
 
 state = _State()
 
-#: The record open in this thread or asyncio task, the parent of the next one: an import's index
-#: (``ImportColumns``) or a ``Record``. A ContextVar rather than a per-thread stack, so concurrent
-#: asyncio tasks nest correctly.
-current_record: ContextVar[int | AnyRecord | None] = ContextVar("otel_coldstart_current_record", default=None)
+#: The record (import or other) open in this thread or asyncio task: the parent of the next one.
+#: A ContextVar rather than a per-thread stack, so concurrent asyncio tasks nest correctly.
+current_record: ContextVar[AnyRecord | None] = ContextVar("otel_coldstart_current_record", default=None)
 
 
 def begin(origin: str) -> Timeline:
@@ -265,18 +174,15 @@ def release(tl: Timeline) -> None:
     0.2-0.3 s of CPU for 20,000 imports that the same app without us never pays. In a process that
     keeps running they would only hold memory.
     """
-    tl.import_objects = []
-    # An import still running in another thread ends in the columns it began in, not these.
-    tl.columns = ImportColumns(tl.columns.first + len(tl.columns.entries))
+    tl.imports = []
     tl.records = []
 
 
 def reset_after_fork() -> None:
     """In a forked child the parent's cold start is not ours to report: the child's own starts now
     (if the parent was recording at all)."""
-    parent = state.timeline
-    state.timeline = Timeline("fork", parent.base + parent.import_count()) if parent is not None else None
-    recording = parent is not None
+    recording = state.timeline is not None
+    state.timeline = Timeline("fork") if recording else None
     state.ready = not recording
     state.suppressed = set()
     state.ready_lock = threads.allocate_lock()
@@ -297,8 +203,7 @@ def open_record(
     tid = get_ident()
     if tid not in tl.thread_names:
         tl.thread_names[tid] = threads.current_name()
-    current = current_record.get()  # an import's index may be 0: not ``or``
-    record = Record(kind, name, _now(), parent if current is None else current, tid, attrs)
+    record = Record(kind, name, _now(), current_record.get() or parent, tid, attrs)
     tl.records.append(record)
     return record, current_record.set(record)
 

@@ -1,6 +1,6 @@
-"""The recorder's imports as columns (``timeline.ImportColumns``): the edges where an index stands
-for a record (forks inside an import, records opened inside the first import, reads while still
-recording, a snapshot taken while another thread is mid-append)."""
+"""Who is whose parent, at the edges of recording: a fork inside an import, a record opened inside
+the very first import, the imports read while still recording, many threads importing at once.
+Each one through a real recording in a fresh interpreter and the raw copy read back."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from pathlib import Path
 
 import pytest
 from helpers import write
-
-from otel_coldstart.deliver import raw_copy
-from otel_coldstart.record import timeline
-from otel_coldstart.record.timeline import Record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,8 +37,8 @@ def parents(tl):
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_child_forked_inside_an_import_never_takes_the_parents_import_for_its_own(tmp_path: Path) -> None:
-    # The child's ContextVar still names the import the fork happened in, by index; in the child's
-    # own timeline that index must name nothing (not whichever of its imports has that position).
+    # The child's ContextVar still names the import the fork happened in: a record of the parent's
+    # timeline, which must be no parent in the child's own.
     write(tmp_path / "forker.py", "import os\nPID = os.fork()\nif PID == 0:\n    import kid_a\n")
     write(tmp_path / "kid_a.py", "import kid_b\n")
     write(tmp_path / "kid_b.py", "X = 1\n")
@@ -66,7 +62,7 @@ def test_a_child_forked_inside_an_import_never_takes_the_parents_import_for_its_
 
 
 def test_a_record_opened_inside_the_first_import_has_it_as_parent(tmp_path: Path) -> None:
-    # The first import's index is 0: a parent that is 0 is a parent, not "none".
+    # The first record of all: it must be a parent like any other.
     write(
         tmp_path / "first_mod.py",
         "from otel_coldstart.record import timeline\n"
@@ -90,7 +86,7 @@ def test_a_record_opened_inside_the_first_import_has_it_as_parent(tmp_path: Path
 
 def test_reading_the_imports_while_recording_loses_nothing_and_keeps_every_parent(tmp_path: Path) -> None:
     write(tmp_path / "outer_mod.py", "import peek\nimport inner_mod\n")
-    # Reads the timeline's imports (turning the columns into objects) from inside an import.
+    # Reads the timeline's imports from inside an import.
     write(
         tmp_path / "peek.py",
         "from otel_coldstart.record import timeline\nSEEN = len(timeline.current().imports)\n",
@@ -116,8 +112,8 @@ MODULES = 150
 
 
 def test_imports_on_many_threads_at_once_keep_their_own_fields(tmp_path: Path) -> None:
-    # One append per import: two threads (or a signal handler's import between two of the hook's
-    # steps) never write into each other's entry.
+    # Each import its own record: threads switching as often as the interpreter can (3.12+ may
+    # switch between two C calls) never write into each other's.
     for t in range(8):
         for m in range(MODULES):
             write(
@@ -141,27 +137,3 @@ def test_imports_on_many_threads_at_once_keep_their_own_fields(tmp_path: Path) -
     for t in range(8):
         assert found[f"th{t}"] is None
         assert all(found[f"th{t}_m{m}"] == f"th{t}" for m in range(MODULES)), found
-
-
-def test_hand_made_objects_and_recorded_columns_make_one_sequence() -> None:
-    tl = timeline.Timeline("start")
-    base = tl.mono_anchor_ns
-    service = Record("service", "db", base + 1, None, 1, {})
-    service.end = base + 9
-    tl.records.append(service)
-    columns = tl.columns
-    for name, parent in (("top", -1), ("inner", columns.first), ("in_service", service)):
-        columns.entries.append([name, base + 2, base + 3, parent, 1, False, None, None, None, None])
-    tl.materialize()
-    assert [(r.name, r.parent.name if r.parent else None) for r in tl.imports] == [
-        ("top", None),
-        ("inner", "top"),
-        ("in_service", "db"),
-    ]
-    raw = raw_copy.snapshot(tl, process_start_ns=0, resource={}, trace_file=None)
-    back = raw_copy.to_timeline(raw_copy.decode(raw_copy.encode(raw)))
-    assert [(r.name, r.parent.name if r.parent else None) for r in back.imports] == [
-        ("top", None),
-        ("inner", "top"),
-        ("in_service", "db"),
-    ]

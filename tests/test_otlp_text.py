@@ -76,6 +76,10 @@ def test_the_text_is_what_json_writes_for_the_mapping(spans):
         otlp_json.encode_lines([document])
         == (json.dumps(_reference(spans), separators=(",", ":")) + "\n").encode()
     )
+    # The trace file's text-only document (no mapping built) writes the very same line.
+    text_only = otlp_json.encode(spans, mapping=False)
+    assert text_only.text == document.text and dict(text_only) == {}
+    assert otlp_json.encode_lines([text_only]) == otlp_json.encode_lines([document])
 
 
 def test_a_plain_mapping_is_encoded_as_before():

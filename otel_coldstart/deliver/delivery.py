@@ -253,7 +253,9 @@ def write_trace_file_light(job: export.Job, settings: config.Settings) -> bool:
             return False
         job.building = True
     try:
-        documents = [otlp_json.encode(chunk) for chunk in export.chunked(light_trace.build_from_raw(job.raw))]
+        # Text only: the trace file is all these documents are for.
+        chunks = export.chunked(light_trace.build_from_raw(job.raw))
+        documents = [otlp_json.encode(chunk, mapping=False) for chunk in chunks]
         job.write_trace_file(trace_file, documents)
         return True
     except BaseException:

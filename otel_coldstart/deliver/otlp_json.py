@@ -111,8 +111,15 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         out["parentSpanId"] = format(span.parent.span_id, "016x")
     if span.attributes:
         out["attributes"] = attributes(span.attributes)
+    out.update(_events_links_status(span))
+    return out
+
+
+def _events_links_status(span: ReadableSpan) -> dict[str, Any]:
+    """A span's ``events``, ``links`` and ``status`` fields, those it has (most spans: none)."""
+    rest: dict[str, Any] = {}
     if span.events:
-        out["events"] = [
+        rest["events"] = [
             {
                 "timeUnixNano": str(event.timestamp),
                 "name": event.name,
@@ -121,7 +128,7 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
             for event in span.events
         ]
     if span.links:
-        out["links"] = [
+        rest["links"] = [
             {
                 "traceId": format(link.context.trace_id, "032x"),
                 "spanId": format(link.context.span_id, "016x"),
@@ -132,10 +139,10 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
     status = span.status
     code = _status_code(status.status_code) if status is not None else 0
     if code:
-        out["status"] = {"code": code}
+        rest["status"] = {"code": code}
         if status.description:
-            out["status"]["message"] = status.description
-    return out
+            rest["status"]["message"] = status.description
+    return rest
 
 
 class Document(dict):  # type: ignore[type-arg,unused-ignore]
@@ -210,31 +217,7 @@ def _span_and_text(span: ReadableSpan, mapping: bool = True) -> tuple[dict[str, 
     if span.attributes:
         out["attributes"], attributes_text = _attributes_and_text(span.attributes, mapping)
         text += ',"attributes":' + attributes_text
-    rest: dict[str, Any] = {}
-    if span.events:
-        rest["events"] = [
-            {
-                "timeUnixNano": str(event.timestamp),
-                "name": event.name,
-                "attributes": attributes(event.attributes),
-            }
-            for event in span.events
-        ]
-    if span.links:
-        rest["links"] = [
-            {
-                "traceId": format(link.context.trace_id, "032x"),
-                "spanId": format(link.context.span_id, "016x"),
-                "attributes": attributes(link.attributes),
-            }
-            for link in span.links
-        ]
-    status = span.status
-    code = _status_code(status.status_code) if status is not None else 0
-    if code:
-        rest["status"] = {"code": code}
-        if status.description:
-            rest["status"]["message"] = status.description
+    rest = _events_links_status(span)
     if rest:  # a few spans (the root, failed imports): through json_text
         out.update(rest)
         text += "," + _dumps(rest)[1:-1]

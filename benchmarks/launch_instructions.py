@@ -35,25 +35,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from launch_paths import programs  # noqa: E402  (the same programs as the wall-time benchmark)
 from private_spool import isolate  # noqa: E402
 
 PYTHON = sys.executable
-REQUESTS_APP = """
-import json, sqlite3, email.message, threading
-import requests
-t = threading.Thread(target=lambda: None); t.start(); t.join()
-print(requests.__version__)
-"""
-
-
-def programs(tmp: Path) -> dict[str, list[str]]:
-    app = tmp / "requests_app.py"
-    app.write_text(REQUESTS_APP)
-    return {
-        "pass": ["-c", "pass"],
-        "pip": ["-m", "pip", "list", "--disable-pip-version-check"],
-        "requests": [str(app)],
-    }
 
 
 def environment(tmp: Path, variant: str, tree: str | None) -> dict[str, str]:

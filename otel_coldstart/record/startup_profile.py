@@ -64,9 +64,7 @@ class _Profile:
     def __init__(self, interval_ns: int, main_tid: int) -> None:
         self.interval_ns = interval_ns
         self.main_tid = main_tid
-        #: ``(ns, code objects innermost first, their f_lasti)`` per sample: two tuples a sample
-        #: rather than a pair per frame, less for the sampler to allocate while holding the GIL.
-        self.samples: list[tuple[int, tuple[Any, ...], tuple[int, ...]]] = []
+        self.samples: list[tuple[int, tuple[tuple[Any, int], ...]]] = []
         #: (code, record open at its first call or None): Python 3.12+ only.
         self.first_calls: list[tuple[Any, Any]] = []
         self.tool_id: int | None = None
@@ -152,14 +150,12 @@ def _sample_loop(profile: _Profile) -> None:
             _sleep(interval_s)
             frame = frames_of().get(main_tid)
             now = _now()
-            codes: list[Any] = []
-            offsets: list[int] = []
-            while frame is not None and len(codes) < MAX_DEPTH:
-                codes.append(frame.f_code)
-                offsets.append(frame.f_lasti)  # f_lineno costs 5x more: lines come later
+            stack: list[tuple[Any, int]] = []
+            while frame is not None and len(stack) < MAX_DEPTH:
+                stack.append((frame.f_code, frame.f_lasti))  # f_lineno costs 5x more: lines come later
                 frame = frame.f_back
             del frame
-            samples.append((now, tuple(codes), tuple(offsets)))
+            samples.append((now, tuple(stack)))
         # One last look at the frames is enough: drop them (and what they hold) now.
         del samples[MAX_SAMPLES:]
 
@@ -216,7 +212,7 @@ def _fits(profile: _Profile) -> bool:
     deadline = exit_deadline
     if deadline is None:
         return True
-    units = len(sys.modules) + sum(len(sample[1]) for sample in profile.samples)
+    units = len(sys.modules) + sum(len(stack) for _, stack in profile.samples)
     cpu_s = READ_COST_PER_UNIT_S * units
     if cpu_s <= ALWAYS_READ_CPU_S:
         return True
@@ -226,9 +222,7 @@ def _fits(profile: _Profile) -> bool:
 def _read(profile: _Profile, frozen: Timeline) -> None:
     began = _now()
     ready = frozen.ready_ns or began
-    samples = [
-        (at, tuple(zip(codes, offsets, strict=True))) for at, codes, offsets in profile.samples if at <= ready
-    ]
+    samples = [s for s in profile.samples if s[0] <= ready]
     files = _module_files()
     entry = _entry_module()
     covered = _top_level_intervals(frozen, profile.main_tid, ready)
